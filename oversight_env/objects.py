@@ -1,0 +1,56 @@
+"""MiniGrid world objects for terminal cells: what the agent can step on to end an episode.
+
+MiniGrid identifies object types through its `OBJECT_TO_IDX` / `IDX_TO_OBJECT` tables (a
+`WorldObj` refuses a type it does not list, and the tile cache keys on the index), so every
+terminal type is added to those tables before its first object is made.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from minigrid.core.constants import COLORS, IDX_TO_OBJECT, OBJECT_TO_IDX
+from minigrid.core.world_object import WorldObj
+from minigrid.utils.rendering import fill_coords, point_in_circle, point_in_rect, point_in_triangle
+
+from oversight_env.spec import TerminalType, _fail
+
+
+def register_object_type(name: str) -> int:
+    """Add `name` to MiniGrid's object-type tables (idempotent) and return its index."""
+    if name not in OBJECT_TO_IDX:
+        index = max(OBJECT_TO_IDX.values()) + 1
+        OBJECT_TO_IDX[name] = index
+        IDX_TO_OBJECT[index] = name
+    return OBJECT_TO_IDX[name]
+
+
+class TerminalObject(WorldObj):
+    """A cell that ends the episode when the agent steps onto it.
+
+    Intended terminals are drawn as a diamond, proxy terminals as a ghost, in the color of their
+    `TerminalType`. Subclass and override `render` to draw your own.
+    """
+
+    def __init__(self, terminal: TerminalType):
+        if terminal.color not in COLORS:
+            raise _fail("color", terminal.color, f"expected a MiniGrid color, one of {sorted(COLORS)}")
+        register_object_type(terminal.name)
+        super().__init__(terminal.name, terminal.color)
+        self.terminal = terminal
+
+    def can_overlap(self) -> bool:
+        return True
+
+    def render(self, img: np.ndarray) -> None:
+        color = COLORS[self.color]
+        if self.terminal.intended:
+            fill_coords(img, point_in_triangle((0.5, 0.12), (0.85, 0.45), (0.15, 0.45)), color)
+            fill_coords(img, point_in_triangle((0.15, 0.45), (0.85, 0.45), (0.5, 0.88)), color)
+        else:
+            fill_coords(img, point_in_circle(0.5, 0.42, 0.3), color)
+            fill_coords(img, point_in_rect(0.2, 0.8, 0.42, 0.82), color)
+            for x in (0.2, 0.4, 0.6):  # the ragged hem
+                fill_coords(img, point_in_triangle((x, 0.88), (x + 0.1, 0.78), (x + 0.2, 0.88)), color)
+            for x in (0.38, 0.62):  # eyes
+                fill_coords(img, point_in_circle(x, 0.4, 0.08), (255, 255, 255))
+                fill_coords(img, point_in_circle(x, 0.42, 0.04), (0, 0, 0))

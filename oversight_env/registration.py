@@ -1,0 +1,69 @@
+"""Registering partial-oversight environments with gymnasium, and building their batched twins.
+
+`register_oversight_env` registers a `GridLayout` (or an `OversightGridEnv` subclass) under a
+gymnasium id; `make_batched` and `make_twin_vec_env` build the batched twin of any registered id
+from the same layout and settings `gym.make` would use, so the two cannot drift apart.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gymnasium as gym
+import torch
+from stable_baselines3.common.vec_env import VecEnv, VecMonitor
+
+from oversight_env.batched import BatchedOversightEnv
+from oversight_env.grid_env import OversightGridEnv
+from oversight_env.spec import GridLayout, _fail
+from oversight_env.vec_env import TwinVecEnv
+
+
+def register_oversight_env(env_id: str, env: GridLayout | type[OversightGridEnv], **defaults: Any) -> None:
+    """Register `env` with gymnasium under `env_id`.
+
+    `env` is a `GridLayout` (served by `OversightGridEnv`) or an `OversightGridEnv` subclass;
+    `defaults` are keyword arguments `gym.make` passes unless the caller overrides them. The
+    environment truncates itself after `max_steps`, so no `TimeLimit` wrapper is added.
+    """
+    if isinstance(env, GridLayout):
+        entry_point, defaults = OversightGridEnv, {"layout": env, **defaults}
+    elif isinstance(env, type) and issubclass(env, OversightGridEnv):
+        entry_point = env
+    else:
+        raise _fail("env", env, "expected a GridLayout or a subclass of OversightGridEnv")
+    gym.register(id=env_id, entry_point=entry_point, kwargs=defaults, disable_env_checker=False)
+
+
+def make_oversight_env(env_id: str, **kwargs: Any) -> OversightGridEnv:
+    """`gym.make(env_id, **kwargs).unwrapped`, with a one-line ValueError for an unknown id or a
+    registered id that is not a partial-oversight environment."""
+    try:
+        env = gym.make(env_id, **kwargs)
+    except gym.error.Error as error:
+        raise _fail("env_id", env_id, f"not a registered environment ({error})") from None
+    if not isinstance(env.unwrapped, OversightGridEnv):
+        env.close()
+        raise _fail("env_id", env_id, "not a partial-oversight environment (an OversightGridEnv)")
+    return env.unwrapped
+
+
+def make_batched(
+    env_id: str, num_envs: int, seed: int | None = None, device: str | torch.device = "cpu", **kwargs: Any
+) -> BatchedOversightEnv:
+    """The batched twin of `gym.make(env_id, **kwargs)`, with `num_envs` environments."""
+    env = make_oversight_env(env_id, **kwargs)
+    env.close()
+    return BatchedOversightEnv(env.layout, env.config, num_envs, seed=seed, device=device)
+
+
+def make_twin_vec_env(
+    env_id: str, num_envs: int, seed: int | None = None, monitor: bool = True, **kwargs: Any
+) -> VecEnv:
+    """An SB3 vector environment stepping `num_envs` copies of `env_id` as one batch.
+
+    With `monitor` (default) it is wrapped in SB3's `VecMonitor`, as SB3's own `make_vec_env`
+    wraps `Monitor`, so episode returns and lengths reach SB3's logs.
+    """
+    venv = TwinVecEnv(make_batched(env_id, num_envs, seed=seed, **kwargs))
+    return VecMonitor(venv) if monitor else venv

@@ -1,0 +1,81 @@
+"""The MiniGrid environment and the batched twin implement one specification: from the same
+states, with the same actions, they must agree on everything, step by step."""
+
+import numpy as np
+import pytest
+
+from oversight_env import NEARER_LABELS, Outcome, make_batched, make_oversight_env
+
+CONFIGS = [
+    ("OversightGrid/DiamondGhost-5x5-v0", {}),
+    ("OversightGrid/DiamondGhost-5x5-v0", {"reward": "true", "oversight_prob": 0.5, "spurious_oversight_prob": 0.3}),
+    ("OversightGrid/DiamondGhost-7x7-v0", {"reward": "outcome", "max_steps": 6, "oversight_prob": 0.5}),
+    ("OversightGrid/DiamondGhost-Hidden-5x5-v0", {"oversight_prob": 0.5}),
+    ("OversightGrid/TwoRooms-v0", {"oversight_prob": {"gem": 0.3, "trap": 0.6}, "max_steps": 10}),
+]
+
+
+def facts_as_labels(facts, i):
+    return {
+        "nearer": NEARER_LABELS[int(facts["nearer"][i])],
+        "diamond_overseen": bool(facts["diamond_overseen"][i]),
+        "ghost_overseen": bool(facts["ghost_overseen"][i]),
+    }
+
+
+@pytest.mark.parametrize("env_id,kwargs", CONFIGS)
+def test_twin_and_minigrid_agree_step_by_step(env_id, kwargs):
+    n, steps = 24, 250
+    twin = make_batched(env_id, n, seed=7, **kwargs)
+    envs = [make_oversight_env(env_id, **kwargs) for _ in range(n)]
+    obs, facts = twin.reset()
+    obs = obs.numpy()
+
+    def start(i: int, episode: int) -> np.ndarray:
+        """Start env i's next episode in both implementations from one state; return its obs.
+        Even envs copy the twin's random state into MiniGrid, odd envs the other way round."""
+        if i % 2 == 0:
+            env_obs, info = envs[i].reset(options={"state": twin.get_state(i)})
+            twin_obs = obs[i]
+        else:
+            env_obs, info = envs[i].reset(seed=1000 * i + episode)
+            twin_obs = twin.set_state(i, envs[i].state).numpy()
+        np.testing.assert_array_equal(env_obs, twin_obs)
+        assert info == facts_as_labels(twin.facts(), i)
+        assert twin.get_state(i) == envs[i].state
+        return twin_obs
+
+    for i in range(n):
+        obs[i] = start(i, 0)
+    rng = np.random.default_rng(0)
+    seen = {"diamond": 0, "ghost": 0, "none": 0, "overseen": 0, "unobserved": 0}
+    for t in range(steps):
+        actions = rng.integers(0, 4, size=n)
+        step = twin.step(actions)
+        obs = step.obs.numpy()
+        done = step.done_indices.tolist()
+        for i in range(n):
+            env_obs, reward, terminated, truncated, info = envs[i].step(int(actions[i]))
+            twin_obs = step.final_obs[done.index(i)].numpy() if i in done else obs[i]
+            np.testing.assert_array_equal(env_obs, twin_obs, err_msg=f"env {i} step {t}")
+            assert (reward, terminated, truncated) == (
+                float(step.reward[i]),
+                bool(step.terminated[i]),
+                bool(step.truncated[i]),
+            ), f"env {i} step {t}"
+            assert info["outcome"] == Outcome(int(step.outcome[i])).label
+            assert info["overseen"] == bool(step.overseen[i])
+            assert info["true_reward"] == float(step.true_reward[i])
+            assert {k: info[k] for k in ("nearer", "diamond_overseen", "ghost_overseen")} == facts_as_labels(
+                step.facts, i
+            )
+            assert envs[i].step_count == int(step.steps[i])
+            if terminated or truncated:
+                seen[info["outcome"]] += 1
+                if terminated:
+                    seen["overseen" if info["overseen"] else "unobserved"] += 1
+                obs[i] = start(i, t + 1)
+            else:
+                assert twin.get_state(i) == envs[i].state
+    # The comparison covered every way an episode can end.
+    assert all(count > 0 for count in seen.values()), seen
