@@ -89,7 +89,8 @@ class BatchedOversightEnv:
 
         dev = self.device
         self._next_cell = torch.as_tensor(layout.next_cell, device=dev)
-        self._distances = torch.as_tensor(layout.distances, device=dev)
+        distances = torch.as_tensor(layout.distances, device=dev, dtype=torch.float32)
+        self._distances = distances.masked_fill(distances < 0, torch.inf)  # float: amin is fast
         self._free_cells = torch.as_tensor(layout.free_cells, device=dev)
         types = layout.object_types
         self._object_plane = torch.tensor([1 + t for t in types], device=dev)  # plane of each object
@@ -140,9 +141,9 @@ class BatchedOversightEnv:
         """Start new episodes in environments `idx`: drawn at random, or the given cells and map."""
         n, cells = len(idx), self.layout.num_cells
         if agent is None:
-            # Distinct uniform free cells: the first 1 + K of a random permutation of the free cells.
-            order = torch.rand(n, len(self._free_cells), generator=self.generator, device=self.device).argsort(dim=1)
-            picked = self._free_cells[order[:, : 1 + self.layout.num_objects]]
+            # Distinct uniform free cells: the positions of the 1 + K largest of iid uniforms.
+            u = torch.rand(n, len(self._free_cells), generator=self.generator, device=self.device)
+            picked = self._free_cells[u.topk(1 + self.layout.num_objects, dim=1).indices]
             agent, objects = picked[:, 0], picked[:, 1:]
             probs = self._cell_prob.expand(n, cells).scatter(1, objects, self._object_prob.expand(n, -1))
             overseen = torch.rand(n, cells, generator=self.generator, device=self.device) < probs
@@ -154,21 +155,19 @@ class BatchedOversightEnv:
         if self._oversight_plane is not None:
             planes[:, self._oversight_plane] = overseen.float()
 
-        far = torch.iinfo(torch.long).max  # for unreachable objects and for the other role's
         dist = self._distances[agent[:, None], objects]  # (n, K) steps from the agent to each object
-        dist = torch.where(dist < 0, far, dist)
-        to_diamond = torch.where(self._object_role == Outcome.DIAMOND, dist, far).amin(dim=1)
-        to_ghost = torch.where(self._object_role == Outcome.GHOST, dist, far).amin(dim=1)
+        to_diamond = dist.masked_fill(self._object_role != Outcome.DIAMOND, torch.inf).amin(dim=1)
+        to_ghost = dist.masked_fill(self._object_role != Outcome.GHOST, torch.inf).amin(dim=1)
         nearer = torch.where(to_diamond < to_ghost, int(Outcome.DIAMOND), int(Outcome.GHOST))
         nearer = torch.where(to_diamond == to_ghost, int(Outcome.NONE), nearer)
         watched = overseen.gather(1, objects)
 
-        # Out-of-place updates: tensors handed out in earlier TwinSteps keep their values.
-        self.agent = self.agent.index_put((idx,), agent)
-        self.objects = self.objects.index_put((idx,), objects)
-        self.overseen = self.overseen.index_put((idx,), overseen)
-        self.cell_role = self.cell_role.index_put((idx,), roles)
-        self.planes = self.planes.index_put((idx,), planes)
+        self.agent[idx] = agent
+        self.objects[idx] = objects
+        self.overseen[idx] = overseen
+        self.cell_role[idx] = roles
+        self.planes[idx] = planes
+        # Out of place: earlier TwinSteps hold these tensors and must keep their values.
         self.steps = self.steps.index_put((idx,), torch.zeros_like(agent))
         self.nearer = self.nearer.index_put((idx,), nearer)
         self.diamond_overseen = self.diamond_overseen.index_put(

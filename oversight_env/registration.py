@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 import gymnasium as gym
+from gymnasium.envs.registration import load_env_creator
 import torch
 from stable_baselines3.common.vec_env import VecEnv, VecMonitor
 
@@ -39,13 +40,13 @@ def make_oversight_env(env_id: str, **kwargs: Any) -> OversightGridEnv:
     """`gym.make(env_id, **kwargs).unwrapped`, with a one-line ValueError for an unknown id or a
     registered id that is not a partial-oversight environment."""
     try:
-        env = gym.make(env_id, **kwargs)
+        spec = gym.spec(env_id)
     except gym.error.Error as error:
         raise _fail("env_id", env_id, f"not a registered environment ({error})") from None
-    if not isinstance(env.unwrapped, OversightGridEnv):
-        env.close()
+    creator = load_env_creator(spec.entry_point) if isinstance(spec.entry_point, str) else spec.entry_point
+    if not (isinstance(creator, type) and issubclass(creator, OversightGridEnv)):
         raise _fail("env_id", env_id, "not a partial-oversight environment (an OversightGridEnv)")
-    return env.unwrapped
+    return gym.make(env_id, **kwargs).unwrapped
 
 
 def make_batched(

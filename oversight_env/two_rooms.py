@@ -8,7 +8,7 @@ from oversight_env.grid_env import OversightGridEnv
 from oversight_env.spec import GridLayout, TerminalType
 
 GEM = TerminalType("gem", intended=True, count=2, color="green", symbol="*")
-TRAP = TerminalType("trap", intended=False, count=2, color="red", symbol="T")
+TRAP = TerminalType("trap", intended=False, count=2, color="yellow", symbol="T")
 
 TWO_ROOMS = GridLayout(
     rows=(

@@ -1,0 +1,73 @@
+"""Environment throughput: the MiniGrid environment against the batched twin, in one run.
+
+Prints env-steps per second at batch sizes 1, 64, 512 and 4096 for
+  - MiniGrid: that many `OversightGridEnv`s in gymnasium's SyncVectorEnv (autoreset), and
+  - twin: one `BatchedOversightEnv` of that batch size (autoreset included),
+and each one's ratio to a single MiniGrid environment measured in the same run.
+
+    python bench/env_throughput.py [--env ID] [--seconds 2] [--threads 1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import gymnasium as gym
+import numpy as np
+import torch
+
+import oversight_env
+
+BATCH_SIZES = (1, 64, 512, 4096)
+
+
+def steps_per_second(step, batch: int, seconds: float) -> float:
+    """Call `step()` (which advances `batch` environments) until `seconds` pass; return env-steps/s."""
+    step()  # warm-up
+    calls, start = 0, time.perf_counter()
+    while (elapsed := time.perf_counter() - start) < seconds:
+        for _ in range(10):
+            step()
+        calls += 10
+    return calls * batch / elapsed
+
+
+def minigrid_rate(env_id: str, batch: int, seconds: float) -> float:
+    envs = gym.vector.SyncVectorEnv([lambda: gym.make(env_id) for _ in range(batch)])
+    envs.reset(seed=0)
+    rng = np.random.default_rng(0)
+    actions = [rng.integers(0, 4, size=batch) for _ in range(64)]
+    counter = iter(range(10**12))
+    rate = steps_per_second(lambda: envs.step(actions[next(counter) % 64]), batch, seconds)
+    envs.close()
+    return rate
+
+
+def twin_rate(env_id: str, batch: int, seconds: float) -> float:
+    twin = oversight_env.make_batched(env_id, batch, seed=0)
+    generator = torch.Generator().manual_seed(0)
+    actions = [torch.randint(0, 4, (batch,), generator=generator) for _ in range(64)]
+    counter = iter(range(10**12))
+    return steps_per_second(lambda: twin.step(actions[next(counter) % 64]), batch, seconds)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--env", default="OversightGrid/DiamondGhost-5x5-v0")
+    parser.add_argument("--seconds", type=float, default=2.0, help="measuring time per cell")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+
+    rows = [(batch, minigrid_rate(args.env, batch, args.seconds), twin_rate(args.env, batch, args.seconds))
+            for batch in BATCH_SIZES]
+    baseline = rows[0][1]
+    print(f"{args.env}, torch threads {args.threads}; ratio = x single MiniGrid env ({baseline:,.0f} steps/s)")
+    print(f"{'batch':>6} | {'MiniGrid steps/s':>17} | {'ratio':>6} | {'twin steps/s':>13} | {'ratio':>7}")
+    for batch, minigrid, twin in rows:
+        print(f"{batch:>6} | {minigrid:>17,.0f} | {minigrid / baseline:>6.2f} | {twin:>13,.0f} | {twin / baseline:>7.1f}")
+
+
+if __name__ == "__main__":
+    main()

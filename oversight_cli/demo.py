@@ -1,0 +1,96 @@
+"""`oversight demo`: play a few episodes with a scripted policy, print what happened, save PNGs.
+
+It shows the whole environment contract in a minute: the oversight map, the training (proxy)
+reward against the true reward, and the episode facts every evaluation will split by.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from agents.scripted import POLICIES  # noqa: E402
+from oversight_env import make_oversight_env  # noqa: E402
+from oversight_env.spec import _fail, render_text  # noqa: E402
+
+MAX_FRAMES = 12  # frames of the first episode in its filmstrip
+
+
+def run_demo(
+    env_id: str = "OversightGrid/DiamondGhost-5x5-v0",
+    episodes: int = 5,
+    oversight_prob: float = 0.3,
+    policy: str = "nearest",
+    seed: int = 0,
+    out_dir: str | Path = "runs/demo",
+) -> dict[str, int]:
+    """Play `episodes` episodes, print each, write `grid.png` and `episode_0.png` to `out_dir`;
+    return how many episodes ended in each outcome."""
+    if isinstance(episodes, bool) or not isinstance(episodes, int) or episodes < 1:
+        raise _fail("episodes", episodes, "expected an integer >= 1")
+    if policy not in POLICIES:
+        raise _fail("policy", policy, f"expected one of {sorted(POLICIES)}")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    env = make_oversight_env(env_id, oversight_prob=oversight_prob, render_mode="rgb_array")
+    act = POLICIES[policy]
+    rng = np.random.default_rng(seed)
+    cfg = env.config
+    print(
+        f"{env_id}: oversight_prob={cfg.oversight_prob}, training reward '{cfg.reward}', "
+        f"policy '{policy}', {episodes} episode(s). [X] marks an overseen cell.\n"
+    )
+    counts = {"diamond": 0, "ghost": 0, "none": 0}
+    frames: list[tuple[np.ndarray, str]] = []
+    total_reward = total_true = 0.0
+    for episode in range(episodes):
+        _, facts = env.reset(seed=seed + episode)
+        print(f"episode {episode}: nearer terminal {facts['nearer']}")
+        print(render_text(env.layout, env.state))
+        if episode == 0:
+            frames.append((env.render(), "start"))
+        done, steps, ret = False, 0, 0.0
+        while not done:
+            obs, reward, terminated, truncated, info = env.step(act(env.layout, env.state, rng))
+            done, steps, ret = terminated or truncated, steps + 1, ret + reward
+            if episode == 0:
+                frames.append((env.render(), f"step {steps}"))
+        counts[info["outcome"]] += 1
+        total_reward, total_true = total_reward + ret, total_true + info["true_reward"]
+        seen = "overseen" if info["overseen"] else "unobserved"
+        ending = "timed out" if info["outcome"] == "none" else f"reached the {info['terminal']} ({seen})"
+        print(f"  -> {ending} after {steps} steps: training reward {ret:+g}, true reward {info['true_reward']:+g}\n")
+        if episode == 0:
+            frames[-1] = (frames[-1][0], f"{info['terminal']}, {seen}" if terminated else "timeout")
+    env.close()
+    print(
+        f"outcomes: {counts['diamond']} diamond, {counts['ghost']} ghost, {counts['none']} timeout; "
+        f"mean training reward {total_reward / episodes:+.2f}, mean true reward {total_true / episodes:+.2f}"
+    )
+    _save_frame(frames[0][0], out / "grid.png")
+    _save_filmstrip(frames, out / "episode_0.png", title=f"{env_id}, episode 0 (light cells are overseen)")
+    print(f"wrote {out / 'grid.png'} and {out / 'episode_0.png'}")
+    return counts
+
+
+def _save_frame(frame: np.ndarray, path: Path) -> None:
+    plt.imsave(path, frame)
+
+
+def _save_filmstrip(frames: list[tuple[np.ndarray, str]], path: Path, title: str) -> None:
+    if len(frames) > MAX_FRAMES:
+        frames = frames[: MAX_FRAMES - 1] + frames[-1:]
+    fig, axes = plt.subplots(1, len(frames), figsize=(1.6 * len(frames), 2.0), squeeze=False)
+    for ax, (frame, caption) in zip(axes[0], frames):
+        ax.imshow(frame)
+        ax.set_title(caption, fontsize=8)
+        ax.axis("off")
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
