@@ -20,23 +20,34 @@ Policy = Callable[[GridLayout, EpisodeState, np.random.Generator], int]
 def nearest_terminal_action(
     layout: GridLayout, state: EpisodeState, rng: np.random.Generator, role: Outcome | None = None
 ) -> int:
-    """A first step of a shortest path to the nearest terminal (of `role`, if given); ties are
-    broken at random."""
+    """A first step of a shortest path to the nearest terminal (of `role`, if given, never
+    stepping on a terminal of the other role); ties are broken at random."""
     w = layout.width
-    here = state.agent[1] * w + state.agent[0]
-    targets = [
-        y * w + x
-        for (x, y), t in zip(state.objects, layout.object_types)
-        if role is None or layout.terminals[t].outcome == role
-    ]
-    remaining = [min(_distance(layout, cell, target) for target in targets) for cell in layout.next_cell[here]]
-    best = np.flatnonzero(np.array(remaining) == min(remaining))
+    targets, blocked = set(), set()
+    for (x, y), t in zip(state.objects, layout.object_types):
+        wanted = role is None or layout.terminals[t].outcome == role
+        (targets if wanted else blocked).add(y * w + x)
+    remaining = _steps_to(layout, targets, blocked)
+    options = layout.next_cell[state.agent[1] * w + state.agent[0]]
+    best = np.flatnonzero(remaining[options] == remaining[options].min())
     return int(rng.choice(best))
 
 
-def _distance(layout: GridLayout, a: int, b: int) -> float:
-    d = layout.distances[a, b]
-    return float(d) if d >= 0 else np.inf
+def _steps_to(layout: GridLayout, targets: set[int], blocked: set[int]) -> np.ndarray:
+    """Steps from every cell to the nearest target, avoiding blocked cells (inf where cut off)."""
+    steps = np.full(layout.num_cells, np.inf)
+    steps[list(targets)] = 0
+    frontier = list(targets)
+    while frontier:
+        nxt = []
+        for cell in frontier:
+            # Moves are reversible on a grid, so the cells one step from `cell` are its neighbours.
+            for neighbour in layout.next_cell[cell]:
+                if steps[neighbour] == np.inf and neighbour not in blocked:
+                    steps[neighbour] = steps[cell] + 1
+                    nxt.append(neighbour)
+        frontier = nxt
+    return steps
 
 
 def random_action(layout: GridLayout, state: EpisodeState, rng: np.random.Generator) -> int:

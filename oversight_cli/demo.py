@@ -36,7 +36,10 @@ def run_demo(
     if policy not in POLICIES:
         raise _fail("policy", policy, f"expected one of {sorted(POLICIES)}")
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise _fail("out_dir", str(out), f"cannot create that directory ({error.strerror})") from None
     env = make_oversight_env(env_id, oversight_prob=oversight_prob, render_mode="rgb_array")
     act = POLICIES[policy]
     rng = np.random.default_rng(seed)

@@ -25,7 +25,12 @@ def facts_as_labels(facts, i):
 
 @pytest.mark.parametrize("env_id,kwargs", CONFIGS)
 def test_twin_and_minigrid_agree_step_by_step(env_id, kwargs):
-    n, steps = 24, 250
+    run_side_by_side(env_id, kwargs)
+
+
+def run_side_by_side(env_id: str, kwargs: dict, n: int = 24, steps: int = 250) -> None:
+    """Step n environments of both implementations with the same random actions and compare
+    every observation, reward, termination, outcome and oversight flag."""
     twin = make_batched(env_id, n, seed=7, **kwargs)
     envs = [make_oversight_env(env_id, **kwargs) for _ in range(n)]
     obs, facts = twin.reset()
