@@ -3,7 +3,8 @@
 Prints env-steps per second at batch sizes 1, 64, 512 and 4096 for
   - MiniGrid: that many `OversightGridEnv`s in gymnasium's SyncVectorEnv (autoreset), and
   - twin: one `BatchedOversightEnv` of that batch size (autoreset included),
-and each one's ratio to a single MiniGrid environment measured in the same run.
+each one's ratio to a single MiniGrid environment measured in the same run, and the twin's ratio
+to the MiniGrid environments at the same batch size.
 
     python bench/env_throughput.py [--env ID] [--seconds 2] [--threads 1]
 """
@@ -64,9 +65,12 @@ def main() -> None:
             for batch in BATCH_SIZES]
     baseline = rows[0][1]
     print(f"{args.env}, torch threads {args.threads}; ratio = x single MiniGrid env ({baseline:,.0f} steps/s)")
-    print(f"{'batch':>6} | {'MiniGrid steps/s':>17} | {'ratio':>6} | {'twin steps/s':>13} | {'ratio':>7}")
+    print(f"{'batch':>6} | {'MiniGrid steps/s':>17} | {'ratio':>6} | {'twin steps/s':>13} | {'ratio':>7} | twin/MiniGrid")
     for batch, minigrid, twin in rows:
-        print(f"{batch:>6} | {minigrid:>17,.0f} | {minigrid / baseline:>6.2f} | {twin:>13,.0f} | {twin / baseline:>7.1f}")
+        print(
+            f"{batch:>6} | {minigrid:>17,.0f} | {minigrid / baseline:>6.2f} | {twin:>13,.0f} | "
+            f"{twin / baseline:>7.1f} | {twin / minigrid:>13.1f}"
+        )
 
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ import numpy as np  # noqa: E402
 
 from agents.scripted import POLICIES  # noqa: E402
 from oversight_env import make_oversight_env  # noqa: E402
-from oversight_env.spec import _fail, render_text  # noqa: E402
+from oversight_env.spec import invalid_argument, render_text  # noqa: E402
 
 MAX_FRAMES = 12  # frames of the first episode in its filmstrip
 
@@ -32,14 +32,14 @@ def run_demo(
     """Play `episodes` episodes, print each, write `grid.png` and `episode_0.png` to `out_dir`;
     return how many episodes ended in each outcome."""
     if isinstance(episodes, bool) or not isinstance(episodes, int) or episodes < 1:
-        raise _fail("episodes", episodes, "expected an integer >= 1")
+        raise invalid_argument("episodes", episodes, "expected an integer >= 1")
     if policy not in POLICIES:
-        raise _fail("policy", policy, f"expected one of {sorted(POLICIES)}")
+        raise invalid_argument("policy", policy, f"expected one of {sorted(POLICIES)}")
     out = Path(out_dir)
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as error:
-        raise _fail("out_dir", str(out), f"cannot create that directory ({error.strerror})") from None
+        raise invalid_argument("out_dir", str(out), f"cannot create that directory ({error.strerror})") from None
     env = make_oversight_env(env_id, oversight_prob=oversight_prob, render_mode="rgb_array")
     act = POLICIES[policy]
     rng = np.random.default_rng(seed)

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from oversight_env.spec import REWARDS, Action, EpisodeState, GridLayout, OversightConfig, Outcome, _fail
+from oversight_env.spec import REWARDS, Action, EpisodeState, GridLayout, OversightConfig, Outcome, invalid_argument
 
 
 @dataclass(frozen=True)
@@ -78,7 +78,7 @@ class BatchedOversightEnv:
         device: str | torch.device = "cpu",
     ):
         if isinstance(num_envs, bool) or not isinstance(num_envs, (int, np.integer)) or num_envs < 1:
-            raise _fail("num_envs", num_envs, "expected an integer >= 1")
+            raise invalid_argument("num_envs", num_envs, "expected an integer >= 1")
         config.check_layout(layout)
         self.layout, self.config, self.num_envs = layout, config, int(num_envs)
         self.device = torch.device(device)
@@ -137,7 +137,13 @@ class BatchedOversightEnv:
         """The facts at reset of each environment's current episode."""
         return {"nearer": self.nearer, "diamond_overseen": self.diamond_overseen, "ghost_overseen": self.ghost_overseen}
 
-    def _start_episodes(self, idx: torch.Tensor, agent=None, objects=None, overseen=None) -> None:
+    def _start_episodes(
+        self,
+        idx: torch.Tensor,
+        agent: torch.Tensor | None = None,
+        objects: torch.Tensor | None = None,
+        overseen: torch.Tensor | None = None,
+    ) -> None:
         """Start new episodes in environments `idx`: drawn at random, or the given cells and map."""
         n, cells = len(idx), self.layout.num_cells
         if agent is None:
@@ -178,8 +184,7 @@ class BatchedOversightEnv:
         )
 
     def _observe(self, idx: torch.Tensor | None = None) -> torch.Tensor:
-        planes, agent = (self.planes, self.agent) if idx is None else (self.planes[idx], self.agent[idx])
-        obs = planes.clone()
+        obs, agent = (self.planes.clone(), self.agent) if idx is None else (self.planes[idx], self.agent[idx])
         obs[:, 0].scatter_(1, agent[:, None], 1.0)
         return obs.view(len(obs), *self.obs_shape)
 
@@ -217,7 +222,7 @@ class BatchedOversightEnv:
     def _check_actions(self, actions: torch.Tensor | np.ndarray | Sequence[int]) -> torch.Tensor:
         actions = torch.as_tensor(actions, device=self.device)
         if actions.shape != (self.num_envs,) or actions.is_floating_point() or actions.dtype == torch.bool:
-            raise _fail(
+            raise invalid_argument(
                 "actions",
                 f"{actions.dtype} tensor of shape {tuple(actions.shape)}",
                 f"expected {self.num_envs} integers in [0, {len(Action)}): 0 up, 1 right, 2 down, 3 left",
@@ -227,7 +232,7 @@ class BatchedOversightEnv:
         low, high = torch.aminmax(actions)
         if low < 0 or high >= len(Action):
             bad = actions[(actions < 0) | (actions >= len(Action))][0].item()
-            raise _fail("action", bad, f"expected integers in [0, {len(Action)}): 0 up, 1 right, 2 down, 3 left")
+            raise invalid_argument("action", bad, f"expected integers in [0, {len(Action)}): 0 up, 1 right, 2 down, 3 left")
         return actions
 
     # ------------------------------------------------------------------ explicit states

@@ -27,7 +27,7 @@ from oversight_env.spec import (
     GridLayout,
     OversightConfig,
     Outcome,
-    _fail,
+    invalid_argument,
     nearer,
     render_text,
     reward,
@@ -77,11 +77,11 @@ class OversightGridEnv(MiniGridEnv):
         **kwargs: Any,
     ):
         if not isinstance(layout, GridLayout):
-            raise _fail("layout", layout, "expected a GridLayout")
+            raise invalid_argument("layout", layout, "expected a GridLayout")
         self.config = OversightConfig(oversight_prob, spurious_oversight_prob, max_steps, reward, observe_oversight)
         self.config.check_layout(layout)
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
-            raise _fail("render_mode", render_mode, f"expected None or one of {self.metadata['render_modes']}")
+            raise invalid_argument("render_mode", render_mode, f"expected None or one of {self.metadata['render_modes']}")
         self.layout = layout
         # Making one object of each type checks its color and teaches MiniGrid its type name.
         for terminal in layout.terminals:
@@ -110,10 +110,10 @@ class OversightGridEnv(MiniGridEnv):
         options = dict(options or {})
         state = options.pop("state", None)
         if options:
-            raise _fail("options", sorted(options), 'expected no options other than "state"')
+            raise invalid_argument("options", sorted(options), 'expected no options other than "state"')
         if state is not None:
             if not isinstance(state, EpisodeState):
-                raise _fail("options['state']", state, "expected an EpisodeState")
+                raise invalid_argument("options['state']", state, "expected an EpisodeState")
             state.check(self.layout)
         self._requested_state = state
         obs, _ = super().reset(seed=seed)
@@ -201,7 +201,7 @@ class OversightGridEnv(MiniGridEnv):
         except TypeError:
             index = None
         if index is None or not 0 <= index < len(Action):
-            raise _fail("action", action, f"expected an integer in [0, {len(Action)}): 0 up, 1 right, 2 down, 3 left")
+            raise invalid_argument("action", action, f"expected an integer in [0, {len(Action)}): 0 up, 1 right, 2 down, 3 left")
         return Action(index)
 
     # ------------------------------------------------------------------ observation

@@ -12,7 +12,7 @@ from minigrid.core.constants import COLORS, IDX_TO_OBJECT, OBJECT_TO_IDX
 from minigrid.core.world_object import WorldObj
 from minigrid.utils.rendering import fill_coords, point_in_circle, point_in_rect, point_in_triangle
 
-from oversight_env.spec import TerminalType, _fail
+from oversight_env.spec import TerminalType, invalid_argument
 
 
 def register_object_type(name: str) -> int:
@@ -33,7 +33,7 @@ class TerminalObject(WorldObj):
 
     def __init__(self, terminal: TerminalType):
         if terminal.color not in COLORS:
-            raise _fail("color", terminal.color, f"expected a MiniGrid color, one of {sorted(COLORS)}")
+            raise invalid_argument("color", terminal.color, f"expected a MiniGrid color, one of {sorted(COLORS)}")
         register_object_type(terminal.name)
         super().__init__(terminal.name, terminal.color)
         self.terminal = terminal

@@ -16,7 +16,7 @@ from stable_baselines3.common.vec_env import VecEnv, VecMonitor
 
 from oversight_env.batched import BatchedOversightEnv
 from oversight_env.grid_env import OversightGridEnv
-from oversight_env.spec import GridLayout, _fail
+from oversight_env.spec import GridLayout, invalid_argument
 from oversight_env.vec_env import TwinVecEnv
 
 
@@ -32,7 +32,7 @@ def register_oversight_env(env_id: str, env: GridLayout | type[OversightGridEnv]
     elif isinstance(env, type) and issubclass(env, OversightGridEnv):
         entry_point = env
     else:
-        raise _fail("env", env, "expected a GridLayout or a subclass of OversightGridEnv")
+        raise invalid_argument("env", env, "expected a GridLayout or a subclass of OversightGridEnv")
     gym.register(id=env_id, entry_point=entry_point, kwargs=defaults, disable_env_checker=False)
 
 
@@ -42,10 +42,10 @@ def make_oversight_env(env_id: str, **kwargs: Any) -> OversightGridEnv:
     try:
         spec = gym.spec(env_id)
     except gym.error.Error as error:
-        raise _fail("env_id", env_id, f"not a registered environment ({error})") from None
+        raise invalid_argument("env_id", env_id, f"not a registered environment ({error})") from None
     creator = load_env_creator(spec.entry_point) if isinstance(spec.entry_point, str) else spec.entry_point
     if not (isinstance(creator, type) and issubclass(creator, OversightGridEnv)):
-        raise _fail("env_id", env_id, "not a partial-oversight environment (an OversightGridEnv)")
+        raise invalid_argument("env_id", env_id, "not a partial-oversight environment (an OversightGridEnv)")
     return gym.make(env_id, **kwargs).unwrapped
 
 

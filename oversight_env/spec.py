@@ -82,17 +82,18 @@ def reward(name: str, outcome: Outcome | int, overseen: bool) -> float:
     return REWARDS[name][int(outcome)][int(bool(overseen))]
 
 
-def _fail(argument: str, value: object, allowed: str) -> ValueError:
+def invalid_argument(argument: str, value: object, allowed: str) -> ValueError:
+    """The one-line error every bad argument raises: names the argument, the value, what is allowed."""
     return ValueError(f"{argument}={value!r} is invalid: {allowed}")
 
 
 def check_probability(argument: str, value: object) -> float:
     """Return `value` as a float in [0, 1], or raise a ValueError naming `argument`."""
     if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)):
-        raise _fail(argument, value, "expected a probability, a number in [0, 1]")
+        raise invalid_argument(argument, value, "expected a probability, a number in [0, 1]")
     value = float(value)
     if not 0.0 <= value <= 1.0:  # also rejects NaN
-        raise _fail(argument, value, "expected a probability, a number in [0, 1]")
+        raise invalid_argument(argument, value, "expected a probability, a number in [0, 1]")
     return value
 
 
@@ -117,11 +118,11 @@ class TerminalType:
 
     def __post_init__(self) -> None:
         if not self.name.isidentifier() or self.name in _RESERVED_NAMES:
-            raise _fail("name", self.name, f"a terminal type needs an identifier not in {_RESERVED_NAMES}")
+            raise invalid_argument("name", self.name, f"a terminal type needs an identifier not in {_RESERVED_NAMES}")
         if isinstance(self.count, bool) or not isinstance(self.count, int) or self.count < 1:
-            raise _fail("count", self.count, "expected an integer >= 1")
+            raise invalid_argument("count", self.count, "expected an integer >= 1")
         if len(self.symbol) != 1:
-            raise _fail("symbol", self.symbol, "expected a single character")
+            raise invalid_argument("symbol", self.symbol, "expected a single character")
 
     @property
     def outcome(self) -> Outcome:
@@ -148,17 +149,17 @@ class GridLayout:
         object.__setattr__(self, "rows", tuple(self.rows))
         object.__setattr__(self, "terminals", tuple(self.terminals))
         if not self.rows or any(len(row) != len(self.rows[0]) for row in self.rows):
-            raise _fail("rows", self.rows, "expected equally long strings, one per grid row")
+            raise invalid_argument("rows", self.rows, "expected equally long strings, one per grid row")
         if any(ch not in ".#" for row in self.rows for ch in row):
-            raise _fail("rows", self.rows, "expected only '.' (free) and '#' (wall) cells")
+            raise invalid_argument("rows", self.rows, "expected only '.' (free) and '#' (wall) cells")
         if not self.terminals:
-            raise _fail("terminals", self.terminals, "expected at least one terminal type")
+            raise invalid_argument("terminals", self.terminals, "expected at least one terminal type")
         names = [t.name for t in self.terminals]
         if len(set(names)) != len(names):
-            raise _fail("terminals", names, "terminal type names must be unique")
+            raise invalid_argument("terminals", names, "terminal type names must be unique")
         needed = 1 + self.num_objects
         if len(self.free_cells) < needed:
-            raise _fail(
+            raise invalid_argument(
                 "size" if not self.has_walls else "rows",
                 f"{self.width}x{self.height} with {len(self.free_cells)} free cells",
                 f"the agent and {self.num_objects} terminal objects need {needed} distinct free cells",
@@ -168,7 +169,7 @@ class GridLayout:
     def open(cls, size: int, terminals: Sequence[TerminalType] = (GHOST, DIAMOND)) -> GridLayout:
         """An open `size` x `size` grid with no inner walls."""
         if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 2:
-            raise _fail("size", size, "expected an integer >= 2 (the grid is size x size cells)")
+            raise invalid_argument("size", size, "expected an integer >= 2 (the grid is size x size cells)")
         return cls(rows=("." * int(size),) * int(size), terminals=tuple(terminals))
 
     @property
@@ -267,12 +268,12 @@ class OversightConfig:
             self, "spurious_oversight_prob", check_probability("spurious_oversight_prob", self.spurious_oversight_prob)
         )
         if isinstance(self.max_steps, bool) or not isinstance(self.max_steps, (int, np.integer)) or self.max_steps < 1:
-            raise _fail("max_steps", self.max_steps, "expected an integer >= 1")
+            raise invalid_argument("max_steps", self.max_steps, "expected an integer >= 1")
         object.__setattr__(self, "max_steps", int(self.max_steps))
         if self.reward not in REWARDS:
-            raise _fail("reward", self.reward, f"expected one of {sorted(REWARDS)}")
+            raise invalid_argument("reward", self.reward, f"expected one of {sorted(REWARDS)}")
         if not isinstance(self.observe_oversight, (bool, np.bool_)):
-            raise _fail("observe_oversight", self.observe_oversight, "expected True or False")
+            raise invalid_argument("observe_oversight", self.observe_oversight, "expected True or False")
 
     def check_layout(self, layout: GridLayout) -> None:
         """Raise a ValueError if `oversight_prob` names a terminal type the layout lacks."""
@@ -280,7 +281,7 @@ class OversightConfig:
             known = {t.name for t in layout.terminals}
             unknown = sorted(set(self.oversight_prob) - known)
             if unknown:
-                raise _fail("oversight_prob", dict(self.oversight_prob), f"unknown terminal types {unknown}; known: {sorted(known)}")
+                raise invalid_argument("oversight_prob", dict(self.oversight_prob), f"unknown terminal types {unknown}; known: {sorted(known)}")
 
     def prob_for(self, terminal: TerminalType) -> float:
         """The probability that a cell holding `terminal` is overseen."""
@@ -314,14 +315,14 @@ class EpisodeState:
         """Raise a ValueError if this state is impossible in `layout`."""
         cells = [self.agent, *self.objects]
         if len(self.objects) != layout.num_objects:
-            raise _fail("state.objects", self.objects, f"expected {layout.num_objects} object cells")
+            raise invalid_argument("state.objects", self.objects, f"expected {layout.num_objects} object cells")
         for x, y in cells:
             if not (0 <= x < layout.width and 0 <= y < layout.height) or layout.walls[y, x]:
-                raise _fail("state", (x, y), "every position must be a free cell of the layout")
+                raise invalid_argument("state", (x, y), "every position must be a free cell of the layout")
         if len(set(cells)) != len(cells):
-            raise _fail("state", cells, "the agent and the objects need distinct cells")
+            raise invalid_argument("state", cells, "the agent and the objects need distinct cells")
         if np.shape(self.overseen) != (layout.height, layout.width):
-            raise _fail("state.overseen", np.shape(self.overseen), f"expected shape {(layout.height, layout.width)}")
+            raise invalid_argument("state.overseen", np.shape(self.overseen), f"expected shape {(layout.height, layout.width)}")
 
 
 def nearer(layout: GridLayout, state: EpisodeState) -> int:

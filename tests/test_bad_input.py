@@ -26,6 +26,7 @@ def assert_names(error: pytest.ExceptionInfo, *words: str) -> None:
         assert word in message, f"{word!r} not in {message!r}"
 
 
+@pytest.mark.filterwarnings("ignore:.*render_mode:UserWarning")  # gymnasium's own warning, before ours
 @pytest.mark.parametrize(
     "kwargs,words",
     [
