@@ -118,10 +118,11 @@ class OversightGridEnv(MiniGridEnv):
         self._requested_state = state
         obs, _ = super().reset(seed=seed)
         self._requested_state = None
+        start = self.state
         self._facts = {
-            "nearer": NEARER_LABELS[nearer(self.layout, self.state)],
-            "diamond_overseen": role_overseen(self.layout, self.state, Outcome.DIAMOND),
-            "ghost_overseen": role_overseen(self.layout, self.state, Outcome.GHOST),
+            "nearer": NEARER_LABELS[nearer(self.layout, start)],
+            "diamond_overseen": role_overseen(self.layout, start, Outcome.DIAMOND),
+            "ghost_overseen": role_overseen(self.layout, start, Outcome.GHOST),
         }
         return obs, dict(self._facts)
 

@@ -296,7 +296,8 @@ class EpisodeState:
 
     Positions are (x, y) cells of the layout (without MiniGrid's outer wall). `objects[i]` is
     the cell of object i, of terminal type `layout.object_types[i]`; `overseen` is bool (H, W).
-    Both implementations can export their state and be reset into a given one.
+    Both implementations can export their state and be reset into a given one (a reset into a
+    state always starts at step 0, whatever its `step_count`).
     """
 
     agent: tuple[int, int]
