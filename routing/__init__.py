@@ -1,4 +1,18 @@
-"""Gradient routing, independent of any RL trainer: per-sample gradient masks, routed
-mixture-of-experts layers with a gate, end-of-episode labels propagated to every step, and
-ablation of a named module (Cloud et al. 2024, arXiv 2410.04332). Filled in by the routing issue.
+"""Gradient routing (Cloud et al. 2024, arXiv 2410.04332), independent of any RL trainer.
+
+- `route(x, mask)`: the forward value is unchanged; gradient flows only where the mask allows.
+- `RoutedMixture`: named experts mixed by a gate in hidden space, then a shared head; a
+  per-sample label decides which parts of the network each sample may update.
+- `gate_loss`: binary cross-entropy of the gate toward each labelled sample's expert.
+- `propagate_episode_labels`: an end-of-episode label, copied back to every step of its episode.
+- `ablated(model, name)`: a context manager that removes a named expert from every mixture.
+
+Labels are integers: `UNLABELLED` (0) lets a sample update everything; label k (1-based) routes
+it to the k-th expert of the mixture.
 """
+
+from routing.labels import UNLABELLED, propagate_episode_labels
+from routing.masks import route
+from routing.mixture import MixtureOutput, RoutedMixture, ablated, gate_loss
+
+__all__ = ["UNLABELLED", "MixtureOutput", "RoutedMixture", "ablated", "gate_loss", "propagate_episode_labels", "route"]

@@ -1,0 +1,132 @@
+"""Gradient routing does exactly what it promises: zero gradient where routed away, the same
+forward value, ablation as specified, and labels propagated within episodes only."""
+
+import subprocess
+import sys
+
+import pytest
+import torch
+from torch import nn
+
+from routing import UNLABELLED, RoutedMixture, ablated, gate_loss, propagate_episode_labels, route
+
+DIAMOND, GHOST = 1, 2
+
+
+def test_route_keeps_the_forward_value_and_masks_the_gradient():
+    x = torch.randn(4, 3, requires_grad=True)
+    mask = torch.tensor([1.0, 0.0, 0.5, 1.0])
+    y = route(x, mask)
+    assert torch.equal(y, x)
+    y.sum().backward()
+    torch.testing.assert_close(x.grad, mask[:, None].expand(4, 3))
+
+
+def make_mixture(seed=0):
+    torch.manual_seed(seed)
+    return RoutedMixture(
+        {"diamond": nn.Sequential(nn.Linear(5, 8), nn.ReLU()), "ghost": nn.Sequential(nn.Linear(5, 8), nn.ReLU())},
+        head=nn.Linear(8, 4),
+        gate=nn.Linear(5, 1),
+    )
+
+
+def grads_from_sample(mixture, x, labels, i):
+    mixture.zero_grad()
+    out = mixture(x, labels).out
+    out[i].pow(2).sum().backward()
+    return {name: sum(p.grad.abs().sum() for p in part.parameters()) for name, part in
+            [("diamond", mixture.experts["diamond"]), ("ghost", mixture.experts["ghost"]), ("gate", mixture.gate), ("head", mixture.head)]}
+
+
+@pytest.mark.parametrize(
+    "label,zero,nonzero",
+    [
+        (DIAMOND, ["ghost", "gate"], ["diamond", "head"]),
+        (GHOST, ["diamond", "gate"], ["ghost", "head"]),
+        (UNLABELLED, [], ["diamond", "ghost", "gate", "head"]),
+    ],
+)
+def test_each_sample_updates_only_what_its_label_allows(label, zero, nonzero):
+    mixture = make_mixture()
+    x = torch.randn(3, 5) + 2.0  # positive inputs keep ReLUs alive
+    labels = torch.tensor([DIAMOND, GHOST, UNLABELLED])
+    grads = grads_from_sample(mixture, x, labels, i=[DIAMOND, GHOST, UNLABELLED].index(label))
+    for name in zero:
+        assert grads[name] == 0.0, name
+    for name in nonzero:
+        assert grads[name] > 0.0, name
+
+
+def test_routing_does_not_change_the_forward_value():
+    mixture = make_mixture()
+    x = torch.randn(16, 5)
+    labels = torch.randint(0, 3, (16,))
+    routed, plain = mixture(x, labels), mixture(x)
+    assert torch.equal(routed.out, plain.out) and torch.equal(routed.gate, plain.gate)
+
+
+def test_ablating_the_ghost_leaves_the_diamond_expert_alone():
+    mixture = make_mixture()
+    x = torch.randn(16, 5)
+    before = mixture(x).out
+    with ablated(mixture, "ghost"):
+        out = mixture(x)
+        torch.testing.assert_close(out.out, mixture.head(mixture.experts["diamond"](x)), rtol=0, atol=0)
+        assert torch.all(out.gate == 1.0)
+        probs = torch.softmax(out.out, dim=-1)
+    with ablated(mixture, "diamond"):
+        torch.testing.assert_close(mixture(x).out, mixture.head(mixture.experts["ghost"](x)), rtol=0, atol=0)
+    assert torch.equal(mixture(x).out, before)  # restored on exit, no copy made
+    assert not torch.allclose(probs, torch.softmax(before, dim=-1))  # the distribution did change
+
+
+def test_ablating_works_inside_a_larger_model_and_rejects_unknown_experts():
+    model = nn.Sequential(make_mixture())
+    with ablated(model, "ghost"):
+        assert model[0].ablated_expert == "ghost"
+    assert model[0].ablated_expert is None
+    with pytest.raises(ValueError, match="expert='goblin' is invalid.*diamond"):
+        with ablated(model, "goblin"):
+            pass
+
+
+def test_single_expert_mixture_has_no_gate():
+    single = RoutedMixture({"diamond": nn.Linear(5, 8)}, head=nn.Linear(8, 4))
+    x = torch.randn(3, 5)
+    out = single(x, torch.tensor([1, 2, 0]))
+    torch.testing.assert_close(out.out, single.head(single.experts["diamond"](x)))
+    assert out.gate_logit is None and gate_loss(out.gate_logit, torch.tensor([1, 2, 0])) == 0
+    with pytest.raises(ValueError, match="two experts need a gate"):
+        RoutedMixture({"a": nn.Linear(5, 8), "b": nn.Linear(5, 8)}, head=nn.Linear(8, 4))
+
+
+def test_gate_loss_is_bce_toward_the_label_on_labelled_samples():
+    logit = torch.tensor([0.3, -1.0, 2.0, 0.0], requires_grad=True)
+    labels = torch.tensor([DIAMOND, GHOST, UNLABELLED, DIAMOND])
+    loss = gate_loss(logit, labels)
+    p = torch.sigmoid(logit.detach())
+    expected = -(torch.log(p[0]) + torch.log(1 - p[1]) + torch.log(p[3])) / 3
+    torch.testing.assert_close(loss, expected)
+    loss.backward()
+    assert logit.grad[2] == 0  # unlabelled samples do not train the gate
+    assert gate_loss(logit, torch.zeros(4, dtype=torch.long)) == 0
+
+
+def test_labels_propagate_within_episodes_and_wait_for_their_end():
+    # Two environments, two windows of 4 steps. Env 0: an episode ends at t=1 (label GHOST), the
+    # next runs past the end of window 1 and ends at t=2 of window 2 (label DIAMOND).
+    # Env 1: an episode ends at t=3 of window 1 unlabelled (unobserved), the next at t=0 of window 2.
+    done_1 = torch.tensor([[0, 0], [1, 0], [0, 0], [0, 1]], dtype=torch.bool)
+    final_1 = torch.tensor([[0, 0], [GHOST, 0], [0, 0], [0, UNLABELLED]])
+    assert propagate_episode_labels(done_1, final_1).tolist() == [[GHOST, 0], [GHOST, 0], [0, 0], [0, 0]]
+    done_2 = torch.tensor([[0, 1], [0, 0], [1, 0], [0, 0]], dtype=torch.bool)
+    final_2 = torch.tensor([[0, DIAMOND], [0, 0], [DIAMOND, 0], [0, 0]])
+    # Window 1's steps 2-3 of env 0 stayed unlabelled (their episode had not ended); in window 2
+    # the same episode's steps 0-2 get its label, and the next episode's step 3 does not.
+    assert propagate_episode_labels(done_2, final_2).tolist() == [[DIAMOND, DIAMOND], [DIAMOND, 0], [DIAMOND, 0], [0, 0]]
+
+
+def test_routing_imports_without_gymnasium():
+    code = "import sys, routing; assert 'gymnasium' not in sys.modules and 'minigrid' not in sys.modules"
+    subprocess.run([sys.executable, "-c", code], check=True)
