@@ -236,6 +236,25 @@ class BatchedOversightEnv:
         return actions
 
     # ------------------------------------------------------------------ explicit states
+    _STATE = ("agent", "objects", "overseen", "cell_role", "planes", "steps", "nearer", "diamond_overseen", "ghost_overseen")
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        """Every environment's episode and the generator, to resume exactly where the batch was."""
+        return {**{k: getattr(self, k).clone() for k in self._STATE}, "generator": self.generator.get_state()}
+
+    def load_state_dict(self, state: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Restore a `state_dict()` of a twin of the same layout and size; returns the observation."""
+        for k in self._STATE:
+            if state[k].shape != getattr(self, k).shape:
+                raise ValueError(f"state[{k!r}] of shape {tuple(state[k].shape)} is invalid: expected {tuple(getattr(self, k).shape)}")
+            setattr(self, k, state[k].clone().to(self.device))
+        self.generator.set_state(state["generator"])
+        return self.observe()
+
+    def observe(self) -> torch.Tensor:
+        """The current observation of every environment."""
+        return self._observe()
+
     def get_state(self, index: int) -> EpisodeState:
         """Environment `index`'s current episode as an `EpisodeState`."""
         w = self.layout.width

@@ -66,6 +66,9 @@ class Outcome(IntEnum):
         return self.name.lower()
 
 
+#: Outcome codes by info label: {"none": 0, "diamond": 1, "ghost": 2}.
+OUTCOME_CODES: dict[str, int] = {o.label: int(o) for o in Outcome}
+
 #: Labels for the `nearer` fact (which role's nearest terminal was closer at reset); index = code.
 NEARER_LABELS: tuple[str, ...] = ("tie", "diamond", "ghost")
 

@@ -1,0 +1,76 @@
+"""`TrainConfig`: everything that defines a training run, validated on construction."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+from agents.methods import get_method
+from oversight_env import make_oversight_env
+from oversight_env.spec import check_probability, invalid_argument
+
+TRAINERS = ("lean", "sb3")
+
+
+@dataclass
+class TrainConfig:
+    """Everything that defines a training run.
+
+    Defaults: the paper's network, REINFORCE update, discount, batch shape (512 envs x 32 steps)
+    and loss coefficients, except two settings chosen by measurement (README, "Training"): the
+    learning rate 1e-3 (the paper's 5e-5 needs ~300M steps) and the entropy bonus 0.01 (with the
+    paper's 0.1 the policy stayed near uniform and ablated routing peaked at ~0.35 return per step
+    at 2.5M steps, then declined; with 0.01 it reached 0.46 at 4M).
+    """
+
+    env_id: str = "OversightGrid/DiamondGhost-5x5-v0"
+    method: str = "routing"
+    oversight_prob: float = 0.1
+    steps: int = 10_000_000  # the comparison's budget of environment steps
+    seed: int = 0
+    env_kwargs: dict[str, Any] = field(default_factory=dict)
+    trainer: str = "lean"  # "lean" (agents.lean_trainer) or "sb3" (agents.sb3.RoutedPPO, PPO only)
+    algorithm: str = "reinforce"  # "reinforce" or "ppo"
+    num_envs: int = 512
+    rollout_steps: int = 32
+    learning_rate: float = 1e-3
+    gamma: float = 0.97
+    gae_lambda: float = 0.95  # PPO
+    ent_coef: float = 0.01
+    vf_coef: float = 0.5
+    gate_coef: float = 0.01
+    clip_range: float = 0.2  # PPO
+    ppo_epochs: int = 4
+    ppo_minibatches: int = 4
+    bootstrap: bool = False  # REINFORCE: bootstrap window returns from the value (the paper did not)
+    bf16: bool = False  # bfloat16 autocast for forward passes
+    eval_every_steps: int = 500_000
+    eval_episodes: int = 2048
+    final_eval_episodes: int = 8192
+    checkpoint_every_steps: int = 1_000_000
+
+    def __post_init__(self) -> None:
+        get_method(self.method)
+        make_oversight_env(self.env_id, **self.env_kwargs).close()
+        self.oversight_prob = check_probability("oversight_prob", self.oversight_prob)
+        if self.algorithm not in ("reinforce", "ppo"):
+            raise invalid_argument("algorithm", self.algorithm, "expected 'reinforce' or 'ppo'")
+        if self.trainer not in TRAINERS:
+            raise invalid_argument("trainer", self.trainer, f"expected one of {TRAINERS}")
+        if self.trainer == "sb3" and self.algorithm != "ppo":
+            raise invalid_argument("algorithm", self.algorithm, "the sb3 trainer runs PPO: use algorithm='ppo'")
+        for name in ("steps", "num_envs", "rollout_steps", "ppo_epochs", "ppo_minibatches", "eval_every_steps",
+                     "eval_episodes", "final_eval_episodes", "checkpoint_every_steps"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise invalid_argument(name, value, "expected an integer >= 1")
+        if not (isinstance(self.learning_rate, (int, float)) and self.learning_rate > 0):
+            raise invalid_argument("learning_rate", self.learning_rate, "expected a number > 0")
+
+    @property
+    def batch_steps(self) -> int:
+        return self.num_envs * self.rollout_steps
+
+    def to_json(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)

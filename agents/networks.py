@@ -1,0 +1,70 @@
+"""The policy network, defined once (Cloud et al. 2024, Sec 4.3): a routed mixture actor and a
+value network. Every trainer builds it here, the evaluator ablates it, SB3's policy wraps it.
+
+- Experts ("diamond", "ghost"): flatten, MLP in -> 256 -> 256, ReLU after every layer.
+- Gate: 1x1 conv (C -> C), flatten, MLP in -> 256 -> 256 -> 1 (ReLU between), sigmoid.
+- Actor: `g * diamond + (1 - g) * ghost` in hidden space, then a shared Linear(256 -> actions).
+- Critic: 1x1 conv (C -> 16), flatten, Linear -> 256 -> 32 -> 1 with no nonlinearities, as published.
+- The single network of the baselines is the diamond expert with the shared head, no gate.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import NamedTuple
+
+import torch
+from torch import nn
+
+from routing import RoutedMixture
+
+
+class ActorCriticOutput(NamedTuple):
+    logits: torch.Tensor  # (B, actions)
+    value: torch.Tensor  # (B,)
+    gate: torch.Tensor  # (B,) weight of the first expert
+    gate_logit: torch.Tensor | None
+
+
+def mlp(sizes: Sequence[int], relu_last: bool) -> nn.Sequential:
+    layers: list[nn.Module] = []
+    for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+        layers.append(nn.Linear(n_in, n_out))
+        if relu_last or i < len(sizes) - 2:
+            layers.append(nn.ReLU())
+    return nn.Sequential(*layers)
+
+
+class ActorCritic(nn.Module):
+    """Routed (two experts) or single-expert actor, and a critic, over (C, H, W) observations."""
+
+    def __init__(
+        self, obs_shape: Sequence[int], n_actions: int = 4, experts: Sequence[str] = ("diamond", "ghost"), hidden: int = 256
+    ):
+        super().__init__()
+        channels, height, width = obs_shape
+        n_in = channels * height * width
+        self.config = {"obs_shape": tuple(obs_shape), "n_actions": n_actions, "experts": tuple(experts), "hidden": hidden}
+        gate = None
+        if len(experts) == 2:
+            gate = nn.Sequential(nn.Conv2d(channels, channels, 1), nn.Flatten(), mlp([n_in, hidden, hidden, 1], relu_last=False))
+        self.actor = RoutedMixture(
+            {name: nn.Sequential(nn.Flatten(), mlp([n_in, hidden, hidden], relu_last=True)) for name in experts},
+            head=nn.Linear(hidden, n_actions),
+            gate=gate,
+        )
+        self.critic = nn.Sequential(
+            nn.Conv2d(channels, 16, 1),
+            nn.Flatten(),
+            nn.Linear(16 * height * width, 256),
+            nn.Linear(256, 32),
+            nn.Linear(32, 1),
+        )
+
+    def forward(self, obs: torch.Tensor, labels: torch.Tensor | None = None) -> ActorCriticOutput:
+        actor = self.actor(obs, labels)
+        return ActorCriticOutput(actor.out, self.critic(obs).squeeze(-1), actor.gate, actor.gate_logit)
+
+    @classmethod
+    def from_config(cls, config: dict) -> ActorCritic:
+        return cls(**config)

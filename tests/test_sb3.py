@@ -1,0 +1,78 @@
+"""RoutedPPO: trains on MiniGrid vector envs and on the twin, carries the right labels into its
+buffer, and saves, loads and predicts like any SB3 model."""
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+from stable_baselines3.common.vec_env import DummyVecEnv
+
+from agents.config import TrainConfig
+from agents.sb3 import RoutedPPO
+from agents.train import train
+from oversight_env import make_twin_vec_env
+from oversight_env.spec import MOVES
+
+
+def test_labels_sit_on_the_steps_of_the_episode_they_describe():
+    env = make_twin_vec_env("OversightGrid/DiamondGhost-5x5-v0", 16, seed=0, oversight_prob=1.0, reward="outcome")
+    model = RoutedPPO(env, method="routing", n_steps=64, batch_size=256, n_epochs=1, seed=0, device="cpu")
+    model.learn(16 * 64)
+    buf = model.rollout_buffer
+    # `get` flattened the training arrays env-major; `dones` is ours and kept its (steps, envs) shape.
+    obs = buf.observations.reshape(16, 64, 4, 5, 5).swapaxes(0, 1)
+    actions = buf.actions.reshape(16, 64).T.astype(int)
+    labels = buf.labels.reshape(16, 64).T
+    checked = 0
+    for t in range(64):
+        for i in range(16):
+            if not buf.dones[t, i]:
+                continue
+            y, x = np.argwhere(obs[t, i, 0] == 1)[0]
+            dx, dy = MOVES[actions[t, i]]
+            nx, ny = min(max(x + dx, 0), 4), min(max(y + dy, 0), 4)
+            reached = 2 if obs[t, i, 1, ny, nx] else 1 if obs[t, i, 2, ny, nx] else 0  # ghost plane 1, diamond 2
+            assert labels[t, i] == reached  # everything is overseen: the label is the terminal reached
+            checked += reached > 0
+    assert checked > 20
+    # Labels are constant within an episode, and steps after an env's last episode end are unlabelled.
+    for i in range(16):
+        ends = np.flatnonzero(buf.dones[:, i])
+        if len(ends):
+            assert np.all(labels[ends[-1] + 1 :, i] == 0)
+            start = 0
+            for end in ends:
+                assert len(set(labels[start : end + 1, i])) == 1
+                start = end + 1
+
+
+def test_trains_on_minigrid_vector_envs_and_saves_loads_predicts(tmp_path):
+    env = DummyVecEnv([lambda: gym.make("OversightGrid/DiamondGhost-5x5-v0", reward="true") for _ in range(4)])
+    model = RoutedPPO(env, method="filtering", n_steps=128, batch_size=128, n_epochs=1, seed=0, device="cpu")
+    model.learn(2048)
+    assert model.num_timesteps >= 2048
+    assert 0 < model.rollout_buffer.weights.mean() < 1  # some steps were filtered out, not all
+    obs = env.reset()
+    before, _ = model.predict(obs, deterministic=True)
+    model.save(tmp_path / "model.zip")
+    loaded = RoutedPPO.load(tmp_path / "model.zip", env=env)
+    after, _ = loaded.predict(obs, deterministic=True)
+    assert np.array_equal(before, after) and loaded.method.name == "filtering"
+    for a, b in zip(model.policy.parameters(), loaded.policy.parameters()):
+        assert torch.equal(a, b)
+
+
+def test_refuses_a_mismatched_reward_and_early_stopping():
+    env = make_twin_vec_env("OversightGrid/DiamondGhost-5x5-v0", 4, reward="naive")
+    with pytest.raises(ValueError, match="reward='naive' is invalid: method 'routing' trains on reward='outcome'"):
+        RoutedPPO(env, method="routing")
+    with pytest.raises(ValueError, match="early stopping runs in the lean trainer"):
+        RoutedPPO(env, method="naive_early_stopping")
+
+
+def test_sb3_trainer_run_directory(tmp_path):
+    config = TrainConfig(method="routing", trainer="sb3", algorithm="ppo", steps=2048, num_envs=16, rollout_steps=32,
+                         eval_every_steps=1024, eval_episodes=32, final_eval_episodes=64, checkpoint_every_steps=1024)
+    report = train(config, tmp_path, progress=False)
+    assert report["evaluated_variant"] == "without_ghost" and (tmp_path / "checkpoint.zip").exists()
+    assert RoutedPPO.load(tmp_path / "checkpoint.zip").num_timesteps >= 2048
