@@ -1,5 +1,6 @@
 """The `oversight` command: the demo prints episodes and writes PNGs; bad input gives one line."""
 
+import json
 import shutil
 import subprocess
 
@@ -50,3 +51,45 @@ def test_console_script_is_installed(tmp_path):
     result = subprocess.run([exe, "demo", "--episodes", "1", "--out", str(tmp_path)], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert "wrote" in result.stdout
+
+
+def test_train_then_eval(tmp_path, capsys):
+    out = tmp_path / "run"
+    args = ["train", "--method", "routing", "--steps", "1024", "--num-envs", "16", "--eval-every", "512",
+            "--eval-episodes", "64", "--out", str(out), "--quiet"]
+    assert main(args) == 0
+    printed = capsys.readouterr().out
+    assert "evaluated policy: without_ghost" in printed and "without_ghost" in printed
+    assert json.loads((out / "config.json").read_text())["num_envs"] == 16
+    assert main(args) == 0  # finished: reported again, not retrained
+    assert main(["eval", str(out), "--episodes", "64", "--ablate", "ghost", "--json", str(tmp_path / "e.json")]) == 0
+    printed = capsys.readouterr().out
+    assert "without_ghost" in printed and "without_diamond" not in printed.split("routing on")[-1]
+    assert set(json.loads((tmp_path / "e.json").read_text())) == {"full", "without_ghost"}
+
+
+@pytest.mark.parametrize(
+    "args,words",
+    [
+        (["train", "--method", "magic"], ["method='magic'", "routing"]),
+        (["train", "--oversight", "-1"], ["oversight_prob=-1.0"]),
+        (["train", "--steps", "-5"], ["steps=-5"]),
+        (["train", "--env", "Nope-v0"], ["env_id='Nope-v0'"]),
+        (["train", "--out", "/proc/no/such/dir"], ["out='/proc/no/such/dir'"]),
+        (["eval", "/no/such/run"], ["run='/no/such/run'"]),
+    ],
+)
+def test_train_and_eval_bad_input_is_one_line(args, words, capsys):
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and all(word in err for word in words)
+
+
+def test_readme_documents_every_method_in_its_own_words():
+    from pathlib import Path
+
+    from agents.methods import METHODS
+
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    for method in METHODS.values():
+        assert f"- **`{method.name}`**: {method.summary}" in readme, method.name
