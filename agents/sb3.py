@@ -1,7 +1,8 @@
 """Gradient-routed PPO in stable-baselines3: `RoutedActorCriticPolicy` and `RoutedPPO`.
 
-Written against stable-baselines3 2.9 (`PPO.train`, `RolloutBuffer.get` and the callback order of
-`collect_rollouts` are what it overrides or relies on; pyproject.toml pins the 2.x series).
+Written against stable-baselines3 2.9, which pyproject.toml pins: it overrides `PPO.train` and
+`RolloutBuffer.get`, and relies on `collect_rollouts` calling `_update_info_buffer` between
+`env.step` and `rollout_buffer.add`.
 
 - The policy wraps `agents.networks.ActorCritic`, the network every trainer shares.
 - The rollout buffer also stores, per step, whether the episode ended there and the method's
