@@ -38,6 +38,7 @@ class TrainConfig:
     gamma: float = 0.97
     gae_lambda: float = 0.95  # PPO
     ent_coef: float = 0.01
+    ent_coef_final: float | None = None  # if set, the entropy bonus moves linearly to it over the run
     vf_coef: float = 0.5
     gate_coef: float = 0.01
     clip_range: float = 0.2  # PPO
@@ -67,6 +68,16 @@ class TrainConfig:
                 raise invalid_argument(name, value, "expected an integer >= 1")
         if not (isinstance(self.learning_rate, (int, float)) and self.learning_rate > 0):
             raise invalid_argument("learning_rate", self.learning_rate, "expected a number > 0")
+        for name in ("ent_coef", "ent_coef_final"):
+            value = getattr(self, name)
+            if value is not None and not (isinstance(value, (int, float)) and value >= 0):
+                raise invalid_argument(name, value, "expected a number >= 0")
+
+    def entropy_bonus(self, progress: float) -> float:
+        """The entropy coefficient after `progress` (0 to 1) of the run."""
+        if self.ent_coef_final is None:
+            return self.ent_coef
+        return self.ent_coef + (self.ent_coef_final - self.ent_coef) * min(max(progress, 0.0), 1.0)
 
     @property
     def batch_steps(self) -> int:

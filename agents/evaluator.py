@@ -33,8 +33,10 @@ def run_episodes(
     ablate: str | None = None,
     oversight_prob: float | None = None,
     env_kwargs: dict | None = None,
+    greedy: bool = False,
 ) -> dict[str, np.ndarray]:
-    """One episode in each of `episodes` fresh environments; per-episode arrays."""
+    """One episode in each of `episodes` fresh environments; per-episode arrays. The policy
+    samples its actions, or with `greedy` takes the most probable one."""
     kwargs = dict(env_kwargs or {})
     if oversight_prob is not None:
         kwargs["oversight_prob"] = oversight_prob
@@ -50,8 +52,11 @@ def run_episodes(
     net.eval()
     with ablated(net, ablate) if ablate else nullcontext():
         while not bool(finished.all()):
-            probs = torch.softmax(net(obs).logits.float(), dim=-1)
-            actions = torch.multinomial(probs, 1, generator=generator).squeeze(1)
+            logits = net(obs).logits.float()
+            if greedy:
+                actions = logits.argmax(dim=-1)
+            else:
+                actions = torch.multinomial(torch.softmax(logits, dim=-1), 1, generator=generator).squeeze(1)
             step = twin.step(actions)
             new = (step.done & ~finished).numpy()
             result["outcome"][new] = step.outcome.numpy()[new]
@@ -111,12 +116,13 @@ def evaluate(
     oversight_prob: float | None = None,
     env_kwargs: dict | None = None,
     gamma: float = 0.97,
+    greedy: bool = False,
 ) -> dict[str, dict]:
     """Statistics of each policy variant ("full", "without_<expert>") on the same environments,
     plus the published window metric (`paper_window_return_per_step`) for comparison."""
     results = {}
     for ablate in policy_variants(net) if variants is None else variants:
-        episodes_data = run_episodes(net, env_id, episodes, seed, ablate, oversight_prob, env_kwargs)
+        episodes_data = run_episodes(net, env_id, episodes, seed, ablate, oversight_prob, env_kwargs, greedy)
         stats = episode_statistics(**episodes_data, gamma=gamma)
         stats["paper_window_return_per_step"] = paper_window_return_per_step(
             net, env_id, seed=seed, ablate=ablate, oversight_prob=oversight_prob, env_kwargs=env_kwargs, gamma=gamma

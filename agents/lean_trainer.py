@@ -44,7 +44,6 @@ def train_lean(config: TrainConfig, out_dir: Path, progress: bool = True) -> dic
     net = ActorCritic(twin.obs_shape, experts=method.experts)
     optimizer = torch.optim.Adam(net.parameters(), lr=config.learning_rate)
     actions_rng = torch.Generator().manual_seed(config.seed + 1)
-    settings = LossSettings(config.algorithm, config.ent_coef, config.vf_coef, config.gate_coef, config.clip_range)
     total_updates = max(1, method.training_steps(config.steps, config.oversight_prob) // config.batch_steps)
     state = {"update": 0, "validation_budget": 0.0, "best_score": -math.inf, "labels_since_eval": 0}
 
@@ -120,6 +119,8 @@ def train_lean(config: TrainConfig, out_dir: Path, progress: bool = True) -> dic
             advantages = returns - buf_values
 
         # ---- update
+        settings = LossSettings(config.algorithm, config.entropy_bonus(state["update"] / total_updates),
+                                config.vf_coef, config.gate_coef, config.clip_range)
         flat = lambda x: x.reshape(T * B, *x.shape[2:])  # noqa: E731
         batch = [flat(x) for x in (buf_obs, buf_actions, advantages, returns, labels, weights, buf_log_prob)]
         if config.algorithm == "ppo":
@@ -148,6 +149,7 @@ def train_lean(config: TrainConfig, out_dir: Path, progress: bool = True) -> dic
             writer.add_scalar(f"route/fraction_{name}", float((labels == code).float().mean()), env_steps)
         if method.filter_unobserved:
             writer.add_scalar("route/fraction_kept", float(weights.mean()), env_steps)
+        writer.add_scalar("loss/entropy_coef", settings.ent_coef, env_steps)
         writer.add_scalar("speed/steps_per_second", config.batch_steps / (time.perf_counter() - started), env_steps)
 
         # ---- periodic evaluation (and early stopping on held-out labels)

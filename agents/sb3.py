@@ -244,6 +244,7 @@ class _RunCallback(BaseCallback):
 
     def _on_rollout_end(self) -> None:
         self.bar.update(self.num_timesteps - self.bar.n)
+        self.model.ent_coef = self.config.entropy_bonus(self.num_timesteps / self.total)
         if self.num_timesteps >= self.next_eval:
             self.next_eval += self.config.eval_every_steps
             method = get_method(self.config.method)

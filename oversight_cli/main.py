@@ -52,6 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--ablate", action="append", help="evaluate the policy without this expert (repeatable; default: every expert)")
     ev.add_argument("--episodes", type=int, default=8192, help="evaluation episodes, each from a fresh reset (default 8192)")
     ev.add_argument("--oversight", type=float, help="oversight probability (default: the run's)")
+    ev.add_argument("--greedy", action="store_true", help="take the most probable action instead of sampling")
     ev.add_argument("--seed", type=int, default=123)
     ev.add_argument("--json", help="also write the results to this JSON file")
     return parser
@@ -93,8 +94,9 @@ def run_eval(args: argparse.Namespace) -> None:
     variants = [None, *(args.ablate if args.ablate else experts)]
     oversight = config.oversight_prob if args.oversight is None else args.oversight
     results = evaluate(net, config.env_id, args.episodes, seed=args.seed, variants=variants,
-                       oversight_prob=oversight, env_kwargs=config.env_kwargs, gamma=config.gamma)
-    print(f"{config.method} on {config.env_id}, oversight {oversight:g}, {args.episodes} episodes")
+                       oversight_prob=oversight, env_kwargs=config.env_kwargs, gamma=config.gamma, greedy=args.greedy)
+    policy = "greedy" if args.greedy else "sampled"
+    print(f"{config.method} on {config.env_id}, oversight {oversight:g}, {args.episodes} episodes, {policy} actions")
     print(format_table(results))
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2))

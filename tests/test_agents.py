@@ -158,3 +158,16 @@ def test_paper_window_metric_is_the_mean_reward_when_episodes_last_one_step():
     rewards = per_episode["true_reward"]
     assert per_episode["length"].max() == 1
     assert abs(window - rewards.mean()) < 4.5 * rewards.std() * np.sqrt(2 / 16384)
+
+
+def test_greedy_evaluation_takes_the_most_probable_action():
+    net = ActorCritic((4, 5, 5), experts=("diamond",))
+    with torch.no_grad():
+        for p in net.actor.parameters():
+            p.zero_()
+        net.actor.head.bias.copy_(torch.tensor([1.0, 0.0, 0.0, 0.0]))  # "up" is only the likeliest action
+    greedy = run_episodes(net, "OversightGrid/DiamondGhost-5x5-v0", episodes=512, greedy=True)
+    # Always moving up, an episode ends within 4 steps (a terminal above) or times out at 32.
+    assert set(greedy["length"].tolist()) <= {1, 2, 3, 4, 32}
+    sampled = run_episodes(net, "OversightGrid/DiamondGhost-5x5-v0", episodes=512)
+    assert not set(sampled["length"].tolist()) <= {1, 2, 3, 4, 32}
