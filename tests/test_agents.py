@@ -171,3 +171,14 @@ def test_greedy_evaluation_takes_the_most_probable_action():
     assert set(greedy["length"].tolist()) <= {1, 2, 3, 4, 32}
     sampled = run_episodes(net, "OversightGrid/DiamondGhost-5x5-v0", episodes=512)
     assert not set(sampled["length"].tolist()) <= {1, 2, 3, 4, 32}
+
+
+def test_entropy_bonus_schedule():
+    constant = TrainConfig(ent_coef=0.05)
+    assert constant.entropy_bonus(0.0) == constant.entropy_bonus(1.0) == 0.05
+    annealed = TrainConfig(ent_coef=0.1, ent_coef_final=0.01)
+    assert annealed.entropy_bonus(0.0) == 0.1
+    assert annealed.entropy_bonus(0.5) == pytest.approx(0.055)
+    assert annealed.entropy_bonus(1.0) == pytest.approx(0.01)
+    with pytest.raises(ValueError, match="ent_coef_final=-1"):
+        TrainConfig(ent_coef_final=-1)
