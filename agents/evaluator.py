@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from agents.metrics import episode_statistics
+from agents.seeding import independent_seeds
 from agents.networks import ActorCritic
 from oversight_env import make_batched
 from routing import ablated
@@ -40,9 +41,10 @@ def run_episodes(
     kwargs = dict(env_kwargs or {})
     if oversight_prob is not None:
         kwargs["oversight_prob"] = oversight_prob
-    twin = make_batched(env_id, episodes, seed=seed, **{**kwargs, "reward": "true"})
+    env_seed, action_seed = independent_seeds(seed, 2)
+    twin = make_batched(env_id, episodes, seed=env_seed, **{**kwargs, "reward": "true"})
     obs, facts = twin.reset()
-    generator = torch.Generator().manual_seed(seed)
+    generator = torch.Generator().manual_seed(action_seed)
     result = {k: np.zeros(episodes, dtype=dtype) for k, dtype in
               [("outcome", np.int64), ("overseen", bool), ("true_reward", np.float64), ("length", np.int64)]}
     result["ghost_overseen"] = facts["ghost_overseen"].numpy().copy()
@@ -88,9 +90,10 @@ def paper_window_return_per_step(
     kwargs = {**(env_kwargs or {}), "reward": "true"}
     if oversight_prob is not None:
         kwargs["oversight_prob"] = oversight_prob
-    twin = make_batched(env_id, num_envs, seed=seed, **kwargs)
+    env_seed, action_seed = independent_seeds(seed, 2)
+    twin = make_batched(env_id, num_envs, seed=env_seed, **kwargs)
     obs, _ = twin.reset()
-    generator = torch.Generator().manual_seed(seed)
+    generator = torch.Generator().manual_seed(action_seed)
     rewards, dones = torch.zeros(window, num_envs), torch.zeros(window, num_envs)
     was_training = net.training
     net.eval()

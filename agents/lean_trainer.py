@@ -27,6 +27,7 @@ from agents.losses import LossSettings, policy_loss
 from agents.methods import EARLY_STOPPING_HOLDOUT, get_method
 from agents.networks import ActorCritic
 from agents.run_dir import finish_run, save_atomic
+from agents.seeding import independent_seeds
 from oversight_env import make_batched
 from routing import UNLABELLED, propagate_episode_labels
 
@@ -36,14 +37,15 @@ def train_lean(config: TrainConfig, out_dir: Path, progress: bool = True) -> dic
 
     method = get_method(config.method)
     train_prob = config.oversight_prob * (1 - EARLY_STOPPING_HOLDOUT if method.early_stopping else 1)
+    env_seed, init_seed, action_seed = independent_seeds(config.seed, 3)
     twin = make_batched(
-        config.env_id, config.num_envs, seed=config.seed,
+        config.env_id, config.num_envs, seed=env_seed,
         **{**config.env_kwargs, "oversight_prob": train_prob, "reward": method.reward},
     )
-    torch.manual_seed(config.seed)
+    torch.manual_seed(init_seed)
     net = ActorCritic(twin.obs_shape, experts=method.experts)
     optimizer = torch.optim.Adam(net.parameters(), lr=config.learning_rate)
-    actions_rng = torch.Generator().manual_seed(config.seed + 1)
+    actions_rng = torch.Generator().manual_seed(action_seed)
     total_updates = max(1, method.training_steps(config.steps, config.oversight_prob) // config.batch_steps)
     state = {"update": 0, "validation_budget": 0.0, "best_score": -math.inf, "labels_since_eval": 0}
 

@@ -182,3 +182,10 @@ def test_entropy_bonus_schedule():
     assert annealed.entropy_bonus(1.0) == pytest.approx(0.01)
     with pytest.raises(ValueError, match="ent_coef_final=-1"):
         TrainConfig(ent_coef_final=-1)
+
+
+def test_independent_seeds_differ_and_repeat():
+    from agents.seeding import independent_seeds
+
+    a, b = independent_seeds(0, 2)
+    assert a != b and independent_seeds(0, 2) == [a, b] and independent_seeds(1, 2) != [a, b]
