@@ -20,6 +20,22 @@ from oversight_env import make_batched
 from routing import ablated
 
 
+def _fresh_environments(env_id: str, n: int, seed: int, oversight_prob: float | None, env_kwargs: dict | None):
+    """`n` fresh environments scored by the true reward, and an independent action sampler."""
+    kwargs = {**(env_kwargs or {}), "reward": "true"}
+    if oversight_prob is not None:
+        kwargs["oversight_prob"] = oversight_prob
+    env_seed, action_seed = independent_seeds(seed, 2)
+    return make_batched(env_id, n, seed=env_seed, **kwargs), torch.Generator().manual_seed(action_seed)
+
+
+def _act(net: ActorCritic, obs: torch.Tensor, generator: torch.Generator, greedy: bool = False) -> torch.Tensor:
+    logits = net(obs).logits.float()
+    if greedy:
+        return logits.argmax(dim=-1)
+    return torch.multinomial(torch.softmax(logits, dim=-1), 1, generator=generator).squeeze(1)
+
+
 def policy_variants(net: ActorCritic) -> list[str | None]:
     """None (the whole policy) and, for a routed network, each expert that can be ablated."""
     return [None, *(net.actor.expert_names if net.actor.gate is not None else ())]
@@ -38,13 +54,8 @@ def run_episodes(
 ) -> dict[str, np.ndarray]:
     """One episode in each of `episodes` fresh environments; per-episode arrays. The policy
     samples its actions, or with `greedy` takes the most probable one."""
-    kwargs = dict(env_kwargs or {})
-    if oversight_prob is not None:
-        kwargs["oversight_prob"] = oversight_prob
-    env_seed, action_seed = independent_seeds(seed, 2)
-    twin = make_batched(env_id, episodes, seed=env_seed, **{**kwargs, "reward": "true"})
+    twin, generator = _fresh_environments(env_id, episodes, seed, oversight_prob, env_kwargs)
     obs, facts = twin.reset()
-    generator = torch.Generator().manual_seed(action_seed)
     result = {k: np.zeros(episodes, dtype=dtype) for k, dtype in
               [("outcome", np.int64), ("overseen", bool), ("true_reward", np.float64), ("length", np.int64)]}
     result["ghost_overseen"] = facts["ghost_overseen"].numpy().copy()
@@ -54,12 +65,7 @@ def run_episodes(
     net.eval()
     with ablated(net, ablate) if ablate else nullcontext():
         while not bool(finished.all()):
-            logits = net(obs).logits.float()
-            if greedy:
-                actions = logits.argmax(dim=-1)
-            else:
-                actions = torch.multinomial(torch.softmax(logits, dim=-1), 1, generator=generator).squeeze(1)
-            step = twin.step(actions)
+            step = twin.step(_act(net, obs, generator, greedy))
             new = (step.done & ~finished).numpy()
             result["outcome"][new] = step.outcome.numpy()[new]
             result["overseen"][new] = step.overseen.numpy()[new]
@@ -87,20 +93,14 @@ def paper_window_return_per_step(
     `num_envs` fresh, auto-resetting environments scored with the true reward; the mean over all
     steps of the return-to-go discounted within the window (0 for steps of episodes the window
     cuts off). It over-weights short episodes; `evaluate`'s per-episode numbers do not."""
-    kwargs = {**(env_kwargs or {}), "reward": "true"}
-    if oversight_prob is not None:
-        kwargs["oversight_prob"] = oversight_prob
-    env_seed, action_seed = independent_seeds(seed, 2)
-    twin = make_batched(env_id, num_envs, seed=env_seed, **kwargs)
+    twin, generator = _fresh_environments(env_id, num_envs, seed, oversight_prob, env_kwargs)
     obs, _ = twin.reset()
-    generator = torch.Generator().manual_seed(action_seed)
     rewards, dones = torch.zeros(window, num_envs), torch.zeros(window, num_envs)
     was_training = net.training
     net.eval()
     with ablated(net, ablate) if ablate else nullcontext():
         for t in range(window):
-            probs = torch.softmax(net(obs).logits.float(), dim=-1)
-            step = twin.step(torch.multinomial(probs, 1, generator=generator).squeeze(1))
+            step = twin.step(_act(net, obs, generator))
             rewards[t], dones[t], obs = step.reward, step.done.float(), step.obs
     net.train(was_training)
     running, total = torch.zeros(num_envs), 0.0
