@@ -35,6 +35,7 @@ class TrainConfig:
     num_envs: int = 512
     rollout_steps: int = 32
     learning_rate: float = 1e-3
+    anneal_lr: bool = False  # decay the learning rate linearly to 0 over the run (CleanRL's default)
     gamma: float = 0.97
     gae_lambda: float = 0.95  # PPO
     ent_coef: float = 0.01
@@ -72,6 +73,10 @@ class TrainConfig:
             value = getattr(self, name)
             if value is not None and not (isinstance(value, (int, float)) and value >= 0):
                 raise invalid_argument(name, value, "expected a number >= 0")
+
+    def learning_rate_at(self, progress: float) -> float:
+        """The learning rate after `progress` (0 to 1) of the run."""
+        return self.learning_rate * (1.0 - min(max(progress, 0.0), 1.0)) if self.anneal_lr else self.learning_rate
 
     def entropy_bonus(self, progress: float) -> float:
         """The entropy coefficient after `progress` (0 to 1) of the run."""

@@ -121,8 +121,11 @@ def train_lean(config: TrainConfig, out_dir: Path, progress: bool = True) -> dic
             advantages = returns - buf_values
 
         # ---- update
-        settings = LossSettings(config.algorithm, config.entropy_bonus(state["update"] / total_updates),
-                                config.vf_coef, config.gate_coef, config.clip_range)
+        progress = state["update"] / total_updates
+        settings = LossSettings(config.algorithm, config.entropy_bonus(progress), config.vf_coef, config.gate_coef,
+                                config.clip_range)
+        for group in optimizer.param_groups:
+            group["lr"] = config.learning_rate_at(progress)
         flat = lambda x: x.reshape(T * B, *x.shape[2:])  # noqa: E731
         batch = [flat(x) for x in (buf_obs, buf_actions, advantages, returns, labels, weights, buf_log_prob)]
         if config.algorithm == "ppo":

@@ -285,7 +285,7 @@ def train_sb3(config: TrainConfig, out_dir: Path, progress: bool = True) -> dict
     else:
         model = RoutedPPO(
             venv, method=config.method, gate_coef=config.gate_coef, ent_coef=config.ent_coef,
-            learning_rate=config.learning_rate, n_steps=config.rollout_steps,
+            learning_rate=lambda remaining: config.learning_rate_at(1.0 - remaining), n_steps=config.rollout_steps,
             batch_size=max(1, config.batch_steps // config.ppo_minibatches), n_epochs=config.ppo_epochs,
             gamma=config.gamma, gae_lambda=config.gae_lambda, clip_range=config.clip_range, vf_coef=config.vf_coef,
             seed=config.seed, device="cpu", tensorboard_log=str(out_dir / "tb"),

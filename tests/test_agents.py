@@ -173,6 +173,12 @@ def test_greedy_evaluation_takes_the_most_probable_action():
     assert not set(sampled["length"].tolist()) <= {1, 2, 3, 4, 32}
 
 
+def test_learning_rate_schedule():
+    assert TrainConfig(learning_rate=1e-3).learning_rate_at(0.7) == 1e-3
+    annealed = TrainConfig(learning_rate=1e-3, anneal_lr=True)
+    assert annealed.learning_rate_at(0.0) == 1e-3 and annealed.learning_rate_at(0.75) == pytest.approx(2.5e-4)
+
+
 def test_entropy_bonus_schedule():
     constant = TrainConfig(ent_coef=0.05)
     assert constant.entropy_bonus(0.0) == constant.entropy_bonus(1.0) == 0.05
