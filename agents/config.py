@@ -18,10 +18,11 @@ class TrainConfig:
     """Everything that defines a training run.
 
     Defaults: the paper's network, REINFORCE update, discount, batch shape (512 envs x 32 steps)
-    and loss coefficients, except two settings chosen by measurement (README, "Training"): the
-    learning rate 1e-3 (the paper's 5e-5 needs ~300M steps) and the entropy bonus 0.01 (with the
-    paper's 0.1 the policy stayed near uniform and ablated routing peaked at ~0.35 return per step
-    at 2.5M steps, then declined; with 0.01 it reached 0.46 at 4M).
+    and loss coefficients, except two settings chosen by measurement (README, "Results"): the
+    learning rate 1e-3 (the paper's 5e-5 needs ~300M steps) and the entropy bonus, which starts at
+    the paper's 0.1 and decays linearly to 0.03. A constant 0.1 kept the policy near uniform
+    (ablated routing peaked at ~0.35 return per step); a constant 0.01-0.03 let routing reach
+    ~0.5 but kept naive training from discovering the unobserved-ghost exploit within 10M steps.
     """
 
     env_id: str = "OversightGrid/DiamondGhost-5x5-v0"
@@ -38,8 +39,8 @@ class TrainConfig:
     anneal_lr: bool = False  # decay the learning rate linearly to 0 over the run (CleanRL's default)
     gamma: float = 0.97
     gae_lambda: float = 0.95  # PPO
-    ent_coef: float = 0.01
-    ent_coef_final: float | None = None  # if set, the entropy bonus moves linearly to it over the run
+    ent_coef: float = 0.1
+    ent_coef_final: float | None = 0.03  # the entropy bonus moves linearly to it over the run (None: constant)
     vf_coef: float = 0.5
     gate_coef: float = 0.01
     clip_range: float = 0.2  # PPO

@@ -180,7 +180,7 @@ def test_learning_rate_schedule():
 
 
 def test_entropy_bonus_schedule():
-    constant = TrainConfig(ent_coef=0.05)
+    constant = TrainConfig(ent_coef=0.05, ent_coef_final=None)
     assert constant.entropy_bonus(0.0) == constant.entropy_bonus(1.0) == 0.05
     annealed = TrainConfig(ent_coef=0.1, ent_coef_final=0.01)
     assert annealed.entropy_bonus(0.0) == 0.1
