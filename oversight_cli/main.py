@@ -44,6 +44,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--num-envs", type=int, help="parallel environments (default 512)")
     train.add_argument("--eval-every", type=int, help="environment steps between evaluations (default 500k)")
     train.add_argument("--eval-episodes", type=int, help="episodes of the final evaluation (default 8192)")
+    train.add_argument("--ent-coef", type=float, help="entropy bonus at the start (default 0.1)")
+    train.add_argument("--ent-coef-final", type=float, help="entropy bonus at the end, reached linearly (default 0.03)")
+    train.add_argument("--anneal-lr", action="store_true", help="decay the learning rate linearly to 0")
     train.add_argument("--bf16", action="store_true", help="bfloat16 autocast for forward passes")
     train.add_argument("--quiet", action="store_true", help="no progress bar")
 
@@ -67,11 +70,11 @@ def run_train(args: argparse.Namespace) -> None:
 
     torch.set_num_threads(1)  # small networks: one thread is much faster than two on 2 cores
     options = {"learning_rate": args.lr, "num_envs": args.num_envs, "eval_every_steps": args.eval_every,
-               "final_eval_episodes": args.eval_episodes}
+               "final_eval_episodes": args.eval_episodes, "ent_coef": args.ent_coef, "ent_coef_final": args.ent_coef_final}
     config = TrainConfig(
         env_id=args.env, method=args.method, oversight_prob=args.oversight, steps=args.steps, seed=args.seed,
         trainer=args.trainer, algorithm=args.algorithm or ("ppo" if args.trainer == "sb3" else "reinforce"),
-        bf16=args.bf16, **{k: v for k, v in options.items() if v is not None},
+        bf16=args.bf16, anneal_lr=args.anneal_lr, **{k: v for k, v in options.items() if v is not None},
     )
     out = Path(args.out or f"runs/{args.env.split('/')[-1]}_{args.method}_p{args.oversight:g}_s{args.seed}")
     report = train(config, out, progress=not args.quiet)
