@@ -8,6 +8,7 @@ import torch
 from stable_baselines3.common.vec_env import DummyVecEnv
 
 from agents.config import TrainConfig
+from agents.run_dir import load_policy
 from agents.sb3 import RoutedPPO
 from agents.train import train
 from oversight_env import make_twin_vec_env
@@ -76,3 +77,5 @@ def test_sb3_trainer_run_directory(tmp_path):
     report = train(config, tmp_path, progress=False)
     assert report["evaluated_variant"] == "without_ghost" and (tmp_path / "checkpoint.zip").exists()
     assert RoutedPPO.load(tmp_path / "checkpoint.zip").num_timesteps >= 2048
+    net, loaded = load_policy(tmp_path)  # what `oversight eval` loads
+    assert loaded == config and net.actor.expert_names == ("diamond", "ghost")
