@@ -1,4 +1,5 @@
-"""Entry point of the `oversight` command: parses arguments and turns bad input into one line."""
+"""Entry point of the `oversight` command (demo, train, eval, sweep, report): parses arguments and
+turns bad input into one line."""
 
 from __future__ import annotations
 
@@ -49,6 +50,17 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--anneal-lr", action="store_true", help="decay the learning rate linearly to 0")
     train.add_argument("--bf16", action="store_true", help="bfloat16 autocast for forward passes")
     train.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    sweep = commands.add_parser("sweep", help="train every (method, oversight, seed) cell of an experiment spec, then report")
+    sweep.add_argument("spec", help="an experiment spec, e.g. runs/quick.toml")
+    sweep.add_argument("--out", help="experiment directory (default runs/<spec name>)")
+    sweep.add_argument("--backend", default="local", help="local (worker processes, default) or ray")
+    sweep.add_argument("--workers", type=int, help="local worker processes (default: one per core)")
+    sweep.add_argument("--address", help="Ray cluster address (default: start Ray locally)")
+    sweep.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    report = commands.add_parser("report", help="write results.csv, summary, figures and report.md of an experiment")
+    report.add_argument("run_dir", help="an experiment directory written by `oversight sweep`")
 
     ev = commands.add_parser("eval", help="evaluate a trained run or checkpoint with the ground-truth reward")
     ev.add_argument("run", help="a run directory, or a checkpoint (.pt / .zip) inside one")
@@ -118,7 +130,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             run_train(args)
         elif args.command == "eval":
             run_eval(args)
-    except (ValueError, OSError) as error:
+        elif args.command == "sweep":
+            from oversight_cli.spec import load_spec
+            from oversight_cli.sweep import run_sweep
+
+            path = run_sweep(load_spec(args.spec), args.out, args.backend, args.workers, args.address, not args.quiet)
+            print(f"report: {path}")
+        elif args.command == "report":
+            from oversight_cli.report import write_report
+
+            print(f"report: {write_report(args.run_dir)}")
+    except (ValueError, OSError, RuntimeError) as error:
         print(f"oversight {args.command}: error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
