@@ -11,7 +11,6 @@ continues from its last checkpoint; a finished run just returns its evaluation.
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from pathlib import Path

@@ -14,6 +14,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from agents.run_dir import make_output_dir  # noqa: E402
 from agents.scripted import POLICIES  # noqa: E402
 from oversight_env import make_oversight_env  # noqa: E402
 from oversight_env.spec import invalid_argument, render_text  # noqa: E402
@@ -35,11 +36,7 @@ def run_demo(
         raise invalid_argument("episodes", episodes, "expected an integer >= 1")
     if policy not in POLICIES:
         raise invalid_argument("policy", policy, f"expected one of {sorted(POLICIES)}")
-    out = Path(out_dir)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise invalid_argument("out_dir", str(out), f"cannot create that directory ({error.strerror})") from None
+    out = make_output_dir(out_dir, argument="out_dir")
     env = make_oversight_env(env_id, oversight_prob=oversight_prob, render_mode="rgb_array")
     act = POLICIES[policy]
     rng = np.random.default_rng(seed)

@@ -25,6 +25,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from agents.run_dir import atomic_write  # noqa: E402
 from oversight_env.spec import invalid_argument  # noqa: E402
 
 RESULT_COLUMNS = [
@@ -106,12 +107,17 @@ def learning_curve_rows(run_dir: Path) -> list[dict[str, Any]]:
 
 
 def write_csv(path: Path, rows: list[dict[str, Any]], columns: list[str]) -> None:
-    tmp = path.with_suffix(".tmp")
-    with tmp.open("w", newline="") as f:
+    with atomic_write(path) as tmp, tmp.open("w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=columns)
         writer.writeheader()
         writer.writerows(rows)
-    tmp.replace(path)
+
+
+def save_figure(fig: plt.Figure, path: Path) -> None:
+    fig.tight_layout()
+    with atomic_write(path) as tmp:
+        fig.savefig(tmp, dpi=110, format="png")
+    plt.close(fig)
 
 
 def _method_colors(methods: list[str]) -> dict[str, Any]:
@@ -139,10 +145,7 @@ def plot_vs_oversight(summary: list[dict], metric: str, ylabel: str, path: Path,
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     ax.set_title(f"{ylabel}: mean over seeds, 95% bootstrap CI", fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path.with_suffix(".tmp.png"), dpi=110)
-    plt.close(fig)
-    path.with_suffix(".tmp.png").replace(path)
+    save_figure(fig, path)
 
 
 def plot_learning_curves(curves: list[dict], path: Path) -> None:
@@ -165,10 +168,7 @@ def plot_learning_curves(curves: list[dict], path: Path) -> None:
         ax.grid(alpha=0.3)
     axes[0][0].set_ylabel("return per step (evaluated policy)")
     axes[0][-1].legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path.with_suffix(".tmp.png"), dpi=110)
-    plt.close(fig)
-    path.with_suffix(".tmp.png").replace(path)
+    save_figure(fig, path)
 
 
 def markdown_table(summary: list[dict]) -> str:
@@ -219,7 +219,6 @@ when the ghost's cell is not watched: goal misgeneralization.
 Files: `results.csv` (every cell and variant), `summary.csv`, `learning_curves.csv`; tensorboard:
 `tensorboard --logdir {run_dir}`.
 """
-    tmp = run_dir / "report.md.tmp"
-    tmp.write_text(text)
-    tmp.replace(run_dir / "report.md")
+    with atomic_write(run_dir / "report.md") as tmp:
+        tmp.write_text(text)
     return run_dir / "report.md"

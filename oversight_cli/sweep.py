@@ -20,6 +20,7 @@ from typing import Any
 from tqdm import tqdm
 
 from agents.config import TrainConfig
+from agents.run_dir import make_output_dir
 from oversight_cli.spec import ExperimentSpec
 from oversight_env.spec import invalid_argument
 
@@ -62,11 +63,7 @@ def run_sweep(
         raise invalid_argument("backend", backend, f"expected one of {BACKENDS}")
     if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
         raise invalid_argument("workers", workers, "expected an integer >= 1")
-    out = Path(out_dir or Path("runs") / spec.name)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise invalid_argument("out", str(out), f"cannot create that directory ({error.strerror})") from None
+    out = make_output_dir(out_dir or Path("runs") / spec.name)
     cells = spec.cells()
     jobs = [(spec.config(c).to_json(), str(out / c.path())) for c in cells if not (out / c.path() / "eval.json").exists()]
     bar = tqdm(total=len(cells), initial=len(cells) - len(jobs), unit="cell", disable=not progress, desc=spec.name)
