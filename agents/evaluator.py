@@ -14,8 +14,8 @@ import numpy as np
 import torch
 
 from agents.metrics import episode_statistics
-from agents.seeding import independent_seeds
 from agents.networks import ActorCritic
+from agents.seeding import independent_seeds
 from oversight_env import make_batched
 from routing import ablated
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 from typing import Any
 
 import gymnasium as gym
-from gymnasium.envs.registration import load_env_creator
 import torch
+from gymnasium.envs.registration import load_env_creator
 from stable_baselines3.common.vec_env import VecEnv, VecMonitor
 
 from oversight_env.batched import BatchedOversightEnv
