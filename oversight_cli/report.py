@@ -143,7 +143,7 @@ def plot_vs_oversight(summary: list[dict], metric: str, ylabel: str, path: Path,
     ax.set_xlabel("oversight probability (log scale)")
     ax.set_ylabel(ylabel)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1.0))
     ax.set_title(f"{ylabel}: mean over seeds, 95% bootstrap CI", fontsize=9)
     save_figure(fig, path)
 
@@ -167,7 +167,7 @@ def plot_learning_curves(curves: list[dict], path: Path) -> None:
         ax.set_xlabel("environment steps (millions)")
         ax.grid(alpha=0.3)
     axes[0][0].set_ylabel("return per step (evaluated policy)")
-    axes[0][-1].legend(fontsize=7)
+    axes[0][-1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0))
     save_figure(fig, path)
 
 
