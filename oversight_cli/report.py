@@ -200,9 +200,11 @@ def write_report(run_dir: str | Path) -> Path:
                       run_dir / "ghost_when_unobserved_vs_oversight.png")
     plot_learning_curves(curves, run_dir / "learning_curves.png")
     cells = len({(r["method"], r["oversight"], r["seed"]) for r in rows})
+    experiment = run_dir / "experiment.json"
+    description = json.loads(experiment.read_text())["description"] + "\n\n" if experiment.exists() else ""
     text = f"""# Report: {run_dir.name}
 
-{cells} finished cells. Each cell's policy is evaluated on fresh episodes with the ground-truth
+{description}{cells} finished cells. Each cell's policy is evaluated on fresh episodes with the ground-truth
 reward: routed methods with the ghost expert ablated, the others whole (`results.csv` has every
 variant). *Return per step* is the mean discounted (0.97) return per step over each
 environment's first episode; *P(ghost | ghost unobserved)* is how often the agent takes the ghost

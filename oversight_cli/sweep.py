@@ -20,7 +20,7 @@ from typing import Any
 from tqdm import tqdm
 
 from agents.config import TrainConfig
-from agents.run_dir import make_output_dir
+from agents.run_dir import make_output_dir, write_json_atomic
 from oversight_cli.spec import ExperimentSpec
 from oversight_env.spec import invalid_argument
 
@@ -64,6 +64,8 @@ def run_sweep(
     if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
         raise invalid_argument("workers", workers, "expected an integer >= 1")
     out = make_output_dir(out_dir or Path("runs") / spec.name)
+    write_json_atomic(out / "experiment.json", {"name": spec.name, "description": spec.description,
+                                                "env_id": spec.env_id, "steps": spec.steps})
     cells = spec.cells()
     jobs = [(spec.config(c).to_json(), str(out / c.path())) for c in cells if not (out / c.path() / "eval.json").exists()]
     bar = tqdm(total=len(cells), initial=len(cells) - len(jobs), unit="cell", disable=not progress, desc=spec.name)

@@ -58,6 +58,7 @@ def test_quick_spec_end_to_end_on_a_tiny_budget(tmp_path):
     assert list(summary[0]) == SUMMARY_COLUMNS and len(summary) == 2 * len(evaluated)
     text = report.read_text()
     assert "return_vs_oversight.png" in text and "| 0.1 | routing |" in text
+    assert "smoke-scale budget" in text  # the spec's own description heads the report
     assert {r["metric"] for r in read_csv(tmp_path / "learning_curves.csv")} == {"return_per_step", "p_ghost_when_unobserved"}
 
 
