@@ -9,6 +9,7 @@ its actions, as in training. Routed policies are evaluated whole and with each e
 from __future__ import annotations
 
 from contextlib import nullcontext
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -18,6 +19,9 @@ from agents.networks import ActorCritic
 from agents.seeding import independent_seeds
 from oversight_env import make_batched
 from routing import ablated
+
+if TYPE_CHECKING:
+    from agents.config import TrainConfig
 
 
 def _fresh_environments(env_id: str, n: int, seed: int, oversight_prob: float | None, env_kwargs: dict | None):
@@ -132,6 +136,20 @@ def evaluate(
         )
         results[variant_name(ablate)] = stats
     return results
+
+
+def training_evaluation(net: ActorCritic, config: TrainConfig, seed: int) -> dict[str, float]:
+    """The headline numbers of the method's evaluated variant on `config.eval_episodes` fresh
+    episodes, as tensorboard scalars (`eval/...`): what every trainer logs during training."""
+    from agents.methods import get_method
+
+    variant = get_method(config.method).evaluate_without
+    stats = evaluate(net, config.env_id, config.eval_episodes, seed=seed, variants=[variant],
+                     oversight_prob=config.oversight_prob, env_kwargs=config.env_kwargs,
+                     gamma=config.gamma)[variant_name(variant)]
+    scalars = {f"eval/{key}": stats[key]["mean"] for key in ("discounted_return_per_step", "true_return")}
+    scalars.update({f"eval/{key}": stats[key] for key in ("p_diamond", "p_ghost", "p_timeout", "p_ghost_when_unobserved")})
+    return scalars
 
 
 def variant_name(ablate: str | None) -> str:

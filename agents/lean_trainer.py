@@ -21,14 +21,14 @@ from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 
 from agents.config import TrainConfig
-from agents.evaluator import evaluate, run_episodes, variant_name
+from agents.evaluator import run_episodes, training_evaluation
 from agents.losses import LossSettings, policy_loss
-from agents.methods import EARLY_STOPPING_HOLDOUT, get_method
+from agents.methods import EARLY_STOPPING_HOLDOUT, ROUTES, get_method
 from agents.networks import ActorCritic
 from agents.run_dir import finish_run, save_atomic
 from agents.seeding import independent_seeds
 from oversight_env import make_batched
-from routing import UNLABELLED, propagate_episode_labels
+from routing import propagate_episode_labels
 
 
 def train_lean(config: TrainConfig, out_dir: Path, progress: bool = True) -> dict[str, Any]:
@@ -67,7 +67,6 @@ def train_lean(config: TrainConfig, out_dir: Path, progress: bool = True) -> dic
         )
 
     writer = SummaryWriter(out_dir / "tb", purge_step=state["update"] * config.batch_steps or None)
-    evaluated = [method.evaluate_without]
     updates_per_eval = max(1, config.eval_every_steps // config.batch_steps)
     updates_per_checkpoint = max(1, config.checkpoint_every_steps // config.batch_steps)
     bar = tqdm(total=total_updates * config.batch_steps, initial=state["update"] * config.batch_steps,
@@ -149,7 +148,7 @@ def train_lean(config: TrainConfig, out_dir: Path, progress: bool = True) -> dic
             writer.add_scalar(f"train/p_{name}_unobserved", float((~overseen & (outcome == code)).float().mean()), env_steps)
         writer.add_scalar("train/p_timeout", float((outcome == 0).float().mean()), env_steps)
         writer.add_scalar("train/true_return", float(torch.cat(ended["true_reward"]).mean()), env_steps)
-        for code, name in ((UNLABELLED, "unlabelled"), (1, "diamond"), (2, "ghost")):
+        for code, name in ROUTES:
             writer.add_scalar(f"route/fraction_{name}", float((labels == code).float().mean()), env_steps)
         if method.filter_unobserved:
             writer.add_scalar("route/fraction_kept", float(weights.mean()), env_steps)
@@ -159,15 +158,11 @@ def train_lean(config: TrainConfig, out_dir: Path, progress: bool = True) -> dic
         # ---- periodic evaluation (and early stopping on held-out labels)
         last = state["update"] == total_updates
         if state["update"] % updates_per_eval == 0 or last:
-            results = evaluate(net, config.env_id, config.eval_episodes, seed=10_000 + state["update"], variants=evaluated,
-                               oversight_prob=config.oversight_prob, env_kwargs=config.env_kwargs, gamma=config.gamma)
-            headline = results[variant_name(method.evaluate_without)]
-            for key in ("discounted_return_per_step", "true_return"):
-                writer.add_scalar(f"eval/{key}", headline[key]["mean"], env_steps)
-            for key in ("p_diamond", "p_ghost", "p_timeout", "p_ghost_when_unobserved"):
-                writer.add_scalar(f"eval/{key}", headline[key], env_steps)
-            bar.set_postfix(return_per_step=f"{headline['discounted_return_per_step']['mean']:.3f}",
-                            p_ghost_unobs=f"{headline['p_ghost_when_unobserved']:.2f}")
+            headline = training_evaluation(net, config, seed=10_000 + state["update"])
+            for key, value in headline.items():
+                writer.add_scalar(key, value, env_steps)
+            bar.set_postfix(return_per_step=f"{headline['eval/discounted_return_per_step']:.3f}",
+                            p_ghost_unobs=f"{headline['eval/p_ghost_when_unobserved']:.2f}")
             if method.early_stopping:
                 _early_stopping_check(net, config, state, out_dir, writer, env_steps)
         if state["update"] % updates_per_checkpoint == 0 or last:

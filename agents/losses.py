@@ -13,9 +13,9 @@ from dataclasses import dataclass
 import torch
 from torch.distributions import Categorical
 
-from agents.methods import Method
+from agents.methods import ROUTES, Method
 from agents.networks import ActorCritic
-from routing import gate_loss
+from routing import UNLABELLED, gate_loss
 
 
 @dataclass(frozen=True)
@@ -65,8 +65,9 @@ def policy_loss(
             "loss/total": float(loss),
         }
         if out.gate_logit is not None:  # the gate on each route's samples: does routing separate them?
-            for code, name in ((0, "unlabelled"), (1, "diamond_labelled"), (2, "ghost_labelled")):
+            for code, name in ROUTES:
                 chosen = labels == code
                 if bool(chosen.any()):
-                    stats[f"gate/{name}"] = float(out.gate[chosen].float().mean())
+                    tag = name if code == UNLABELLED else f"{name}_labelled"
+                    stats[f"gate/{tag}"] = float(out.gate[chosen].float().mean())
     return loss, stats

@@ -16,6 +16,9 @@ from routing import UNLABELLED
 ROUTED = ("diamond", "ghost")
 SINGLE = ("diamond",)
 
+#: Routing labels and their names: unlabelled, then one per expert of ROUTED (label k = expert k).
+ROUTES = ((UNLABELLED, "unlabelled"), (1, "diamond"), (2, "ghost"))
+
 
 @dataclass(frozen=True)
 class Method:

@@ -35,9 +35,9 @@ from stable_baselines3.common.vec_env import VecEnv
 from tqdm import tqdm
 
 from agents.config import TrainConfig
-from agents.evaluator import evaluate, variant_name
+from agents.evaluator import training_evaluation
 from agents.losses import LossSettings, policy_loss
-from agents.methods import Method, get_method
+from agents.methods import ROUTES, Method, get_method
 from agents.networks import ActorCritic
 from agents.run_dir import finish_run
 from oversight_env import make_twin_vec_env
@@ -220,7 +220,7 @@ class RoutedPPO(PPO):
         labels = self.rollout_buffer.labels
         for key, value in stats.items():
             self.logger.record(key.replace("loss/", "train/"), value)
-        for code, name in ((0, "unlabelled"), (1, "diamond"), (2, "ghost")):
+        for code, name in ROUTES:
             self.logger.record(f"route/fraction_{name}", float((labels == code).mean()))
         self.logger.record("train/n_updates", self._n_updates, exclude="tensorboard")
 
@@ -247,15 +247,8 @@ class _RunCallback(BaseCallback):
         self.model.ent_coef = self.config.entropy_bonus(self.num_timesteps / self.total)
         if self.num_timesteps >= self.next_eval:
             self.next_eval += self.config.eval_every_steps
-            method = get_method(self.config.method)
-            stats = evaluate(self.model.policy.net, self.config.env_id, self.config.eval_episodes,
-                             seed=10_000 + self.num_timesteps, variants=[method.evaluate_without],
-                             oversight_prob=self.config.oversight_prob, env_kwargs=self.config.env_kwargs,
-                             gamma=self.config.gamma)[variant_name(method.evaluate_without)]
-            for key in ("discounted_return_per_step", "true_return"):
-                self.logger.record(f"eval/{key}", stats[key]["mean"])
-            for key in ("p_diamond", "p_ghost", "p_timeout", "p_ghost_when_unobserved"):
-                self.logger.record(f"eval/{key}", stats[key])
+            for key, value in training_evaluation(self.model.policy.net, self.config, seed=10_000 + self.num_timesteps).items():
+                self.logger.record(key, value)
         if self.num_timesteps >= self.next_checkpoint:
             self.next_checkpoint += self.config.checkpoint_every_steps
             save_model_atomic(self.model, self.out_dir / "checkpoint.zip")
