@@ -17,22 +17,24 @@ TRAINERS = ("lean", "sb3")
 class TrainConfig:
     """Everything that defines a training run.
 
-    Defaults: the paper's network, REINFORCE update, discount, batch shape (512 envs x 32 steps)
-    and loss coefficients, except two settings chosen by measurement (README, "Results"): the
-    learning rate 1e-3 (the paper's 5e-5 needs ~300M steps) and the entropy bonus, which starts at
-    the paper's 0.1 and decays linearly to 0.03. A constant 0.1 kept the policy near uniform
-    (ablated routing peaked at ~0.35 return per step); a constant 0.01-0.03 let routing reach
-    ~0.5 but kept naive training from discovering the unobserved-ghost exploit within 10M steps.
+    The defaults are the "fast" settings, chosen by measurement (README, "Speed"): the paper's
+    network, REINFORCE update, discount, batch shape (512 envs x 32 steps) and loss coefficients,
+    with three changes. The learning rate is 1e-3 (the paper's 5e-5 needs ~300M steps); the
+    entropy bonus starts at the paper's 0.1 and decays linearly to 0.03 (a constant 0.1 kept the
+    policy near uniform; 0.05 -> 0.01 let routing's experts collapse before they separated);
+    forward passes run in bfloat16 autocast (~2-3x the throughput on CPUs with AMX, same learning
+    curves). The budget is 3M environment steps. `PRESETS["paper"]` holds the published settings.
     """
 
     env_id: str = "OversightGrid/DiamondGhost-5x5-v0"
     method: str = "routing"
     oversight_prob: float = 0.1
-    steps: int = 10_000_000  # the comparison's budget of environment steps
+    steps: int = 3_000_000  # the comparison's budget of environment steps
     seed: int = 0
     env_kwargs: dict[str, Any] = field(default_factory=dict)
     trainer: str = "lean"  # "lean" (agents.lean_trainer) or "sb3" (agents.sb3.RoutedPPO, PPO only)
     algorithm: str = "reinforce"  # "reinforce" or "ppo"
+    hidden: int = 256  # width of the experts' and the gate's hidden layers
     num_envs: int = 512
     rollout_steps: int = 32
     learning_rate: float = 1e-3
@@ -47,11 +49,18 @@ class TrainConfig:
     ppo_epochs: int = 4
     ppo_minibatches: int = 4
     bootstrap: bool = False  # REINFORCE: bootstrap window returns from the value (the paper did not)
-    bf16: bool = False  # bfloat16 autocast for forward passes
+    bf16: bool = True  # bfloat16 autocast for forward passes (the rollout's and the update's)
     eval_every_steps: int = 500_000
     eval_episodes: int = 2048
     final_eval_episodes: int = 8192
     checkpoint_every_steps: int = 1_000_000
+
+    @classmethod
+    def from_preset(cls, preset: str = "fast", **settings: Any) -> TrainConfig:
+        """A config from a named preset (`PRESETS`), with `settings` overriding it."""
+        if preset not in PRESETS:
+            raise invalid_argument("preset", preset, f"expected one of {sorted(PRESETS)}")
+        return cls(**{**PRESETS[preset], **settings})
 
     def __post_init__(self) -> None:
         get_method(self.method)
@@ -63,7 +72,7 @@ class TrainConfig:
             raise invalid_argument("trainer", self.trainer, f"expected one of {TRAINERS}")
         if self.trainer == "sb3" and self.algorithm != "ppo":
             raise invalid_argument("algorithm", self.algorithm, "the sb3 trainer runs PPO: use algorithm='ppo'")
-        for name in ("steps", "num_envs", "rollout_steps", "ppo_epochs", "ppo_minibatches", "eval_every_steps",
+        for name in ("steps", "hidden", "num_envs", "rollout_steps", "ppo_epochs", "ppo_minibatches", "eval_every_steps",
                      "eval_episodes", "final_eval_episodes", "checkpoint_every_steps"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -91,3 +100,17 @@ class TrainConfig:
 
     def to_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+
+# Named starting points for a config. "fast": the defaults above. "paper": the published settings
+# (Cloud et al. 2024, Sec 4.3: 512 envs x 32 steps, 20,000 REINFORCE updates, Adam lr 5e-5,
+# constant entropy bonus 0.1, value 0.5, gate 0.01, discount 0.97, fp32) to reproduce it exactly.
+PRESETS: dict[str, dict[str, Any]] = {
+    "fast": {},
+    "paper": {
+        "algorithm": "reinforce", "num_envs": 512, "rollout_steps": 32, "steps": 20_000 * 512 * 32,
+        "learning_rate": 5e-5, "anneal_lr": False, "ent_coef": 0.1, "ent_coef_final": None, "vf_coef": 0.5,
+        "gate_coef": 0.01, "gamma": 0.97, "bootstrap": False, "bf16": False, "eval_every_steps": 10_000_000,
+        "checkpoint_every_steps": 10_000_000,
+    },
+}

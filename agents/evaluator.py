@@ -65,11 +65,14 @@ def run_episodes(
     result["ghost_overseen"] = facts["ghost_overseen"].numpy().copy()
     result["nearer"] = facts["nearer"].numpy().copy()
     finished = torch.zeros(episodes, dtype=torch.bool)
+    actions = torch.zeros(episodes, dtype=torch.long)  # finished environments keep stepping, ignored
     was_training = net.training
     net.eval()
     with ablated(net, ablate) if ablate else nullcontext():
         while not bool(finished.all()):
-            step = twin.step(_act(net, obs, generator, greedy))
+            running = (~finished).nonzero().squeeze(1)  # only unfinished episodes need the network
+            actions[running] = _act(net, obs[running], generator, greedy)
+            step = twin.step(actions)
             new = (step.done & ~finished).numpy()
             result["outcome"][new] = step.outcome.numpy()[new]
             result["overseen"][new] = step.overseen.numpy()[new]

@@ -42,7 +42,7 @@ def train_lean(config: TrainConfig, out_dir: Path, progress: bool = True) -> dic
         **{**config.env_kwargs, "oversight_prob": train_prob, "reward": method.reward},
     )
     torch.manual_seed(init_seed)
-    net = ActorCritic(twin.obs_shape, experts=method.experts)
+    net = ActorCritic(twin.obs_shape, experts=method.experts, hidden=config.hidden)
     optimizer = torch.optim.Adam(net.parameters(), lr=config.learning_rate)
     actions_rng = torch.Generator().manual_seed(action_seed)
     total_updates = max(1, method.training_steps(config.steps, config.oversight_prob) // config.batch_steps)

@@ -20,11 +20,13 @@ from routing import UNLABELLED, gate_loss
 
 @dataclass(frozen=True)
 class LossSettings:
-    algorithm: str = "reinforce"  # "reinforce" or "ppo"
-    ent_coef: float = 0.01
-    vf_coef: float = 0.5
-    gate_coef: float = 0.01
-    clip_range: float = 0.2  # PPO only
+    """The coefficients of one update; trainers fill them from `TrainConfig` (no defaults here)."""
+
+    algorithm: str  # "reinforce" or "ppo"
+    ent_coef: float
+    vf_coef: float
+    gate_coef: float
+    clip_range: float  # PPO only
 
 
 def policy_loss(

@@ -55,9 +55,10 @@ class RoutedActorCriticPolicy(ActorCriticPolicy):
         lr_schedule,
         experts: tuple[str, ...] = ("diamond", "ghost"),
         hidden: int = 256,
+        bf16: bool = False,
         **kwargs: Any,
     ):
-        self.experts, self.hidden = tuple(experts), hidden
+        self.experts, self.hidden, self.bf16 = tuple(experts), hidden, bf16
         kwargs.setdefault("ortho_init", False)  # keep PyTorch's default initialization, as published
         super().__init__(observation_space, action_space, lr_schedule, **kwargs)
 
@@ -66,24 +67,35 @@ class RoutedActorCriticPolicy(ActorCriticPolicy):
         self.optimizer = self.optimizer_class(self.net.parameters(), lr=lr_schedule(1), **self.optimizer_kwargs)
 
     def _get_constructor_parameters(self) -> dict[str, Any]:
-        return {**super()._get_constructor_parameters(), "experts": self.experts, "hidden": self.hidden}
+        return {**super()._get_constructor_parameters(), "experts": self.experts, "hidden": self.hidden,
+                "bf16": self.bf16}
+
+    def autocast(self) -> torch.autocast:
+        """bfloat16 autocast for the network's forward passes when `bf16`, else nothing."""
+        return torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.bf16)
+
+    def _logits_and_value(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        with self.autocast():
+            out = self.net(obs)
+        return out.logits.float(), out.value.float()[:, None]
 
     def forward(self, obs: torch.Tensor, deterministic: bool = False):
-        out = self.net(obs)
-        dist = self.action_dist.proba_distribution(action_logits=out.logits)
+        logits, value = self._logits_and_value(obs)
+        dist = self.action_dist.proba_distribution(action_logits=logits)
         actions = dist.get_actions(deterministic=deterministic)
-        return actions, out.value[:, None], dist.log_prob(actions)
+        return actions, value, dist.log_prob(actions)
 
     def evaluate_actions(self, obs: torch.Tensor, actions: torch.Tensor):
-        out = self.net(obs)
-        dist = self.action_dist.proba_distribution(action_logits=out.logits)
-        return out.value[:, None], dist.log_prob(actions), dist.entropy()
+        logits, value = self._logits_and_value(obs)
+        dist = self.action_dist.proba_distribution(action_logits=logits)
+        return value, dist.log_prob(actions), dist.entropy()
 
     def get_distribution(self, obs: torch.Tensor):
-        return self.action_dist.proba_distribution(action_logits=self.net(obs).logits)
+        return self.action_dist.proba_distribution(action_logits=self._logits_and_value(obs)[0])
 
     def predict_values(self, obs: torch.Tensor) -> torch.Tensor:
-        return self.net.critic(obs)
+        with self.autocast():
+            return self.net.critic(obs).float()
 
     def _predict(self, observation: torch.Tensor, deterministic: bool = False) -> torch.Tensor:
         return self.get_distribution(observation).get_actions(deterministic=deterministic)
@@ -162,8 +174,8 @@ class RoutedPPO(PPO):
         self,
         env: VecEnv | None,
         method: str = "routing",
-        gate_coef: float = 0.01,
-        ent_coef: float = 0.01,
+        gate_coef: float = TrainConfig.gate_coef,
+        ent_coef: float = TrainConfig.ent_coef,
         policy: type[RoutedActorCriticPolicy] = RoutedActorCriticPolicy,
         _init_setup_model: bool = True,
         **kwargs: Any,
@@ -208,10 +220,11 @@ class RoutedPPO(PPO):
                 advantages = batch.advantages
                 if self.normalize_advantage and len(advantages) > 1:
                     advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
-                loss, stats = policy_loss(
-                    self.policy.net, self.method, settings, batch.observations, batch.actions.long().flatten(),
-                    advantages, batch.returns, batch.labels, batch.weights, batch.old_log_prob,
-                )
+                with self.policy.autocast():
+                    loss, stats = policy_loss(
+                        self.policy.net, self.method, settings, batch.observations, batch.actions.long().flatten(),
+                        advantages, batch.returns, batch.labels, batch.weights, batch.old_log_prob,
+                    )
                 self.policy.optimizer.zero_grad()
                 loss.backward()
                 torch.nn.utils.clip_grad_norm_(self.policy.parameters(), self.max_grad_norm)
@@ -281,7 +294,7 @@ def train_sb3(config: TrainConfig, out_dir: Path, progress: bool = True) -> dict
             learning_rate=lambda remaining: config.learning_rate_at(1.0 - remaining), n_steps=config.rollout_steps,
             batch_size=max(1, config.batch_steps // config.ppo_minibatches), n_epochs=config.ppo_epochs,
             gamma=config.gamma, gae_lambda=config.gae_lambda, clip_range=config.clip_range, vf_coef=config.vf_coef,
-            seed=config.seed, device="cpu", tensorboard_log=str(out_dir / "tb"),
+            seed=config.seed, device="cpu", tensorboard_log=str(out_dir / "tb"), policy_kwargs={"hidden": config.hidden, "bf16": config.bf16},
         )
     total = method.training_steps(config.steps, config.oversight_prob)
     if model.num_timesteps < total:

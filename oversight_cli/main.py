@@ -36,19 +36,21 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--env", default=DEFAULT_ENV, help=f"a registered environment id (default {DEFAULT_ENV})")
     train.add_argument("--method", default="routing", help=f"one of {', '.join(METHODS)} (default routing)")
     train.add_argument("--oversight", type=float, default=0.1, help="oversight probability (default 0.1)")
-    train.add_argument("--steps", type=int, default=10_000_000, help="environment-step budget (default 10M)")
+    train.add_argument("--preset", default="fast", help="fast (default: settings chosen by measurement) or paper (the published settings)")
+    train.add_argument("--steps", type=int, help="environment-step budget (default: the preset's)")
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--out", help="run directory (default runs/<env>_<method>_p<oversight>_s<seed>)")
     train.add_argument("--trainer", default="lean", help="lean (default) or sb3 (RoutedPPO; PPO only)")
     train.add_argument("--algorithm", help="reinforce (default for lean) or ppo (default for sb3)")
-    train.add_argument("--lr", type=float, help="learning rate (default 1e-3)")
-    train.add_argument("--num-envs", type=int, help="parallel environments (default 512)")
-    train.add_argument("--eval-every", type=int, help="environment steps between evaluations (default 500k)")
+    train.add_argument("--lr", type=float, help="learning rate (default: the preset's)")
+    train.add_argument("--num-envs", type=int, help="parallel environments (default: the preset's)")
+    train.add_argument("--hidden", type=int, help="width of the experts' and the gate's hidden layers (default: the preset's)")
+    train.add_argument("--eval-every", type=int, help="environment steps between evaluations (default: the preset's)")
     train.add_argument("--eval-episodes", type=int, help="episodes of the final evaluation (default 8192)")
-    train.add_argument("--ent-coef", type=float, help="entropy bonus at the start (default 0.1)")
-    train.add_argument("--ent-coef-final", type=float, help="entropy bonus at the end, reached linearly (default 0.03)")
-    train.add_argument("--anneal-lr", action="store_true", help="decay the learning rate linearly to 0")
-    train.add_argument("--bf16", action="store_true", help="bfloat16 autocast for forward passes")
+    train.add_argument("--ent-coef", type=float, help="entropy bonus at the start (default: the preset's)")
+    train.add_argument("--ent-coef-final", type=float, help="entropy bonus at the end, reached linearly (default: the preset's)")
+    train.add_argument("--anneal-lr", action=argparse.BooleanOptionalAction, help="decay the learning rate linearly to 0")
+    train.add_argument("--bf16", action=argparse.BooleanOptionalAction, help="bfloat16 autocast for forward passes")
     train.add_argument("--quiet", action="store_true", help="no progress bar")
 
     sweep = commands.add_parser("sweep", help="train every (method, oversight, seed) cell of an experiment spec, then report")
@@ -81,12 +83,13 @@ def run_train(args: argparse.Namespace) -> None:
     from agents.train import train
 
     torch.set_num_threads(1)  # small networks: one thread is much faster than two on 2 cores
-    options = {"learning_rate": args.lr, "num_envs": args.num_envs, "eval_every_steps": args.eval_every,
-               "final_eval_episodes": args.eval_episodes, "ent_coef": args.ent_coef, "ent_coef_final": args.ent_coef_final}
-    config = TrainConfig(
-        env_id=args.env, method=args.method, oversight_prob=args.oversight, steps=args.steps, seed=args.seed,
-        trainer=args.trainer, algorithm=args.algorithm or ("ppo" if args.trainer == "sb3" else "reinforce"),
-        bf16=args.bf16, anneal_lr=args.anneal_lr, **{k: v for k, v in options.items() if v is not None},
+    options = {"steps": args.steps, "learning_rate": args.lr, "num_envs": args.num_envs, "hidden": args.hidden,
+               "eval_every_steps": args.eval_every, "final_eval_episodes": args.eval_episodes,
+               "ent_coef": args.ent_coef, "ent_coef_final": args.ent_coef_final, "bf16": args.bf16,
+               "anneal_lr": args.anneal_lr, "algorithm": args.algorithm or ("ppo" if args.trainer == "sb3" else None)}
+    config = TrainConfig.from_preset(
+        args.preset, env_id=args.env, method=args.method, oversight_prob=args.oversight, seed=args.seed,
+        trainer=args.trainer, **{k: v for k, v in options.items() if v is not None},
     )
     out = Path(args.out or f"runs/{args.env.split('/')[-1]}_{args.method}_p{args.oversight:g}_s{args.seed}")
     report = train(config, out, progress=not args.quiet)

@@ -9,7 +9,8 @@ and settings of a comparison; each (method, oversight level, seed) is one cell.
     methods = ["routing", "naive"]
     oversight = [0.1, 0.3]
     seeds = [0, 1]
-    steps = 1_000_000
+    steps = 1_000_000              # default: the preset's
+    preset = "fast"                # or "paper": the published settings (agents.config.PRESETS)
     [train.settings]               # any other TrainConfig field, e.g. num_envs = 256
     [eval]
     episodes = 4096                # final evaluation episodes per cell
@@ -53,19 +54,22 @@ class ExperimentSpec:
     methods: tuple[str, ...]
     oversight: tuple[float, ...]
     seeds: tuple[int, ...]
-    steps: int
+    steps: int | None
     env_kwargs: dict[str, Any] = field(default_factory=dict)
     settings: dict[str, Any] = field(default_factory=dict)
     eval_episodes: int = 8192
     description: str = ""
+    preset: str = "fast"
 
     def cells(self) -> list[Cell]:
         return [Cell(m, p, s) for p in self.oversight for m in self.methods for s in self.seeds]
 
     def config(self, cell: Cell) -> TrainConfig:
-        return TrainConfig(
-            env_id=self.env_id, env_kwargs=dict(self.env_kwargs), method=cell.method, oversight_prob=cell.oversight,
-            steps=self.steps, seed=cell.seed, final_eval_episodes=self.eval_episodes, **self.settings,
+        budget = {} if self.steps is None else {"steps": self.steps}
+        return TrainConfig.from_preset(
+            self.preset, env_id=self.env_id, env_kwargs=dict(self.env_kwargs), method=cell.method,
+            oversight_prob=cell.oversight, seed=cell.seed, final_eval_episodes=self.eval_episodes,
+            **budget, **self.settings,
         )
 
 
@@ -81,7 +85,7 @@ def load_spec(path: str | Path) -> ExperimentSpec:
     _only(data, {"name", "description", "env", "train", "eval"}, "spec")
     env, train, evaluation = data.get("env", {}), data.get("train", {}), data.get("eval", {})
     _only(env, {"id", "kwargs"}, "[env]")
-    _only(train, {"methods", "oversight", "seeds", "steps", "settings"}, "[train]")
+    _only(train, {"methods", "oversight", "seeds", "steps", "preset", "settings"}, "[train]")
     _only(evaluation, {"episodes"}, "[eval]")
     settings = dict(train.get("settings", {}))
     allowed = {f.name for f in fields(TrainConfig)} - _CELL_FIELDS
@@ -103,7 +107,8 @@ def load_spec(path: str | Path) -> ExperimentSpec:
         methods=tuple(train["methods"]),
         oversight=oversight,
         seeds=tuple(train["seeds"]),
-        steps=train.get("steps", 10_000_000),
+        steps=train.get("steps"),
+        preset=train.get("preset", "fast"),
         settings=settings,
         eval_episodes=evaluation.get("episodes", 8192),
     )

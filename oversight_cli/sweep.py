@@ -20,6 +20,7 @@ from typing import Any
 from tqdm import tqdm
 
 from agents.config import TrainConfig
+from agents.methods import get_method
 from agents.run_dir import make_output_dir, write_json_atomic
 from oversight_cli.spec import ExperimentSpec
 from oversight_env.spec import invalid_argument
@@ -65,9 +66,12 @@ def run_sweep(
         raise invalid_argument("workers", workers, "expected an integer >= 1")
     out = make_output_dir(out_dir or Path("runs") / spec.name)
     write_json_atomic(out / "experiment.json", {"name": spec.name, "description": spec.description,
-                                                "env_id": spec.env_id, "steps": spec.steps})
+                                                "env_id": spec.env_id, "preset": spec.preset,
+                                                "steps": spec.config(spec.cells()[0]).steps})
     cells = spec.cells()
-    jobs = [(spec.config(c).to_json(), str(out / c.path())) for c in cells if not (out / c.path() / "eval.json").exists()]
+    todo = [(cell, spec.config(cell)) for cell in cells if not (out / cell.path() / "eval.json").exists()]
+    todo.sort(key=lambda job: _expected_cost(job[1]), reverse=True)  # longest first, so the last to finish are short
+    jobs = [(config.to_json(), str(out / cell.path())) for cell, config in todo]
     bar = tqdm(total=len(cells), initial=len(cells) - len(jobs), unit="cell", disable=not progress, desc=spec.name)
     failures: list[str] = []
 
@@ -85,6 +89,12 @@ def run_sweep(
     if failures:
         raise RuntimeError(f"{len(failures)} of {len(cells)} cells failed ({failures[0]}); run the sweep again to retry them")
     return report
+
+
+def _expected_cost(config: TrainConfig) -> float:
+    """Relative training time of a cell: its steps, times two for the two-expert networks."""
+    method = get_method(config.method)
+    return method.training_steps(config.steps, config.oversight_prob) * len(method.experts)
 
 
 def _run_local(jobs: list[Job], finished: Callable, workers: int | None, address: str | None) -> None:

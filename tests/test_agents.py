@@ -38,7 +38,7 @@ def loss_grads(method_name, labels, weights=None):
     method = get_method(method_name)
     net = ActorCritic((4, 5, 5), experts=method.experts)
     obs = torch.rand(6, 4, 5, 5)
-    loss, _ = policy_loss(net, method, LossSettings(), obs, torch.zeros(6, dtype=torch.long), torch.ones(6),
+    loss, _ = policy_loss(net, method, LossSettings("reinforce", 0.1, 0.5, 0.01, 0.2), obs, torch.zeros(6, dtype=torch.long), torch.ones(6),
                           torch.ones(6), labels, torch.ones(6) if weights is None else weights)
     loss.backward()
     return {name: sum(float(p.grad.abs().sum()) for p in module.parameters() if p.grad is not None)
@@ -188,6 +188,15 @@ def test_entropy_bonus_schedule():
     assert annealed.entropy_bonus(1.0) == pytest.approx(0.01)
     with pytest.raises(ValueError, match="ent_coef_final=-1"):
         TrainConfig(ent_coef_final=-1)
+
+
+def test_paper_preset_is_the_published_configuration():
+    paper = TrainConfig.from_preset("paper", method="naive")
+    assert (paper.algorithm, paper.num_envs, paper.rollout_steps, paper.steps) == ("reinforce", 512, 32, 327_680_000)
+    assert (paper.learning_rate, paper.anneal_lr, paper.gamma, paper.vf_coef, paper.gate_coef) == (5e-5, False, 0.97, 0.5, 0.01)
+    assert paper.entropy_bonus(0.0) == paper.entropy_bonus(1.0) == 0.1 and not paper.bf16 and not paper.bootstrap
+    assert paper.method == "naive" and TrainConfig.from_preset("paper", learning_rate=1e-4).learning_rate == 1e-4
+    assert TrainConfig.from_preset("fast") == TrainConfig()
 
 
 def test_independent_seeds_differ_and_repeat():

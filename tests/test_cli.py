@@ -74,6 +74,7 @@ def test_train_then_eval(tmp_path, capsys):
         (["train", "--method", "magic"], ["method='magic'", "routing"]),
         (["train", "--oversight", "-1"], ["oversight_prob=-1.0"]),
         (["train", "--steps", "-5"], ["steps=-5"]),
+        (["train", "--preset", "published"], ["preset='published'", "paper"]),
         (["train", "--env", "Nope-v0"], ["env_id='Nope-v0'"]),
         (["train", "--out", "/proc/no/such/dir"], ["out='/proc/no/such/dir'"]),
         (["eval", "/no/such/run"], ["run='/no/such/run'"]),

@@ -76,6 +76,22 @@ def test_sb3_trainer_run_directory(tmp_path):
                          eval_every_steps=1024, eval_episodes=32, final_eval_episodes=64, checkpoint_every_steps=1024)
     report = train(config, tmp_path, progress=False)
     assert report["evaluated_variant"] == "without_ghost" and (tmp_path / "checkpoint.zip").exists()
-    assert RoutedPPO.load(tmp_path / "checkpoint.zip").num_timesteps >= 2048
+    model = RoutedPPO.load(tmp_path / "checkpoint.zip")
+    assert model.num_timesteps >= 2048 and model.policy.bf16 == config.bf16 and model.policy.net.config["hidden"] == 256
     net, loaded = load_policy(tmp_path)  # what `oversight eval` loads
     assert loaded == config and net.actor.expert_names == ("diamond", "ghost")
+
+
+def test_bf16_policy_gives_float32_outputs_close_to_fp32():
+    env = make_twin_vec_env("OversightGrid/DiamondGhost-5x5-v0", 8, seed=0, reward="outcome")
+    model = RoutedPPO(env, method="routing", n_steps=16, batch_size=64, n_epochs=1, seed=0, device="cpu",
+                      policy_kwargs={"bf16": True})
+    model.learn(256)  # the update runs under autocast too
+    obs, actions = torch.as_tensor(env.reset()), torch.zeros(8, dtype=torch.long)
+    value, log_prob, entropy = model.policy.evaluate_actions(obs, actions)
+    model.policy.bf16 = False
+    value32, log_prob32, entropy32 = model.policy.evaluate_actions(obs, actions)
+    assert value.dtype == log_prob.dtype == torch.float32
+    assert not torch.equal(log_prob, log_prob32)  # it did run in bfloat16
+    for low, full in ((value, value32), (log_prob, log_prob32), (entropy, entropy32)):
+        assert torch.allclose(low, full, atol=0.05)  # bfloat16 keeps ~3 significant digits

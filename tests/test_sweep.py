@@ -94,7 +94,7 @@ def test_a_killed_sweep_resumes_to_the_same_results(tmp_path):
 def test_ray_backend_runs_every_cell_as_a_task(tmp_path, monkeypatch):
     """The Ray integration, against a stand-in `ray` module that runs tasks in process (Ray
     itself is an optional extra, not installed for the tests)."""
-    calls = {"init": [], "tasks": 0}
+    calls = {"init": [], "tasks": []}
 
     class Ref:
         def __init__(self, fn, args):
@@ -115,7 +115,7 @@ def test_ray_backend_runs_every_cell_as_a_task(tmp_path, monkeypatch):
                 class Remote:
                     @staticmethod
                     def remote(*args):
-                        calls["tasks"] += 1
+                        calls["tasks"].append(Path(args[1]).parts[-3])
                         return Ref(fn, args)
                 return Remote
             return wrap
@@ -130,10 +130,11 @@ def test_ray_backend_runs_every_cell_as_a_task(tmp_path, monkeypatch):
 
     monkeypatch.setitem(sys.modules, "ray", FakeRay)
     spec_file = tmp_path / "tiny.toml"
-    spec_file.write_text(TINY.format(steps=1024))
+    spec_file.write_text(TINY.format(steps=1024).replace('["routing", "naive"]', '["oracle", "naive", "routing"]'))
     run_sweep(load_spec(spec_file), tmp_path / "out", backend="ray", address="ray://head:10001", progress=False)
-    assert calls == {"init": ["ray://head:10001"], "tasks": 4}
-    assert len(read_csv(tmp_path / "out" / "summary.csv")) == 4
+    # Longest cells first (two experts, then one, then the oracle's short budget), so the tail is short.
+    assert calls == {"init": ["ray://head:10001"], "tasks": ["routing"] * 2 + ["naive"] * 2 + ["oracle"] * 2}
+    assert len(read_csv(tmp_path / "out" / "summary.csv")) == 6
 
 
 def test_ray_backend_without_ray_is_a_clear_error(tmp_path, monkeypatch):
@@ -155,6 +156,7 @@ def test_ray_backend_without_ray_is_a_clear_error(tmp_path, monkeypatch):
         ("[train]\nmethods = ['routing']\noversight = [0.1]\nseeds = [0]\nsteps = -1", ["steps=-1"]),
         ("[env]\nid = 'Nope-v0'\n[train]\nmethods = ['routing']\noversight = [0.1]\nseeds = [0]", ["env_id='Nope-v0'"]),
         ("name = ", ["not valid TOML"]),
+        ("[train]\nmethods = ['routing']\noversight = [0.1]\nseeds = [0]\npreset = 'slow'", ["preset='slow'"]),
     ],
 )
 def test_bad_specs_are_one_line_errors(tmp_path, text, words):
@@ -183,3 +185,13 @@ def test_summary_statistics():
     assert low == high == 0.5
     low, high = bootstrap_ci(np.array([0.0, 1.0] * 10))
     assert 0.25 < low < 0.5 < high < 0.75
+
+
+def test_a_spec_picks_a_preset_and_overrides_it(tmp_path):
+    path = tmp_path / "paper.toml"
+    path.write_text("[train]\nmethods = ['routing']\noversight = [0.1]\nseeds = [0]\npreset = 'paper'\n"
+                    "[train.settings]\nnum_envs = 64\n")
+    spec = load_spec(path)
+    config = spec.config(spec.cells()[0])
+    assert (config.learning_rate, config.ent_coef_final, config.num_envs) == (5e-5, None, 64)
+    assert config.steps == 20_000 * 512 * 32  # no budget in the spec: the preset's

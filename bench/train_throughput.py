@@ -1,0 +1,151 @@
+"""Training throughput and steps-to-threshold, every trainer on the same routed network, in one run.
+
+Part 1 prints env-steps per second of training (rollout + update; evaluations excluded) for
+  (a) SB3 RoutedPPO on MiniGrid environments (DummyVecEnv, 8 envs x 256 steps),
+  (b) SB3 RoutedPPO on the batched twin (512 envs x 32 steps),
+  (c) the lean trainer with PPO and with REINFORCE, each in fp32 and bf16, at the fast defaults,
+  (d) a loop shaped like the published one: the lean trainer with the "paper" preset
+      (512 envs x 32 steps, one REINFORCE update per batch, fp32),
+and each one's ratio to (d). Every row is one process with one torch thread; a sweep runs one
+such process per core.
+
+Part 2 prints steps-to-threshold: environment steps until the routing agent's ablated policy
+(the evaluated one) first reaches `--threshold` mean discounted return per step at 10% oversight,
+for the fast defaults and for the paper preset (capped at `--paper-steps`; the paper trained
+330M). Both runs go side by side in two one-thread processes.
+
+    python bench/train_throughput.py [--seconds 15] [--threshold 0.45] [--paper-steps 3000000] [--skip-threshold]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import tempfile
+import time
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_context
+from pathlib import Path
+
+from oversight_cli.sweep import WORKER_ENVIRONMENT
+
+ENV_ID = "OversightGrid/DiamondGhost-5x5-v0"
+OVERSIGHT = 0.1
+
+
+def _one_thread() -> None:
+    import torch
+
+    torch.set_num_threads(1)
+
+
+def sb3_rate(on_twin: bool, seconds: float) -> float:
+    """Env-steps/s of RoutedPPO's `learn` (4 epochs, 4 minibatches), after one warm-up rollout."""
+    import gymnasium as gym
+    from stable_baselines3.common.vec_env import DummyVecEnv
+
+    from agents.sb3 import RoutedPPO
+    from oversight_env import make_twin_vec_env
+
+    kwargs = {"oversight_prob": OVERSIGHT, "reward": "outcome"}
+    if on_twin:
+        env, n_steps = make_twin_vec_env(ENV_ID, 512, seed=0, **kwargs), 32
+    else:
+        env, n_steps = DummyVecEnv([lambda: gym.make(ENV_ID, **kwargs) for _ in range(8)]), 256
+    batch = env.num_envs * n_steps
+    model = RoutedPPO(env, method="routing", n_steps=n_steps, batch_size=batch // 4, n_epochs=4, seed=0, device="cpu")
+    model.learn(batch)  # warm-up
+    steps, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        model.learn(batch, reset_num_timesteps=False)
+        steps += batch
+    return steps / (time.perf_counter() - start)
+
+
+def lean_rate(preset: str, seconds: float, **settings) -> float:
+    """Median env-steps/s over the updates of a lean-trainer run of about `seconds`, read back
+    from the run's own `speed/steps_per_second` log (evaluations are not in it)."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from agents.config import TrainConfig
+    from agents.train import train
+
+    probe = TrainConfig.from_preset(preset, method="routing", oversight_prob=OVERSIGHT, **settings)
+    steps = probe.batch_steps * max(3, round(seconds * 30_000 / probe.batch_steps))  # ~30k steps/s: first guess
+    with tempfile.TemporaryDirectory() as tmp:
+        config = TrainConfig.from_preset(preset, method="routing", oversight_prob=OVERSIGHT, steps=steps,
+                                         eval_every_steps=10**12, final_eval_episodes=64, eval_episodes=64, **settings)
+        train(config, Path(tmp) / "run", progress=False)
+        events = EventAccumulator(str(Path(tmp) / "run" / "tb"))
+        events.Reload()
+        rates = [e.value for e in events.Scalars("speed/steps_per_second")][1:]  # the first update warms up
+    return statistics.median(rates)
+
+
+def steps_to_threshold(preset: str, steps: int | None, threshold: float, out: str) -> tuple[int | None, float, int]:
+    """(first env step at which the evaluated policy reached `threshold` or None, best value, steps run)."""
+    _one_thread()
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from agents.config import TrainConfig
+    from agents.train import train
+
+    budget = {} if steps is None else {"steps": steps}
+    config = TrainConfig.from_preset(preset, method="routing", oversight_prob=OVERSIGHT, eval_every_steps=250_000,
+                                     final_eval_episodes=64, **budget)
+    train(config, Path(out), progress=False)
+    events = EventAccumulator(str(Path(out) / "tb"))
+    events.Reload()
+    curve = [(e.step, e.value) for e in events.Scalars("eval/discounted_return_per_step")]
+    reached = next((step for step, value in curve if value >= threshold), None)
+    return reached, max(value for _, value in curve), config.steps
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=15.0, help="measuring time per throughput row")
+    parser.add_argument("--threshold", type=float, default=0.45, help="ablated routing's return per step to reach")
+    parser.add_argument("--paper-steps", type=int, default=3_000_000, help="step cap of the paper preset's run")
+    parser.add_argument("--skip-threshold", action="store_true", help="only the throughput table")
+    args = parser.parse_args()
+    _one_thread()
+
+    rows = [
+        ("(a) SB3 RoutedPPO, MiniGrid envs (8 x 256)", lambda: sb3_rate(False, args.seconds)),
+        ("(b) SB3 RoutedPPO, batched twin (512 x 32)", lambda: sb3_rate(True, args.seconds)),
+        ("(c) lean PPO fp32", lambda: lean_rate("fast", args.seconds, algorithm="ppo", bf16=False)),
+        ("(c) lean PPO bf16", lambda: lean_rate("fast", args.seconds, algorithm="ppo", bf16=True)),
+        ("(c) lean REINFORCE fp32", lambda: lean_rate("fast", args.seconds, bf16=False)),
+        ("(c) lean REINFORCE bf16", lambda: lean_rate("fast", args.seconds, bf16=True)),
+        ("(d) published-style loop (paper preset)", lambda: lean_rate("paper", args.seconds)),
+    ]
+    print(f"training throughput, routed network, {ENV_ID}, oversight {OVERSIGHT}, one process, one torch thread")
+    rates = {}
+    for name, measure in rows:
+        rates[name] = measure()
+        print(f"  measured {name}: {rates[name]:,.0f} steps/s", flush=True)
+    baseline = rates[rows[-1][0]]
+    print(f"\n{'trainer':<44} {'env-steps/s':>12} {'vs (d)':>8}")
+    for name, rate in rates.items():
+        print(f"{name:<44} {rate:>12,.0f} {rate / baseline:>7.2f}x")
+
+    if args.skip_threshold:
+        return
+    print(f"\nsteps to threshold: routing (ghost expert ablated) at {OVERSIGHT:.0%} oversight reaching "
+          f"{args.threshold} discounted return per step (evaluated every 250k steps, 2048 episodes)")
+    os.environ.update(WORKER_ENVIRONMENT)  # what the sweep's workers get
+    with tempfile.TemporaryDirectory() as tmp, ProcessPoolExecutor(2, mp_context=get_context("spawn")) as pool:
+        start = time.perf_counter()
+        runs = {preset: pool.submit(steps_to_threshold, preset, steps, args.threshold, f"{tmp}/{preset}")
+                for preset, steps in (("fast", None), ("paper", args.paper_steps))}
+        results = {preset: future.result() for preset, future in runs.items()}
+        print(f"(both runs side by side: {time.perf_counter() - start:.0f} s)")
+    print(f"{'settings':<10} {'steps to threshold':>20} {'best value':>11} {'steps run':>11}")
+    for preset, (reached, best, ran) in results.items():
+        shown = f"{reached / 1e6:.2f}M" if reached is not None else f"> {ran / 1e6:.1f}M"
+        print(f"{preset:<10} {shown:>20} {best:>11.3f} {ran / 1e6:>10.1f}M")
+
+
+if __name__ == "__main__":
+    main()
