@@ -6,11 +6,23 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
+import torch
+
 from agents.methods import get_method
 from oversight_env import make_oversight_env
 from oversight_env.spec import check_probability, invalid_argument
 
 TRAINERS = ("lean", "sb3")
+
+
+def native_bf16() -> bool:
+    """Whether torch reports oneDNN bfloat16 support on this CPU (x86 with AVX-512, ARM with BF16):
+    there bf16 autocast roughly triples training throughput; elsewhere it is emulated and slow, so
+    the default is fp32. The resolved value is what `config.json` records."""
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
 
 
 @dataclass
@@ -22,8 +34,9 @@ class TrainConfig:
     with three changes. The learning rate is 1e-3 (the paper's 5e-5 needs ~300M steps); the
     entropy bonus starts at the paper's 0.1 and decays linearly to 0.03 (a constant 0.1 kept the
     policy near uniform; 0.05 -> 0.01 let routing's experts collapse before they separated);
-    forward passes run in bfloat16 autocast (~2-3x the throughput on CPUs with AMX, same learning
-    curves). The budget is 3M environment steps. `PRESETS["paper"]` holds the published settings.
+    forward passes run in bfloat16 autocast where the CPU supports it (`native_bf16`: ~3x the
+    throughput, same learning curves). The budget is 3M environment steps. `PRESETS["paper"]`
+    holds the published settings.
     """
 
     env_id: str = "OversightGrid/DiamondGhost-5x5-v0"
@@ -49,7 +62,7 @@ class TrainConfig:
     ppo_epochs: int = 4
     ppo_minibatches: int = 4
     bootstrap: bool = False  # REINFORCE: bootstrap window returns from the value (the paper did not)
-    bf16: bool = True  # bfloat16 autocast for forward passes (the rollout's and the update's)
+    bf16: bool = field(default_factory=native_bf16)  # bfloat16 autocast for forward passes
     eval_every_steps: int = 500_000
     eval_episodes: int = 2048
     final_eval_episodes: int = 8192

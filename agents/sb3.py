@@ -294,7 +294,8 @@ def train_sb3(config: TrainConfig, out_dir: Path, progress: bool = True) -> dict
             learning_rate=lambda remaining: config.learning_rate_at(1.0 - remaining), n_steps=config.rollout_steps,
             batch_size=max(1, config.batch_steps // config.ppo_minibatches), n_epochs=config.ppo_epochs,
             gamma=config.gamma, gae_lambda=config.gae_lambda, clip_range=config.clip_range, vf_coef=config.vf_coef,
-            seed=config.seed, device="cpu", tensorboard_log=str(out_dir / "tb"), policy_kwargs={"hidden": config.hidden, "bf16": config.bf16},
+            seed=config.seed, device="cpu", tensorboard_log=str(out_dir / "tb"),
+            policy_kwargs={"hidden": config.hidden, "bf16": config.bf16},
         )
     total = method.training_steps(config.steps, config.oversight_prob)
     if model.num_timesteps < total:

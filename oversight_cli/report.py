@@ -35,6 +35,8 @@ RESULT_COLUMNS = [
 ]
 SUMMARY_METRICS = {"return_per_step": "return per step", "p_ghost_when_unobserved": "P(ghost | unobserved)"}
 SUMMARY_COLUMNS = ["method", "oversight", "metric", "seeds", "mean", "ci_low", "ci_high", "iqm"]
+COMPARISON_COLUMNS = ["reference", "method", "oversight", "difference", "ci_low", "ci_high", "verdict"]
+REFERENCE_METHOD = "routing"  # the method every other one is compared with, when the experiment has it
 CURVE_TAGS = {"eval/discounted_return_per_step": "return_per_step", "eval/p_ghost_when_unobserved": "p_ghost_when_unobserved"}
 
 
@@ -59,11 +61,21 @@ def result_rows(run_dir: Path) -> list[dict[str, Any]]:
     return rows
 
 
+def _bootstrap_means(values: np.ndarray, rng: np.random.Generator, resamples: int) -> np.ndarray:
+    return values[rng.integers(0, len(values), size=(resamples, len(values)))].mean(axis=1)
+
+
 def bootstrap_ci(values: np.ndarray, resamples: int = 10_000, seed: int = 0) -> tuple[float, float]:
     """95% percentile bootstrap interval of the mean over seeds (degenerate with one seed)."""
-    rng = np.random.default_rng(seed)
-    means = values[rng.integers(0, len(values), size=(resamples, len(values)))].mean(axis=1)
+    means = _bootstrap_means(values, np.random.default_rng(seed), resamples)
     return float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))
+
+
+def difference_ci(a: np.ndarray, b: np.ndarray, resamples: int = 10_000, seed: int = 0) -> tuple[float, float]:
+    """95% percentile bootstrap interval of mean(a) - mean(b), seeds resampled in each group."""
+    rng = np.random.default_rng(seed)
+    differences = _bootstrap_means(a, rng, resamples) - _bootstrap_means(b, rng, resamples)
+    return float(np.percentile(differences, 2.5)), float(np.percentile(differences, 97.5))
 
 
 def interquartile_mean(values: np.ndarray) -> float:
@@ -85,6 +97,25 @@ def summary_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
             low, high = bootstrap_ci(values)
             out.append({"method": method, "oversight": oversight, "metric": metric, "seeds": len(values),
                         "mean": float(values.mean()), "ci_low": low, "ci_high": high, "iqm": interquartile_mean(values)})
+    return out
+
+
+def comparison_rows(rows: list[dict[str, Any]], reference: str = REFERENCE_METHOD) -> list[dict[str, Any]]:
+    """`reference` against every other method at each oversight level: the difference of mean
+    return per step over seeds, its 95% bootstrap interval, and the verdict the interval allows."""
+    values: dict[tuple[str, float], list[float]] = defaultdict(list)
+    for row in rows:
+        if row["evaluated"]:
+            values[(row["method"], row["oversight"])].append(row["return_per_step"])
+    out = []
+    for (method, oversight), other in sorted(values.items(), key=lambda kv: (kv[0][1], kv[0][0])):
+        if method == reference or (reference, oversight) not in values:
+            continue
+        a, b = np.array(values[(reference, oversight)]), np.array(other)
+        low, high = difference_ci(a, b)
+        verdict = "better" if low > 0 else "worse" if high < 0 else "no clear difference"  # the reference's
+        out.append({"reference": reference, "method": method, "oversight": oversight,
+                    "difference": float(a.mean() - b.mean()), "ci_low": low, "ci_high": high, "verdict": verdict})
     return out
 
 
@@ -184,6 +215,38 @@ def markdown_table(summary: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def comparison_table(comparisons: list[dict]) -> str:
+    """Oversight levels down, the other methods across; each cell: difference [95% CI], verdict."""
+    methods = sorted({c["method"] for c in comparisons})
+    levels = sorted({c["oversight"] for c in comparisons})
+    cells = {(c["method"], c["oversight"]): c for c in comparisons}
+    lines = ["| oversight | " + " | ".join(methods) + " |", "|---:|" + "---|" * len(methods)]
+    for level in levels:
+        row = []
+        for method in methods:
+            c = cells.get((method, level))
+            row.append("" if c is None else
+                       f"{c['difference']:+.3f} [{c['ci_low']:+.3f}, {c['ci_high']:+.3f}] {c['verdict']}")
+        lines.append(f"| {level:g} | " + " | ".join(row) + " |")
+    return "\n".join(lines)
+
+
+def _comparison_section(comparisons: list[dict]) -> str:
+    if not comparisons:
+        return ""
+    reference = comparisons[0]["reference"]
+    return f"""
+## {reference} against each other method
+
+Difference of mean return per step ({reference} minus the method), with its 95% bootstrap
+interval over seeds; {reference} is "better" or "worse" when the interval excludes 0, with "no
+clear difference" otherwise. With few seeds the percentile bootstrap is narrower than it should be: read
+borderline verdicts as hints.
+
+{comparison_table(comparisons)}
+"""
+
+
 def write_report(run_dir: str | Path) -> Path:
     """Write every table and figure of `run_dir`; return the path of `report.md`."""
     run_dir = Path(run_dir)
@@ -195,6 +258,8 @@ def write_report(run_dir: str | Path) -> Path:
     write_csv(run_dir / "results.csv", rows, RESULT_COLUMNS)
     write_csv(run_dir / "summary.csv", summary, SUMMARY_COLUMNS)
     write_csv(run_dir / "learning_curves.csv", curves, ["method", "oversight", "seed", "env_steps", "metric", "value"])
+    comparisons = comparison_rows(rows)
+    write_csv(run_dir / "comparison.csv", comparisons, COMPARISON_COLUMNS)
     plot_vs_oversight(summary, "return_per_step", "return per step", run_dir / "return_vs_oversight.png")
     plot_vs_oversight(summary, "p_ghost_when_unobserved", "P(ghost | ghost unobserved)",
                       run_dir / "ghost_when_unobserved_vs_oversight.png")
@@ -211,14 +276,14 @@ environment's first episode; *P(ghost | ghost unobserved)* is how often the agen
 when the ghost's cell is not watched: goal misgeneralization.
 
 {markdown_table(summary)}
-
+{_comparison_section(comparisons)}
 ![return per step vs oversight](return_vs_oversight.png)
 
 ![P(ghost | ghost unobserved) vs oversight](ghost_when_unobserved_vs_oversight.png)
 
 ![learning curves](learning_curves.png)
 
-Files: `results.csv` (every cell and variant), `summary.csv`, `learning_curves.csv`; tensorboard:
+Files: `results.csv` (every cell and variant), `summary.csv`, `comparison.csv`, `learning_curves.csv`; tensorboard:
 `tensorboard --logdir {run_dir}`.
 """
     with atomic_write(run_dir / "report.md") as tmp:

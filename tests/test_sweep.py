@@ -11,7 +11,14 @@ from pathlib import Path
 
 import pytest
 
-from oversight_cli.report import RESULT_COLUMNS, SUMMARY_COLUMNS, bootstrap_ci, interquartile_mean
+from oversight_cli.report import (
+    RESULT_COLUMNS,
+    SUMMARY_COLUMNS,
+    bootstrap_ci,
+    comparison_rows,
+    comparison_table,
+    interquartile_mean,
+)
 from oversight_cli.spec import load_spec
 from oversight_cli.sweep import run_sweep
 
@@ -47,7 +54,7 @@ def test_quick_spec_end_to_end_on_a_tiny_budget(tmp_path):
     assert len(spec.cells()) == len(spec.methods) * len(spec.oversight) * len(spec.seeds)
     tiny = dataclasses.replace(spec, steps=1024, seeds=(0,), settings=TINY_SETTINGS, eval_episodes=128)
     report = run_sweep(tiny, tmp_path, workers=2, progress=False)
-    for name in ("results.csv", "summary.csv", "learning_curves.csv", "report.md",
+    for name in ("results.csv", "summary.csv", "comparison.csv", "learning_curves.csv", "report.md",
                  "return_vs_oversight.png", "ghost_when_unobserved_vs_oversight.png", "learning_curves.png"):
         assert (tmp_path / name).stat().st_size > 0, name
     results = read_csv(tmp_path / "results.csv")
@@ -59,6 +66,10 @@ def test_quick_spec_end_to_end_on_a_tiny_budget(tmp_path):
     text = report.read_text()
     assert "return_vs_oversight.png" in text and "| 0.1 | routing |" in text
     assert "smoke-scale budget" in text  # the spec's own description heads the report
+    comparisons = read_csv(tmp_path / "comparison.csv")
+    assert {(c["method"], float(c["oversight"])) for c in comparisons} == {
+        (m, p) for m in spec.methods if m != "routing" for p in spec.oversight}
+    assert "## routing against each other method" in text
     assert {r["metric"] for r in read_csv(tmp_path / "learning_curves.csv")} == {"return_per_step", "p_ghost_when_unobserved"}
 
 
@@ -185,6 +196,23 @@ def test_summary_statistics():
     assert low == high == 0.5
     low, high = bootstrap_ci(np.array([0.0, 1.0] * 10))
     assert 0.25 < low < 0.5 < high < 0.75
+
+
+def test_routing_is_compared_with_every_other_method_at_each_level():
+    def rows(method, oversight, values):
+        return [{"method": method, "oversight": oversight, "seed": i, "evaluated": True, "return_per_step": v}
+                for i, v in enumerate(values)]
+
+    seeds = [0.50, 0.52, 0.48, 0.51, 0.49]
+    data = (rows("routing", 0.01, seeds) + rows("naive", 0.01, [v - 0.2 for v in seeds])
+            + rows("filtering", 0.01, [v + 0.2 for v in seeds]) + rows("oracle", 0.01, seeds[::-1])
+            + rows("naive", 0.1, seeds))  # no routing at 10%: nothing to compare
+    found = {c["method"]: c for c in comparison_rows(data)}
+    assert set(found) == {"naive", "filtering", "oracle"}
+    assert found["naive"]["verdict"] == "better" and found["naive"]["difference"] == pytest.approx(0.2)
+    assert found["filtering"]["verdict"] == "worse" and found["filtering"]["ci_high"] < 0
+    assert found["oracle"]["verdict"] == "no clear difference" and found["oracle"]["ci_low"] < 0 < found["oracle"]["ci_high"]
+    assert "| 0.01 | -0.200 [" in comparison_table(comparison_rows(data))  # filtering, naive, oracle: alphabetical
 
 
 def test_a_spec_picks_a_preset_and_overrides_it(tmp_path):
