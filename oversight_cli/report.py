@@ -239,9 +239,9 @@ def _comparison_section(comparisons: list[dict]) -> str:
 ## {reference} against each other method
 
 Difference of mean return per step ({reference} minus the method), with its 95% bootstrap
-interval over seeds; {reference} is "better" or "worse" when the interval excludes 0, with "no
-clear difference" otherwise. With few seeds the percentile bootstrap is narrower than it should be: read
-borderline verdicts as hints.
+interval over seeds; {reference} is "better" or "worse" when the interval excludes 0, with
+"no clear difference" otherwise. With few seeds the percentile bootstrap is narrower than it
+should be: read borderline verdicts as hints.
 
 {comparison_table(comparisons)}
 """
