@@ -55,12 +55,16 @@ def sb3_rate(on_twin: bool, seconds: float) -> float:
         env, n_steps = DummyVecEnv([lambda: gym.make(ENV_ID, **kwargs) for _ in range(8)]), 256
     batch = env.num_envs * n_steps
     model = RoutedPPO(env, method="routing", n_steps=n_steps, batch_size=batch // 4, n_epochs=4, seed=0, device="cpu")
-    model.learn(batch)  # warm-up
-    steps, start = 0, time.perf_counter()
-    while time.perf_counter() - start < seconds:
-        model.learn(batch, reset_num_timesteps=False)
-        steps += batch
-    return steps / (time.perf_counter() - start)
+    with tempfile.TemporaryDirectory() as logs:
+        os.environ["SB3_LOGDIR"] = logs  # SB3 otherwise leaves an empty SB3-<date> directory per `learn`
+        model.learn(batch)  # warm-up
+        steps, start = 0, time.perf_counter()
+        while time.perf_counter() - start < seconds:
+            model.learn(batch, reset_num_timesteps=False)
+            steps += batch
+        rate = steps / (time.perf_counter() - start)
+        del os.environ["SB3_LOGDIR"]
+    return rate
 
 
 def lean_rate(preset: str, seconds: float, **settings) -> float:
