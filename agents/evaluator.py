@@ -8,7 +8,8 @@ its actions, as in training. Routed policies are evaluated whole and with each e
 
 from __future__ import annotations
 
-from contextlib import nullcontext
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -40,6 +41,18 @@ def _act(net: ActorCritic, obs: torch.Tensor, generator: torch.Generator, greedy
     return torch.multinomial(torch.softmax(logits, dim=-1), 1, generator=generator).squeeze(1)
 
 
+@contextmanager
+def _evaluating(net: ActorCritic, ablate: str | None) -> Iterator[None]:
+    """`net` in eval mode, with the `ablate` expert (if any) ablated; both restored on exit."""
+    was_training = net.training
+    net.eval()
+    try:
+        with ablated(net, ablate) if ablate else nullcontext():
+            yield
+    finally:
+        net.train(was_training)
+
+
 def policy_variants(net: ActorCritic) -> list[str | None]:
     """None (the whole policy) and, for a routed network, each expert that can be ablated."""
     return [None, *(net.actor.expert_names if net.actor.gate is not None else ())]
@@ -66,9 +79,7 @@ def run_episodes(
     result["nearer"] = facts["nearer"].numpy().copy()
     finished = torch.zeros(episodes, dtype=torch.bool)
     actions = torch.zeros(episodes, dtype=torch.long)  # finished environments keep stepping, ignored
-    was_training = net.training
-    net.eval()
-    with ablated(net, ablate) if ablate else nullcontext():
+    with _evaluating(net, ablate):
         while not bool(finished.all()):
             running = (~finished).nonzero().squeeze(1)  # only unfinished episodes need the network
             actions[running] = _act(net, obs[running], generator, greedy)
@@ -80,7 +91,6 @@ def run_episodes(
             result["length"][new] = step.steps.numpy()[new]
             finished |= step.done
             obs = step.obs
-    net.train(was_training)
     return result
 
 
@@ -103,13 +113,10 @@ def paper_window_return_per_step(
     twin, generator = _fresh_environments(env_id, num_envs, seed, oversight_prob, env_kwargs)
     obs, _ = twin.reset()
     rewards, dones = torch.zeros(window, num_envs), torch.zeros(window, num_envs)
-    was_training = net.training
-    net.eval()
-    with ablated(net, ablate) if ablate else nullcontext():
+    with _evaluating(net, ablate):
         for t in range(window):
             step = twin.step(_act(net, obs, generator))
             rewards[t], dones[t], obs = step.reward, step.done.float(), step.obs
-    net.train(was_training)
     running, total = torch.zeros(num_envs), 0.0
     for t in reversed(range(window)):
         running = rewards[t] + gamma * running * (1 - dones[t])
@@ -146,10 +153,10 @@ def training_evaluation(net: ActorCritic, config: TrainConfig, seed: int) -> dic
     episodes, as tensorboard scalars (`eval/...`): what every trainer logs during training."""
     from agents.methods import get_method
 
-    variant = get_method(config.method).evaluate_without
-    stats = evaluate(net, config.env_id, config.eval_episodes, seed=seed, variants=[variant],
-                     oversight_prob=config.oversight_prob, env_kwargs=config.env_kwargs,
-                     gamma=config.gamma)[variant_name(variant)]
+    # The evaluated variant's episodes only: the published window metric is not among these scalars.
+    episodes = run_episodes(net, config.env_id, config.eval_episodes, seed, get_method(config.method).evaluate_without,
+                            config.oversight_prob, config.env_kwargs)
+    stats = episode_statistics(**episodes, gamma=config.gamma)
     scalars = {f"eval/{key}": stats[key]["mean"] for key in ("discounted_return_per_step", "true_return")}
     scalars.update({f"eval/{key}": stats[key] for key in ("p_diamond", "p_ghost", "p_timeout", "p_ghost_when_unobserved")})
     return scalars

@@ -20,6 +20,7 @@ for the fast defaults and for the paper preset (capped at `--paper-steps`; the p
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import statistics
 import tempfile
@@ -67,31 +68,34 @@ def sb3_rate(on_twin: bool, seconds: float) -> float:
     return rate
 
 
+def _scalars(run_dir: Path, tag: str) -> list[tuple[int, float]]:
+    """(env step, value) of one scalar a run logged to tensorboard."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(run_dir / "tb"))
+    events.Reload()
+    return [(e.step, e.value) for e in events.Scalars(tag)]
+
+
 def lean_rate(preset: str, seconds: float, **settings) -> float:
     """Median env-steps/s over the updates of a lean-trainer run of about `seconds`, read back
     from the run's own `speed/steps_per_second` log (evaluations are not in it)."""
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-
     from agents.config import TrainConfig
     from agents.train import train
 
-    probe = TrainConfig.from_preset(preset, method="routing", oversight_prob=OVERSIGHT, **settings)
-    steps = probe.batch_steps * max(3, round(seconds * 30_000 / probe.batch_steps))  # ~30k steps/s: first guess
+    config = TrainConfig.from_preset(preset, method="routing", oversight_prob=OVERSIGHT, eval_every_steps=10**12,
+                                     final_eval_episodes=64, eval_episodes=64, **settings)
+    batches = max(3, round(seconds * 30_000 / config.batch_steps))  # ~30k steps/s: a first guess
+    config = dataclasses.replace(config, steps=batches * config.batch_steps)
     with tempfile.TemporaryDirectory() as tmp:
-        config = TrainConfig.from_preset(preset, method="routing", oversight_prob=OVERSIGHT, steps=steps,
-                                         eval_every_steps=10**12, final_eval_episodes=64, eval_episodes=64, **settings)
         train(config, Path(tmp) / "run", progress=False)
-        events = EventAccumulator(str(Path(tmp) / "run" / "tb"))
-        events.Reload()
-        rates = [e.value for e in events.Scalars("speed/steps_per_second")][1:]  # the first update warms up
+        rates = [value for _, value in _scalars(Path(tmp) / "run", "speed/steps_per_second")][1:]  # 1st: warm-up
     return statistics.median(rates)
 
 
 def steps_to_threshold(preset: str, steps: int | None, threshold: float, out: str) -> tuple[int | None, float, int]:
     """(first env step at which the evaluated policy reached `threshold` or None, best value, steps run)."""
     _one_thread()
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-
     from agents.config import TrainConfig
     from agents.train import train
 
@@ -99,9 +103,7 @@ def steps_to_threshold(preset: str, steps: int | None, threshold: float, out: st
     config = TrainConfig.from_preset(preset, method="routing", oversight_prob=OVERSIGHT, eval_every_steps=250_000,
                                      final_eval_episodes=64, **budget)
     train(config, Path(out), progress=False)
-    events = EventAccumulator(str(Path(out) / "tb"))
-    events.Reload()
-    curve = [(e.step, e.value) for e in events.Scalars("eval/discounted_return_per_step")]
+    curve = _scalars(Path(out), "eval/discounted_return_per_step")
     reached = next((step for step, value in curve if value >= threshold), None)
     return reached, max(value for _, value in curve), config.steps
 

@@ -65,10 +65,10 @@ def run_sweep(
     if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
         raise invalid_argument("workers", workers, "expected an integer >= 1")
     out = make_output_dir(out_dir or Path("runs") / spec.name)
+    cells = spec.cells()
     write_json_atomic(out / "experiment.json", {"name": spec.name, "description": spec.description,
                                                 "env_id": spec.env_id, "preset": spec.preset,
-                                                "steps": spec.config(spec.cells()[0]).steps})
-    cells = spec.cells()
+                                                "steps": spec.config(cells[0]).steps})
     todo = [(cell, spec.config(cell)) for cell in cells if not (out / cell.path() / "eval.json").exists()]
     todo.sort(key=lambda job: _expected_cost(job[1]), reverse=True)  # longest first, so the last to finish are short
     jobs = [(config.to_json(), str(out / cell.path())) for cell, config in todo]
