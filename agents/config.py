@@ -1,4 +1,8 @@
-"""`TrainConfig`: everything that defines a training run, validated on construction."""
+"""`TrainConfig`: everything that defines a training run, validated on construction.
+
+Every field carries its help text (`field(metadata={"help": ...})`): the `oversight train` flags
+and the settings a spec may set are generated from these fields, so there is one list of settings.
+"""
 
 from __future__ import annotations
 
@@ -13,6 +17,7 @@ from oversight_env import make_oversight_env
 from oversight_env.spec import check_probability, invalid_argument
 
 TRAINERS = ("lean", "sb3")
+ALGORITHMS = ("reinforce", "ppo")
 
 
 def native_bf16() -> bool:
@@ -25,11 +30,16 @@ def native_bf16() -> bool:
         return False
 
 
+def setting(default: Any = dataclasses.MISSING, help: str = "", **kwargs: Any) -> Any:  # noqa: A002
+    """A `TrainConfig` field with its help text."""
+    return field(default=default, metadata={"help": help}, **kwargs)
+
+
 @dataclass
 class TrainConfig:
     """Everything that defines a training run.
 
-    The defaults are the "fast" settings, chosen by measurement (README, "Speed"): the paper's
+    The defaults are the "fast" settings, chosen by measurement (docs/study.md): the paper's
     network, REINFORCE update, discount, batch shape (512 envs x 32 steps) and loss coefficients,
     with three changes. The learning rate is 1e-3 (the paper's 5e-5 needs ~300M steps); the
     entropy bonus starts at the paper's 0.1 and decays linearly to 0.03 (a constant 0.1 kept the
@@ -39,34 +49,37 @@ class TrainConfig:
     holds the published settings.
     """
 
-    env_id: str = "OversightGrid/DiamondGhost-5x5-v0"
-    method: str = "routing"
-    oversight_prob: float = 0.1
-    steps: int = 3_000_000  # the comparison's budget of environment steps
-    seed: int = 0
-    env_kwargs: dict[str, Any] = field(default_factory=dict)
-    trainer: str = "lean"  # "lean" (agents.lean_trainer) or "sb3" (agents.sb3.RoutedPPO, PPO only)
-    algorithm: str = "reinforce"  # "reinforce" or "ppo"
-    hidden: int = 256  # width of the experts' and the gate's hidden layers
-    num_envs: int = 512
-    rollout_steps: int = 32
-    learning_rate: float = 1e-3
-    anneal_lr: bool = False  # decay the learning rate linearly to 0 over the run (CleanRL's default)
-    gamma: float = 0.97
-    gae_lambda: float = 0.95  # PPO
-    ent_coef: float = 0.1
-    ent_coef_final: float | None = 0.03  # the entropy bonus moves linearly to it over the run (None: constant)
-    vf_coef: float = 0.5
-    gate_coef: float = 0.01
-    clip_range: float = 0.2  # PPO
-    ppo_epochs: int = 4
-    ppo_minibatches: int = 4
-    bootstrap: bool = False  # REINFORCE: bootstrap window returns from the value (the paper did not)
-    bf16: bool = field(default_factory=native_bf16)  # bfloat16 autocast for forward passes
-    eval_every_steps: int = 500_000
-    eval_episodes: int = 2048
-    final_eval_episodes: int = 8192
-    checkpoint_every_steps: int = 1_000_000
+    env_id: str = setting("OversightGrid/DiamondGhost-5x5-v0", "a registered partial-oversight environment id")
+    method: str = setting("routing", "the method trained (agents.methods.METHODS)")
+    oversight_prob: float = setting(0.1, "probability that each terminal's cell is overseen")
+    steps: int = setting(3_000_000, "the comparison's budget of environment steps (the oracle trains oversight_prob x steps)")
+    seed: int = setting(0, "seed of the run (environments, initialisation and actions draw independent streams from it)")
+    env_kwargs: dict[str, Any] = setting(help="other keyword arguments of the environment (gym.make)", default_factory=dict)
+    trainer: str = setting("lean", "lean (agents.lean_trainer) or sb3 (agents.sb3.RoutedPPO, PPO only)")
+    algorithm: str = setting("reinforce", "the update rule: reinforce (the paper's) or ppo")
+    hidden: int = setting(256, "width of the experts' and the gate's hidden layers")
+    zero_biases: bool = setting(False, "initialise every bias to zero, as the published code does (default: PyTorch's initialisation)")
+    num_envs: int = setting(512, "parallel environments")
+    rollout_steps: int = setting(32, "steps per environment in each rollout window")
+    learning_rate: float = setting(1e-3, "Adam's learning rate")
+    anneal_lr: bool = setting(False, "decay the learning rate linearly to 0 over the run")
+    adam_eps: float = setting(1e-8, "Adam's epsilon")
+    max_grad_norm: float | None = setting(None, "clip the gradient's global norm to this before each step (none: no clipping, as published)")
+    gamma: float = setting(0.97, "discount factor")
+    gae_lambda: float = setting(0.95, "PPO: the GAE lambda")
+    ent_coef: float = setting(0.1, "entropy bonus at the start of the run")
+    ent_coef_final: float | None = setting(0.03, "entropy bonus at the end, reached linearly (none: constant)")
+    vf_coef: float = setting(0.5, "value-loss coefficient")
+    gate_coef: float = setting(0.01, "gate-loss coefficient (routed methods)")
+    clip_range: float = setting(0.2, "PPO: the clip range of the probability ratio")
+    ppo_epochs: int = setting(4, "PPO: passes over each rollout")
+    ppo_minibatches: int = setting(4, "PPO: minibatches per pass")
+    bootstrap: bool = setting(False, "REINFORCE: bootstrap returns cut off by the window (and timeouts) from the value, as PPO always does")
+    bf16: bool = setting(help="bfloat16 autocast for forward passes (default: where the CPU supports it)", default_factory=native_bf16)
+    eval_every_steps: int = setting(500_000, "environment steps between training-time evaluations")
+    eval_episodes: int = setting(2048, "episodes of each training-time evaluation")
+    final_eval_episodes: int = setting(8192, "episodes of the final evaluation")
+    checkpoint_every_steps: int = setting(1_000_000, "environment steps between checkpoints")
 
     @classmethod
     def from_preset(cls, preset: str = "fast", **settings: Any) -> TrainConfig:
@@ -79,8 +92,8 @@ class TrainConfig:
         get_method(self.method)
         make_oversight_env(self.env_id, **self.env_kwargs).close()
         self.oversight_prob = check_probability("oversight_prob", self.oversight_prob)
-        if self.algorithm not in ("reinforce", "ppo"):
-            raise invalid_argument("algorithm", self.algorithm, "expected 'reinforce' or 'ppo'")
+        if self.algorithm not in ALGORITHMS:
+            raise invalid_argument("algorithm", self.algorithm, f"expected one of {ALGORITHMS}")
         if self.trainer not in TRAINERS:
             raise invalid_argument("trainer", self.trainer, f"expected one of {TRAINERS}")
         if self.trainer == "sb3" and self.algorithm != "ppo":
@@ -115,15 +128,21 @@ class TrainConfig:
         return dataclasses.asdict(self)
 
 
+def help_text(name: str) -> str:
+    """The help text of `TrainConfig` field `name`."""
+    return {f.name: f.metadata.get("help", "") for f in dataclasses.fields(TrainConfig)}[name]
+
+
 # Named starting points for a config. "fast": the defaults above. "paper": the published settings
 # (Cloud et al. 2024, Sec 4.3: 512 envs x 32 steps, 20,000 REINFORCE updates, Adam lr 5e-5,
-# constant entropy bonus 0.1, value 0.5, gate 0.01, discount 0.97, fp32) to reproduce it exactly.
+# constant entropy bonus 0.1, value 0.5, gate 0.01, discount 0.97, fp32, zero biases at
+# initialisation, no gradient clipping) to reproduce it exactly.
 PRESETS: dict[str, dict[str, Any]] = {
     "fast": {},
     "paper": {
         "algorithm": "reinforce", "num_envs": 512, "rollout_steps": 32, "steps": 20_000 * 512 * 32,
-        "learning_rate": 5e-5, "anneal_lr": False, "ent_coef": 0.1, "ent_coef_final": None, "vf_coef": 0.5,
-        "gate_coef": 0.01, "gamma": 0.97, "bootstrap": False, "bf16": False, "eval_every_steps": 10_000_000,
-        "checkpoint_every_steps": 10_000_000,
+        "learning_rate": 5e-5, "anneal_lr": False, "adam_eps": 1e-8, "max_grad_norm": None, "zero_biases": True,
+        "ent_coef": 0.1, "ent_coef_final": None, "vf_coef": 0.5, "gate_coef": 0.01, "gamma": 0.97, "bootstrap": False,
+        "bf16": False, "eval_every_steps": 10_000_000, "checkpoint_every_steps": 10_000_000,
     },
 }

@@ -25,7 +25,7 @@ from agents.evaluator import run_episodes, training_evaluation
 from agents.losses import LossSettings, policy_loss
 from agents.methods import EARLY_STOPPING_HOLDOUT, ROUTES, get_method
 from agents.networks import ActorCritic
-from agents.run_dir import finish_run, save_atomic
+from agents.files import save_atomic
 from agents.seeding import independent_seeds
 from oversight_env import make_batched
 from routing import propagate_episode_labels
@@ -172,7 +172,7 @@ def train_lean(config: TrainConfig, out_dir: Path, progress: bool = True) -> dic
     writer.close()
     if method.early_stopping and (out_dir / "best.pt").exists():
         net.load_state_dict(torch.load(out_dir / "best.pt", map_location="cpu", weights_only=False)["model"])
-    return finish_run(net, config, out_dir)
+    return net, state["update"] * config.batch_steps
 
 
 def _gradient_step(net, method, settings, optimizer, autocast, batch) -> dict[str, float]:

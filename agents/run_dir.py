@@ -1,14 +1,18 @@
-"""A run directory: its config, atomic writes, and loading a trained policy back.
+"""The run-directory protocol: what one training run keeps on disk, and how it is read back.
 
-    <run>/config.json   the resolved TrainConfig
-    <run>/tb/           tensorboard events
-    <run>/checkpoint.pt the lean trainer's latest state (or checkpoint.zip, SB3's)
-    <run>/best.pt       early stopping's chosen weights
-    <run>/eval.json     the final evaluation
+    <run>/config.json    the resolved TrainConfig (written first; a directory holds one config)
+    <run>/.lock          held (flock) by the one process training the run
+    <run>/tb/            tensorboard events
+    <run>/checkpoint.pt  the lean trainer's latest state (checkpoint.zip: the SB3 trainer's)
+    <run>/best.pt        early stopping's chosen weights
+    <run>/eval.json      the final evaluation: the run is finished when it exists
+
+Every damaged or missing file gives a one-line error naming the file.
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 from collections.abc import Iterator
@@ -20,56 +24,83 @@ import torch
 
 from agents.config import TrainConfig
 from agents.evaluator import evaluate, format_table, variant_name
+from agents.files import make_output_dir, write_json_atomic
 from agents.methods import get_method
 from agents.networks import ActorCritic
 from oversight_env.spec import invalid_argument
 
+CONFIG, LOCK, EVALUATION, CHECKPOINT, SB3_CHECKPOINT, BEST = (
+    "config.json", ".lock", "eval.json", "checkpoint.pt", "checkpoint.zip", "best.pt")
 
-@contextmanager
-def atomic_write(path: Path) -> Iterator[Path]:
-    """Yield a temporary path to write; it replaces `path` only once the block succeeds, so a
-    kill never leaves a half-written file behind."""
-    tmp = path.with_name(f".{path.name}.tmp")
+
+def read_json(path: Path) -> Any:
+    """A JSON file's content, or a one-line error naming the file."""
     try:
-        yield tmp
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise invalid_argument("file", str(path), "no such file") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise invalid_argument("file", str(path), f"not valid JSON ({error}); delete it or choose another directory") from None
 
 
-def write_json_atomic(path: Path, data: Any) -> None:
-    with atomic_write(path) as tmp:
-        tmp.write_text(json.dumps(data, indent=2, default=float))
-
-
-def save_atomic(obj: Any, path: Path) -> None:
-    with atomic_write(path) as tmp:
-        torch.save(obj, tmp)
-
-
-def make_output_dir(path: str | Path, argument: str = "out") -> Path:
-    """Create a writable output directory, or fail with a one-line error naming `argument`."""
-    path = Path(path)
+def read_config(run_dir: Path) -> TrainConfig:
+    """The `TrainConfig` a run directory was made for, or a one-line error naming its file."""
+    path = run_dir / CONFIG
+    data = read_json(path)
+    if not isinstance(data, dict):
+        raise invalid_argument("file", str(path), "expected a JSON object of TrainConfig settings")
+    known = {f for f in TrainConfig.__dataclass_fields__}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise invalid_argument("file", str(path), f"unknown settings {unknown}: written by another version of this project?")
     try:
-        path.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise invalid_argument(argument, str(path), f"cannot create that directory ({error.strerror})") from None
-    if not os.access(path, os.W_OK):
-        raise invalid_argument(argument, str(path), "that directory is not writable")
-    return path
+        return TrainConfig(**data)
+    except (TypeError, ValueError) as error:
+        raise invalid_argument("file", str(path), f"holds an invalid config ({error})") from None
 
 
 def prepare_run_dir(config: TrainConfig, out_dir: Path) -> None:
     """Create `out_dir` for `config`, or check that the run already in it has the same config."""
     make_output_dir(out_dir)
-    config_path = out_dir / "config.json"
+    config_path = out_dir / CONFIG
     if config_path.exists():
-        previous = json.loads(config_path.read_text())
-        differ = sorted(k for k, v in config.to_json().items() if previous.get(k) != v)
+        previous = read_json(config_path)
+        differ = sorted(k for k, v in config.to_json().items() if not isinstance(previous, dict) or previous.get(k) != v)
         if differ:
             raise invalid_argument("out", str(out_dir), f"it holds a run with another config (differs in {differ}); choose another directory")
     else:
         write_json_atomic(config_path, config.to_json())
+
+
+@contextmanager
+def locked(run_dir: Path) -> Iterator[None]:
+    """Hold the run directory's lock for the block: a second process that tries to train the same
+    run fails at once with a one-line error instead of writing beside the first. The kernel
+    releases the lock when the holder dies, however it dies."""
+    fd = os.open(run_dir / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
+            raise invalid_argument("out", str(run_dir), f"another process (pid {holder}) is training this run now") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, str(os.getpid()).encode(), 0)
+        yield
+    finally:
+        os.close(fd)
+
+
+def is_finished(run_dir: Path) -> bool:
+    return (run_dir / EVALUATION).exists()
+
+
+def read_evaluation(run_dir: Path) -> dict[str, Any]:
+    """A finished run's final evaluation (`eval.json`)."""
+    report = read_json(run_dir / EVALUATION)
+    if not isinstance(report, dict) or not {"config", "evaluated_variant", "env_steps", "variants"} <= set(report):
+        raise invalid_argument("file", str(run_dir / EVALUATION), "not a final evaluation; delete it to evaluate the run again")
+    return report
 
 
 def load_policy(path: str | Path) -> tuple[ActorCritic, TrainConfig]:
@@ -78,23 +109,27 @@ def load_policy(path: str | Path) -> tuple[ActorCritic, TrainConfig]:
     path = Path(path)
     run_dir = path if path.is_dir() else path.parent
     if path.is_dir():
-        candidates = [run_dir / name for name in ("best.pt", "checkpoint.pt", "checkpoint.zip")]
+        candidates = [run_dir / name for name in (BEST, CHECKPOINT, SB3_CHECKPOINT)]
         path = next((c for c in candidates if c.exists()), candidates[1])
-    if not path.exists() or not (run_dir / "config.json").exists():
-        raise invalid_argument("run", str(path), "expected a run directory (with config.json) or a checkpoint in one")
-    config = TrainConfig(**json.loads((run_dir / "config.json").read_text()))
-    if path.suffix == ".zip":
-        from agents.sb3 import RoutedPPO
+    if not path.exists() or not (run_dir / CONFIG).exists():
+        raise invalid_argument("run", str(path), "expected a run directory (with config.json and a checkpoint) or a checkpoint in one")
+    config = read_config(run_dir)
+    try:
+        if path.suffix == ".zip":
+            from agents.sb3 import RoutedPPO  # SB3 takes a second to import: only when needed
 
-        return RoutedPPO.load(path, device="cpu").policy.net, config
-    state = torch.load(path, map_location="cpu", weights_only=False)
-    net = ActorCritic.from_config(state["network_config"])
-    net.load_state_dict(state["model"])
+            return RoutedPPO.load(path, device="cpu").policy.net, config
+        state = torch.load(path, map_location="cpu", weights_only=False)
+        net = ActorCritic.from_config(state["network_config"])
+        net.load_state_dict(state["model"])
+    except Exception as error:  # a damaged file fails in many ways deep inside torch or zipfile
+        raise invalid_argument("checkpoint", str(path), f"cannot be loaded ({type(error).__name__}: {str(error)[:200]})".replace("\n", " ")) from None
     return net, config
 
 
-def finish_run(net: ActorCritic, config: TrainConfig, out_dir: Path) -> dict[str, Any]:
-    """Evaluate the trained policy (every variant) and write `eval.json`; return the report."""
+def write_evaluation(net: ActorCritic, config: TrainConfig, out_dir: Path, env_steps: int) -> dict[str, Any]:
+    """Evaluate the trained policy (every variant), write `eval.json` and return it. `env_steps`
+    is what the run actually trained, which the report records."""
     method = get_method(config.method)
     variants = evaluate(
         net, config.env_id, config.final_eval_episodes, seed=1_000_000 + config.seed,
@@ -103,10 +138,10 @@ def finish_run(net: ActorCritic, config: TrainConfig, out_dir: Path) -> dict[str
     report = {
         "config": config.to_json(),
         "evaluated_variant": variant_name(method.evaluate_without),
-        "env_steps": method.training_steps(config.steps, config.oversight_prob),
+        "env_steps": int(env_steps),
         "variants": variants,
     }
-    write_json_atomic(out_dir / "eval.json", report)
+    write_json_atomic(out_dir / EVALUATION, report)
     return report
 
 

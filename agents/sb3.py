@@ -39,8 +39,7 @@ from agents.evaluator import training_evaluation
 from agents.losses import LossSettings, policy_loss
 from agents.methods import ROUTES, Method, get_method
 from agents.networks import ActorCritic
-from agents.run_dir import finish_run
-from oversight_env import make_twin_vec_env
+from agents.sb3_env import make_twin_vec_env
 from oversight_env.spec import OUTCOME_CODES, invalid_argument
 from routing import propagate_episode_labels
 
@@ -302,4 +301,4 @@ def train_sb3(config: TrainConfig, out_dir: Path, progress: bool = True) -> dict
         model.learn(total - model.num_timesteps, callback=_RunCallback(config, out_dir, total, progress),
                     reset_num_timesteps=False, tb_log_name="sb3")
     save_model_atomic(model, checkpoint)
-    return finish_run(model.policy.net, config, out_dir)
+    return model.policy.net, model.num_timesteps

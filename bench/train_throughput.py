@@ -47,7 +47,7 @@ def sb3_rate(on_twin: bool, seconds: float) -> float:
     from stable_baselines3.common.vec_env import DummyVecEnv
 
     from agents.sb3 import RoutedPPO
-    from oversight_env import make_twin_vec_env
+    from agents.sb3_env import make_twin_vec_env
 
     kwargs = {"oversight_prob": OVERSIGHT, "reward": "outcome"}
     if on_twin:

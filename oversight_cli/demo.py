@@ -14,7 +14,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from agents.run_dir import make_output_dir  # noqa: E402
+from agents.files import make_output_dir  # noqa: E402
 from agents.scripted import POLICIES  # noqa: E402
 from oversight_env import make_oversight_env  # noqa: E402
 from oversight_env.spec import invalid_argument, render_text  # noqa: E402

@@ -25,7 +25,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from agents.run_dir import atomic_write  # noqa: E402
+from agents.files import atomic_write  # noqa: E402
 from oversight_env.spec import invalid_argument  # noqa: E402
 
 RESULT_COLUMNS = [

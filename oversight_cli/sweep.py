@@ -21,7 +21,7 @@ from tqdm import tqdm
 
 from agents.config import TrainConfig
 from agents.methods import get_method
-from agents.run_dir import make_output_dir, write_json_atomic
+from agents.files import make_output_dir, write_json_atomic
 from oversight_cli.spec import ExperimentSpec
 from oversight_env.spec import invalid_argument
 

@@ -11,7 +11,7 @@ from oversight_env.batched import BatchedOversightEnv, TwinStep
 from oversight_env.diamond_ghost import DiamondGhostEnv
 from oversight_env.grid_env import OversightGridEnv
 from oversight_env.objects import TerminalObject
-from oversight_env.registration import make_batched, make_oversight_env, make_twin_vec_env, register_oversight_env
+from oversight_env.registration import make_batched, make_oversight_env, register_oversight_env
 from oversight_env.spec import (
     DIAMOND,
     GHOST,
@@ -25,7 +25,6 @@ from oversight_env.spec import (
     TerminalType,
 )
 from oversight_env.two_rooms import TwoRoomsEnv
-from oversight_env.vec_env import TwinVecEnv
 
 BUILTIN_ENV_IDS = (
     "OversightGrid/DiamondGhost-5x5-v0",
@@ -56,10 +55,8 @@ __all__ = [
     "TerminalObject",
     "TerminalType",
     "TwinStep",
-    "TwinVecEnv",
     "TwoRoomsEnv",
     "make_batched",
     "make_oversight_env",
-    "make_twin_vec_env",
     "register_oversight_env",
 ]

@@ -4,7 +4,7 @@ It follows the rules of `spec.py` for any `GridLayout`, like `OversightGridEnv` 
 at a time, with no Python loop over environments: moves are a lookup in the layout's
 `next_cell` table, and finished environments reset automatically within the same `step`.
 Per-episode results (outcome, oversight, true reward, facts at reset) come back as tensors in
-`TwinStep`, so a trainer never builds a dict per environment. `TwinVecEnv` (vec_env.py) adapts
+`TwinStep`, so a trainer never builds a dict per environment. `agents.sb3_env.TwinVecEnv` adapts
 it to stable-baselines3.
 """
 

@@ -1,7 +1,7 @@
 """Registering partial-oversight environments with gymnasium, and building their batched twins.
 
 `register_oversight_env` registers a `GridLayout` (or an `OversightGridEnv` subclass) under a
-gymnasium id; `make_batched` and `make_twin_vec_env` build the batched twin of any registered id
+gymnasium id; `make_batched` builds the batched twin of any registered id
 from the same layout and settings `gym.make` would use, so the two cannot drift apart.
 """
 
@@ -12,12 +12,10 @@ from typing import Any
 import gymnasium as gym
 import torch
 from gymnasium.envs.registration import load_env_creator
-from stable_baselines3.common.vec_env import VecEnv, VecMonitor
 
 from oversight_env.batched import BatchedOversightEnv
 from oversight_env.grid_env import OversightGridEnv
 from oversight_env.spec import GridLayout, invalid_argument
-from oversight_env.vec_env import TwinVecEnv
 
 
 def register_oversight_env(env_id: str, env: GridLayout | type[OversightGridEnv], **defaults: Any) -> None:
@@ -57,14 +55,3 @@ def make_batched(
     env.close()
     return BatchedOversightEnv(env.layout, env.config, num_envs, seed=seed, device=device)
 
-
-def make_twin_vec_env(
-    env_id: str, num_envs: int, seed: int | None = None, monitor: bool = True, **kwargs: Any
-) -> VecEnv:
-    """An SB3 vector environment stepping `num_envs` copies of `env_id` as one batch.
-
-    With `monitor` (default) it is wrapped in SB3's `VecMonitor`, as SB3's own `make_vec_env`
-    wraps `Monitor`, so episode returns and lengths reach SB3's logs.
-    """
-    venv = TwinVecEnv(make_batched(env_id, num_envs, seed=seed, **kwargs))
-    return VecMonitor(venv) if monitor else venv

@@ -12,7 +12,8 @@ from gymnasium.utils.env_checker import check_env
 from stable_baselines3 import PPO
 from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
-from oversight_env import BUILTIN_ENV_IDS, EpisodeState, make_batched, make_twin_vec_env
+from agents.sb3_env import make_twin_vec_env
+from oversight_env import BUILTIN_ENV_IDS, EpisodeState, make_batched
 
 
 @pytest.mark.parametrize("env_id", BUILTIN_ENV_IDS)

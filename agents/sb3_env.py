@@ -1,6 +1,8 @@
-"""`TwinVecEnv`: the batched twin behind stable-baselines3's `VecEnv` interface.
+"""The batched twin behind stable-baselines3's `VecEnv` interface: `TwinVecEnv`, `make_twin_vec_env`.
 
-SB3 algorithms train on it unmodified (`PPO("MlpPolicy", TwinVecEnv(twin))`). Info dicts carry
+It lives with the agents because it adapts an environment to an agent library: `oversight_env`
+imports no agent library. SB3 algorithms train on it unmodified
+(`PPO("MlpPolicy", make_twin_vec_env(env_id, 64))`). Info dicts carry
 content only where an episode ended (`terminal_observation`, `TimeLimit.truncated` and the
 episode record of `OversightGridEnv`'s final info); every other environment's info is empty.
 Code that wants tensors rather than dicts reads `last_step`, the twin's latest `TwinStep`.
@@ -15,8 +17,10 @@ import gymnasium as gym
 import numpy as np
 import torch
 from gymnasium import spaces
+from stable_baselines3.common.vec_env import VecMonitor
 from stable_baselines3.common.vec_env.base_vec_env import VecEnv, VecEnvIndices, VecEnvStepReturn
 
+from oversight_env import make_batched
 from oversight_env.batched import BatchedOversightEnv, TwinStep
 from oversight_env.spec import NEARER_LABELS, Action, Outcome
 
@@ -99,3 +103,15 @@ def _fact_dicts(facts: dict[str, Any], indices: Sequence[int] | range) -> list[d
         {"nearer": NEARER_LABELS[n], "diamond_overseen": d, "ghost_overseen": g}
         for n, d, g in zip(nearer, diamond, ghost)
     ]
+
+
+def make_twin_vec_env(
+    env_id: str, num_envs: int, seed: int | None = None, monitor: bool = True, **kwargs: Any
+) -> VecEnv:
+    """An SB3 vector environment stepping `num_envs` copies of `env_id` as one batch.
+
+    With `monitor` (default) it is wrapped in SB3's `VecMonitor`, as SB3's own `make_vec_env`
+    wraps `Monitor`, so episode returns and lengths reach SB3's logs.
+    """
+    venv = TwinVecEnv(make_batched(env_id, num_envs, seed=seed, **kwargs))
+    return VecMonitor(venv) if monitor else venv

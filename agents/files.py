@@ -1,0 +1,49 @@
+"""Files every run and report writes: atomic writes (a kill never leaves half a file) and output
+directories that fail with a one-line error naming the argument."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from oversight_env.spec import invalid_argument
+
+
+@contextmanager
+def atomic_write(path: Path) -> Iterator[Path]:
+    """Yield a temporary path to write; it replaces `path` only once the block succeeds, so a
+    kill never leaves a half-written file behind."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def write_json_atomic(path: Path, data: Any) -> None:
+    with atomic_write(path) as tmp:
+        tmp.write_text(json.dumps(data, indent=2, default=float))
+
+
+def save_atomic(obj: Any, path: Path) -> None:
+    with atomic_write(path) as tmp:
+        torch.save(obj, tmp)
+
+
+def make_output_dir(path: str | Path, argument: str = "out") -> Path:
+    """Create a writable output directory, or fail with a one-line error naming `argument`."""
+    path = Path(path)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise invalid_argument(argument, str(path), f"cannot create that directory ({error.strerror})") from None
+    if not os.access(path, os.W_OK):
+        raise invalid_argument(argument, str(path), "that directory is not writable")
+    return path
