@@ -15,8 +15,9 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
+from agents.methods import get_method
 from agents.metrics import episode_statistics
-from agents.networks import ActorCritic
+from agents.networks import ActorCritic, sample_actions
 from agents.seeding import independent_seeds
 from oversight_env import make_batched
 from routing import ablated
@@ -35,10 +36,8 @@ def _fresh_environments(env_id: str, n: int, seed: int, oversight_prob: float | 
 
 
 def _act(net: ActorCritic, obs: torch.Tensor, generator: torch.Generator, greedy: bool = False) -> torch.Tensor:
-    logits = net(obs).logits.float()
-    if greedy:
-        return logits.argmax(dim=-1)
-    return torch.multinomial(torch.softmax(logits, dim=-1), 1, generator=generator).squeeze(1)
+    logits = net(obs).logits
+    return logits.float().argmax(dim=-1) if greedy else sample_actions(logits, generator)[0]
 
 
 @contextmanager
@@ -151,8 +150,6 @@ def evaluate(
 def training_evaluation(net: ActorCritic, config: TrainConfig, seed: int) -> dict[str, float]:
     """The headline numbers of the method's evaluated variant on `config.eval_episodes` fresh
     episodes, as tensorboard scalars (`eval/...`): what every trainer logs during training."""
-    from agents.methods import get_method
-
     # The evaluated variant's episodes only: the published window metric is not among these scalars.
     episodes = run_episodes(net, config.env_id, config.eval_episodes, seed, get_method(config.method).evaluate_without,
                             config.oversight_prob, config.env_kwargs)

@@ -1,14 +1,21 @@
-"""The loss of every method, defined once and shared by every trainer (lean trainer, RoutedPPO).
+"""The loss and the update of every method, defined once and shared by every trainer (the lean
+trainer and `RoutedPPO`).
 
 `policy_loss` = weighted mean over samples of (policy-gradient term - entropy bonus + value
 loss), plus the gate loss on labelled samples. The policy-gradient term is REINFORCE with a
 baseline (`-log pi(a|s) * advantage`) or PPO's clipped surrogate. Sample weights (filtering) are
 0 or 1 and the mean is over all samples, so the loss is scaled by the kept fraction.
+
+`update` applies one rollout's samples: REINFORCE takes one gradient step on all of them; PPO
+takes `epochs` passes over `minibatches` random minibatches, each with its advantages normalized.
+Both clip the gradient's norm when `max_grad_norm` is set.
 """
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, NamedTuple
 
 import torch
 from torch.distributions import Categorical
@@ -17,32 +24,61 @@ from agents.methods import ROUTES, Method
 from agents.networks import ActorCritic
 from routing import UNLABELLED, gate_loss
 
+if TYPE_CHECKING:
+    from agents.config import TrainConfig
+
 
 @dataclass(frozen=True)
-class LossSettings:
-    """The coefficients of one update; trainers fill them from `TrainConfig` (no defaults here)."""
+class UpdateSettings:
+    """The coefficients of one update; `from_config` fills them from `TrainConfig` at a point of
+    the run (the entropy bonus and the learning rate follow their schedules)."""
 
     algorithm: str  # "reinforce" or "ppo"
+    learning_rate: float
     ent_coef: float
     vf_coef: float
     gate_coef: float
-    clip_range: float  # PPO only
+    max_grad_norm: float | None = None
+    clip_range: float = 0.2  # PPO only
+    epochs: int = 1  # PPO only
+    minibatches: int = 1  # PPO only
+
+    @classmethod
+    def from_config(cls, config: TrainConfig, progress: float) -> UpdateSettings:
+        """The settings of the update that starts after `progress` (0 to 1) of the run."""
+        return cls(config.algorithm, config.learning_rate_at(progress), config.entropy_bonus(progress), config.vf_coef,
+                   config.gate_coef, config.max_grad_norm, config.clip_range, config.ppo_epochs, config.ppo_minibatches)
+
+
+class Samples(NamedTuple):
+    """One rollout's samples, flat (N, ...), in the order of `flatten`."""
+
+    obs: torch.Tensor
+    actions: torch.Tensor
+    old_log_prob: torch.Tensor
+    advantages: torch.Tensor
+    returns: torch.Tensor
+    labels: torch.Tensor
+    weights: torch.Tensor
+
+
+def flatten(tensors: Samples, count: int | None = None) -> Samples:
+    """(T, B, ...) tensors as (T * B, ...), time-major, keeping the first `count` samples."""
+    return Samples(*(x.reshape(-1, *x.shape[2:])[:count] for x in tensors))
 
 
 def policy_loss(
     net: ActorCritic,
     method: Method,
-    settings: LossSettings,
-    obs: torch.Tensor,
-    actions: torch.Tensor,
-    advantages: torch.Tensor,
-    returns: torch.Tensor,
-    labels: torch.Tensor,
-    weights: torch.Tensor,
-    old_log_prob: torch.Tensor | None = None,
+    settings: UpdateSettings,
+    samples: Samples,
+    normalize_advantages: bool = False,
 ) -> tuple[torch.Tensor, dict[str, float]]:
-    """The method's loss on one batch, and its parts for logging."""
-    out = net(obs, labels if method.route else None)
+    """The method's loss on `samples`, and its parts for logging."""
+    obs, actions, old_log_prob, advantages, returns, labels, weights = samples
+    if normalize_advantages:
+        advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
+    out = net(obs, labels if method.route_labels else None)
     dist = Categorical(logits=out.logits.float())
     log_prob = dist.log_prob(actions)
     entropy = dist.entropy()
@@ -64,7 +100,7 @@ def policy_loss(
             "loss/value": float((weights * value_loss).mean()),
             "loss/entropy": float(entropy.mean()),
             "loss/gate": float(g_loss),
-            "loss/total": float(loss),
+            "loss/total": float(loss.detach()),
         }
         if out.gate_logit is not None:  # the gate on each route's samples: does routing separate them?
             for code, name in ROUTES:
@@ -73,3 +109,38 @@ def policy_loss(
                     tag = name if code == UNLABELLED else f"{name}_labelled"
                     stats[f"gate/{tag}"] = float(out.gate[chosen].float().mean())
     return loss, stats
+
+
+def update(
+    net: ActorCritic,
+    optimizer: torch.optim.Optimizer,
+    method: Method,
+    settings: UpdateSettings,
+    samples: Samples,
+    generator: torch.Generator,
+    autocast: AbstractContextManager,
+) -> dict[str, float]:
+    """Train `net` on one rollout's `samples` (see the module docstring); the last step's stats.
+    PPO's minibatches are drawn with `generator`."""
+    for group in optimizer.param_groups:
+        group["lr"] = settings.learning_rate
+    if settings.algorithm != "ppo":
+        return _gradient_step(net, optimizer, method, settings, samples, autocast, normalize=False)
+    stats: dict[str, float] = {}
+    for _ in range(settings.epochs):
+        order = torch.randperm(len(samples.obs), generator=generator)
+        for idx in order.chunk(settings.minibatches):
+            stats = _gradient_step(net, optimizer, method, settings, Samples(*(x[idx] for x in samples)), autocast,
+                                   normalize=len(idx) > 1)
+    return stats
+
+
+def _gradient_step(net, optimizer, method, settings, samples, autocast, normalize: bool) -> dict[str, float]:
+    with autocast:
+        loss, stats = policy_loss(net, method, settings, samples, normalize_advantages=normalize)
+    optimizer.zero_grad()
+    loss.backward()
+    if settings.max_grad_norm is not None:
+        torch.nn.utils.clip_grad_norm_(net.parameters(), settings.max_grad_norm)
+    optimizer.step()
+    return stats

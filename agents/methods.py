@@ -1,17 +1,34 @@
 """The methods a study compares, by name: everything that differs between them, in one place.
 
-A trainer never branches on a method's name; it asks the method which network to build, which
-reward to train on, how to label and weight samples, how long to train, and which variant of
-the policy to evaluate.
+A method is a small strategy object. A trainer never branches on a method's name or flags; it
+calls the method's hooks:
+
+- `experts`: which network to build (two routed experts, or one);
+- `reward`, `training_oversight`, `training_steps`: what the environments pay, how often they
+  are overseen during training, and how many environment steps to train;
+- `step_labels`, `step_weights`: the routing label and the loss weight of every step of a
+  rollout window (`agents.batch.build_batch` calls them); `route_labels` / `gate_loss`: whether
+  the labels route gradients and train the gate;
+- `after_rollout`, `at_evaluation`, `final_weights`: what happens as training goes (early
+  stopping scores held-out labelled episodes and keeps the best weights);
+- `evaluate_without`: the expert ablated in the evaluated policy.
+
+A new method is one subclass (or one more instance) registered in `METHODS`.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
 
 import torch
 
-from routing import UNLABELLED
+from routing import UNLABELLED, propagate_episode_labels
+
+if TYPE_CHECKING:
+    from agents.networks import ActorCritic
 
 ROUTED = ("diamond", "ghost")
 SINGLE = ("diamond",)
@@ -20,96 +37,202 @@ SINGLE = ("diamond",)
 ROUTES = ((UNLABELLED, "unlabelled"), (1, "diamond"), (2, "ghost"))
 
 
+class TrainingRun(Protocol):
+    """What a trainer offers a method's hooks during training."""
+
+    net: ActorCritic
+    config: Any  # agents.config.TrainConfig
+    out_dir: Path
+    env_steps: int  # environment steps trained so far
+
+    def log(self, tag: str, value: float) -> None: ...
+
+
 @dataclass(frozen=True)
 class Method:
+    """A single network trained on `reward`, every step with weight 1 and no label: the base of
+    every method (and `naive` itself)."""
+
     name: str
     summary: str
-    experts: tuple[str, ...]  # ROUTED: the two-expert mixture; SINGLE: one network
-    reward: str  # the environment reward trained on
-    route: bool = False  # labelled samples update only their expert
-    gate_loss: bool = False  # train the gate toward labelled samples' experts
-    filter_unobserved: bool = False  # train only on episodes known to be overseen or to reach no terminal
+    reward: str  # the environment reward trained on (oversight_env.spec.REWARDS)
+    experts: tuple[str, ...] = SINGLE  # ROUTED: the two-expert mixture; SINGLE: one network
     evaluate_without: str | None = None  # the expert ablated in the evaluated policy
-    label_budget_only: bool = False  # train only for as many steps as the oversight budget labels
-    early_stopping: bool = False  # keep the checkpoint best on held-out labelled episodes
 
-    @property
-    def uses_labels(self) -> bool:
-        return self.route or self.gate_loss
+    # ---- what the network is given
+    route_labels: bool = False  # labelled samples update only their expert
+    gate_loss: bool = False  # train the gate toward labelled samples' experts
 
-    def episode_labels(self, outcome: torch.Tensor, overseen: torch.Tensor) -> torch.Tensor:
-        """The routing label of finished episodes: their outcome (1 diamond, 2 ghost, which are
-        the experts' positions) where overseen, `UNLABELLED` otherwise."""
-        return torch.where(overseen, outcome, UNLABELLED)
-
-    def episode_kept(self, outcome: torch.Tensor, overseen: torch.Tensor) -> torch.Tensor:
-        """Code of finished episodes for filtering: 1 kept (overseen, or no terminal reached),
-        2 dropped (reached a terminal unobserved). Steps whose episode has not ended get 0: dropped."""
-        return torch.where(overseen | (outcome == 0), 1, 2)
+    # ---- the environment and the budget
+    def training_oversight(self, oversight_prob: float) -> float:
+        """The oversight probability of the environments trained on."""
+        return oversight_prob
 
     def training_steps(self, steps: int, oversight_prob: float) -> int:
         """Environment steps this method trains for in a comparison with a budget of `steps`."""
-        return max(1, round(steps * oversight_prob)) if self.label_budget_only else steps
+        return steps
+
+    # ---- a rollout window's labels and weights, (T, B) each
+    def step_labels(self, done: torch.Tensor, outcome: torch.Tensor, overseen: torch.Tensor) -> torch.Tensor:
+        """The routing label of every step: `UNLABELLED` unless the method labels steps."""
+        return torch.full(done.shape, UNLABELLED, dtype=torch.long)
+
+    def step_weights(self, done: torch.Tensor, outcome: torch.Tensor, overseen: torch.Tensor) -> torch.Tensor:
+        """The loss weight of every step (the loss is the weighted mean over all steps)."""
+        return torch.ones(done.shape)
+
+    # ---- as training goes; `state` is the method's part of the checkpoint
+    def initial_state(self) -> dict[str, Any]:
+        return {}
+
+    def after_rollout(self, state: dict[str, Any], outcome: torch.Tensor, overseen: torch.Tensor) -> None:
+        """Called with the outcomes and oversight of the episodes that ended in a rollout."""
+
+    def at_evaluation(self, state: dict[str, Any], run: TrainingRun) -> None:
+        """Called at every training-time evaluation, after the trainer's own."""
+
+    def final_weights(self, state: dict[str, Any], run_dir: Path) -> Path | None:
+        """A file of weights to evaluate instead of the last ones (None: the last ones)."""
+        return None
+
+
+@dataclass(frozen=True)
+class RoutedMixture(Method):
+    """The two-expert mixture trained on the `outcome` reward; overseen episodes label their steps
+    with the terminal reached (1 diamond, 2 ghost: the experts' positions)."""
+
+    experts: tuple[str, ...] = ROUTED
+    evaluate_without: str | None = "ghost"
+
+    def step_labels(self, done: torch.Tensor, outcome: torch.Tensor, overseen: torch.Tensor) -> torch.Tensor:
+        return propagate_episode_labels(done, torch.where(overseen, outcome, UNLABELLED))
+
+
+#: Episode codes for filtering: kept (overseen, or reached no terminal) or dropped.
+KEPT, DROPPED = 1, 2
+
+
+@dataclass(frozen=True)
+class Filtering(Method):
+    """Trains only on steps of episodes whose true reward the overseer knows."""
+
+    def step_weights(self, done: torch.Tensor, outcome: torch.Tensor, overseen: torch.Tensor) -> torch.Tensor:
+        # Steps whose episode has not ended by the window's end get UNLABELLED: dropped too.
+        episode = torch.where(overseen | (outcome == 0), KEPT, DROPPED)
+        return (propagate_episode_labels(done, episode) == KEPT).float()
+
+
+@dataclass(frozen=True)
+class LabelBudget(Method):
+    """Trains only for as many environment steps as the oversight budget labels."""
+
+    def training_steps(self, steps: int, oversight_prob: float) -> int:
+        return max(1, round(steps * oversight_prob))
+
+
+#: Share of the oversight budget that `naive_early_stopping` holds out for validation.
+EARLY_STOPPING_HOLDOUT = 0.25
+
+
+@dataclass(frozen=True)
+class EarlyStopping(Method):
+    """Holds out a share of the oversight budget and keeps the checkpoint that scores best on it."""
+
+    holdout: float = EARLY_STOPPING_HOLDOUT
+    best_file: str = "best.pt"
+
+    def training_oversight(self, oversight_prob: float) -> float:
+        return oversight_prob * (1 - self.holdout)
+
+    def initial_state(self) -> dict[str, Any]:
+        return {"validation_budget": 0.0, "best_score": -math.inf, "labels_since_eval": 0}
+
+    def after_rollout(self, state: dict[str, Any], outcome: torch.Tensor, overseen: torch.Tensor) -> None:
+        state["labels_since_eval"] += int(overseen.sum())
+
+    def at_evaluation(self, state: dict[str, Any], run: TrainingRun) -> None:
+        """Score the policy on held-out labelled episodes paid for from the oversight budget: the
+        holdout's share of labels, in proportion to the labels training saw since the last check."""
+        from agents.evaluator import run_episodes
+        from agents.files import save_atomic
+
+        state["validation_budget"] += state["labels_since_eval"] * self.holdout / (1 - self.holdout)
+        state["labels_since_eval"] = 0
+        n = int(state["validation_budget"])
+        if n < 1:
+            return
+        state["validation_budget"] -= n
+        config = run.config
+        episodes = run_episodes(run.net, config.env_id, n, seed=2_000_000 + run.env_steps,
+                                oversight_prob=config.oversight_prob, env_kwargs=config.env_kwargs)
+        score = float(episodes["true_reward"].mean())
+        run.log("early_stopping/validation_true_return", score)
+        run.log("early_stopping/validation_episodes", n)
+        if score > state["best_score"]:
+            state["best_score"] = score
+            save_atomic({"model": run.net.state_dict(), "network_config": run.net.config, "env_steps": run.env_steps,
+                         "score": score}, run.out_dir / self.best_file)
+
+    def final_weights(self, state: dict[str, Any], run_dir: Path) -> Path | None:
+        path = run_dir / self.best_file
+        return path if path.exists() else None
 
 
 METHODS: dict[str, Method] = {
     m.name: m
     for m in [
-        Method(
+        RoutedMixture(
             "routing",
             "Gradient routing (the paper's method). A mixture of a diamond and a ghost expert, trained on the "
             "`outcome` reward (+1 for either terminal). Steps of overseen episodes update only the expert of the "
             "terminal reached (and train the gate toward it); all other steps update everything. Evaluated with "
             "the ghost expert ablated: the gate fixed to the diamond expert.",
-            ROUTED, "outcome", route=True, gate_loss=True, evaluate_without="ghost",
+            "outcome", route_labels=True, gate_loss=True,
         ),
-        Method(
+        RoutedMixture(
             "routing_no_gate_loss",
             "Control: `routing` without the gate loss. Labelled samples are still routed to their expert, but "
             "nothing teaches the gate which expert is which. Evaluated with the ghost expert ablated.",
-            ROUTED, "outcome", route=True, evaluate_without="ghost",
+            "outcome", route_labels=True,
         ),
-        Method(
+        RoutedMixture(
             "moe_no_routing",
             "Control: `routing` without gradient routing. The same mixture and gate loss, but every sample "
             "updates every expert, so the experts have no reason to specialize. Evaluated with the ghost expert "
             "ablated, like `routing`.",
-            ROUTED, "outcome", gate_loss=True, evaluate_without="ghost",
+            "outcome", gate_loss=True,
         ),
         Method(
             "naive",
             "Baseline: a single network trained on the `naive` proxy reward, what a partial overseer pays: +1 for "
             "either terminal, -1 for an overseen ghost. It learns to take the ghost when unobserved.",
-            SINGLE, "naive",
+            "naive",
         ),
-        Method(
+        Filtering(
             "filtering",
             "Baseline: a single network trained on the `true` reward, but only on episodes whose true reward the "
             "overseer knows: overseen ones and those that reached no terminal. Other steps are dropped, and the loss "
             "is scaled by the kept fraction, as in the paper. Steps whose episode has not ended when the update comes "
             "are dropped too (the paper kept them; their reward was unknown).",
-            SINGLE, "true", filter_unobserved=True,
+            "true",
         ),
-        Method(
+        LabelBudget(
             "oracle",
             "Reference: a single network trained on the `true` reward of every episode, but only for as many "
-            "steps as the oversight budget labels (oversight_prob x the comparison's steps): the same number of "
-            "labelled episodes as the other methods get.",
-            SINGLE, "true", label_budget_only=True,
+            "steps as the oversight budget labels (oversight_prob x the comparison's steps, exactly): the same "
+            "number of labelled episodes as the other methods get.",
+            "true",
         ),
-        Method(
+        EarlyStopping(
             "naive_early_stopping",
             "Baseline: `naive` with early stopping. A quarter of the oversight budget is held out: training sees "
             "oversight with 3/4 of the probability, and the held-out labels score the policy's true return on "
             "fresh episodes at every evaluation; the best-scoring checkpoint is the result. Answers the critique "
             "that naive training with early stopping matches routing, with the same labelling budget.",
-            SINGLE, "naive", early_stopping=True,
+            "naive",
         ),
     ]
 }
-
-#: Share of the oversight budget that `naive_early_stopping` holds out for validation.
-EARLY_STOPPING_HOLDOUT = 0.25
 
 
 def get_method(name: str) -> Method:

@@ -6,6 +6,10 @@ value network. Every trainer builds it here, the evaluator ablates it, SB3's pol
 - Actor: `g * diamond + (1 - g) * ghost` in hidden space, then a shared Linear(256 -> actions).
 - Critic: 1x1 conv (C -> 16), flatten, Linear -> 256 -> 32 -> 1 with no nonlinearities, as published.
 - The single network of the baselines is the diamond expert with the shared head, no gate.
+- Initialisation: PyTorch's defaults; with `zero_biases` (the paper preset) every bias is zero,
+  as in the published code.
+
+`sample_actions` is how every trainer and the evaluator draw actions from the logits.
 """
 
 from __future__ import annotations
@@ -39,12 +43,18 @@ class ActorCritic(nn.Module):
     """Routed (two experts) or single-expert actor, and a critic, over (C, H, W) observations."""
 
     def __init__(
-        self, obs_shape: Sequence[int], n_actions: int = 4, experts: Sequence[str] = ("diamond", "ghost"), hidden: int = 256
+        self,
+        obs_shape: Sequence[int],
+        n_actions: int = 4,
+        experts: Sequence[str] = ("diamond", "ghost"),
+        hidden: int = 256,
+        zero_biases: bool = False,
     ):
         super().__init__()
         channels, height, width = obs_shape
         n_in = channels * height * width
-        self.config = {"obs_shape": tuple(obs_shape), "n_actions": n_actions, "experts": tuple(experts), "hidden": hidden}
+        self.config = {"obs_shape": tuple(obs_shape), "n_actions": n_actions, "experts": tuple(experts), "hidden": hidden,
+                       "zero_biases": zero_biases}
         gate = None
         if len(experts) == 2:
             gate = nn.Sequential(nn.Conv2d(channels, channels, 1), nn.Flatten(), mlp([n_in, hidden, hidden, 1], relu_last=False))
@@ -60,6 +70,11 @@ class ActorCritic(nn.Module):
             nn.Linear(256, 32),
             nn.Linear(32, 1),
         )
+        if zero_biases:
+            with torch.no_grad():
+                for name, parameter in self.named_parameters():
+                    if name.endswith("bias"):
+                        parameter.zero_()
 
     def forward(self, obs: torch.Tensor, labels: torch.Tensor | None = None) -> ActorCriticOutput:
         actor = self.actor(obs, labels)
@@ -68,3 +83,11 @@ class ActorCritic(nn.Module):
     @classmethod
     def from_config(cls, config: dict) -> ActorCritic:
         return cls(**config)
+
+
+def sample_actions(logits: torch.Tensor, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """Actions drawn from the softmax of `logits` (B, actions) with `generator`, and their log
+    probabilities (computed in float32 whatever the logits' type)."""
+    log_probs = torch.log_softmax(logits.float(), dim=-1)
+    actions = torch.multinomial(log_probs.exp(), 1, generator=generator).squeeze(1)
+    return actions, log_probs.gather(1, actions[:, None]).squeeze(1)

@@ -1,5 +1,7 @@
 """Methods, the shared loss, both trainers, resume, and the evaluator's statistics."""
 
+import contextlib
+import dataclasses
 import json
 
 import numpy as np
@@ -9,7 +11,7 @@ import torch
 import agents.lean_trainer as lean_trainer
 from agents.config import TrainConfig
 from agents.evaluator import evaluate, paper_window_return_per_step, run_episodes
-from agents.losses import LossSettings, policy_loss
+from agents.losses import Samples, UpdateSettings, policy_loss, update
 from agents.methods import METHODS, get_method
 from agents.metrics import discounted_return_per_step, wilson
 from agents.networks import ActorCritic
@@ -20,26 +22,31 @@ TINY = dict(num_envs=16, rollout_steps=8, eval_every_steps=256, eval_episodes=32
             checkpoint_every_steps=256)
 
 
-def test_methods_label_filter_and_budget():
-    outcome = torch.tensor([0, 1, 2, 1, 2])
-    overseen = torch.tensor([False, True, True, False, False])
-    routing = get_method("routing")
-    assert routing.episode_labels(outcome, overseen).tolist() == [0, 1, 2, 0, 0]
-    assert get_method("filtering").episode_kept(outcome, overseen).tolist() == [1, 1, 1, 2, 2]
+def test_methods_budget_and_training_oversight():
     assert get_method("oracle").training_steps(10_000_000, 0.05) == 500_000
+    assert get_method("oracle").training_steps(3_000_000, 0.003) == 9_000
     assert get_method("naive").training_steps(10_000_000, 0.05) == 10_000_000
+    assert get_method("naive_early_stopping").training_oversight(0.1) == pytest.approx(0.075)
+    assert get_method("naive").training_oversight(0.1) == 0.1
     assert {m.reward for m in METHODS.values()} == {"outcome", "naive", "true"}
     with pytest.raises(ValueError, match="method='nope' is invalid"):
         get_method("nope")
+
+
+def samples(labels, weights=None, n=6):
+    torch.manual_seed(1)
+    return Samples(torch.rand(n, 4, 5, 5), torch.zeros(n, dtype=torch.long), torch.zeros(n), torch.ones(n), torch.ones(n),
+                   labels, torch.ones(n) if weights is None else weights)
+
+
+SETTINGS = UpdateSettings("reinforce", learning_rate=1e-3, ent_coef=0.1, vf_coef=0.5, gate_coef=0.01)
 
 
 def loss_grads(method_name, labels, weights=None):
     torch.manual_seed(0)
     method = get_method(method_name)
     net = ActorCritic((4, 5, 5), experts=method.experts)
-    obs = torch.rand(6, 4, 5, 5)
-    loss, _ = policy_loss(net, method, LossSettings("reinforce", 0.1, 0.5, 0.01, 0.2), obs, torch.zeros(6, dtype=torch.long), torch.ones(6),
-                          torch.ones(6), labels, torch.ones(6) if weights is None else weights)
+    loss, _ = policy_loss(net, method, SETTINGS, samples(labels, weights))
     loss.backward()
     return {name: sum(float(p.grad.abs().sum()) for p in module.parameters() if p.grad is not None)
             for name, module in net.actor.experts.items()}, net
@@ -56,6 +63,43 @@ def test_routing_loss_leaves_the_diamond_expert_alone_on_overseen_ghost_steps():
 def test_filtering_weights_remove_samples_from_the_loss():
     grads, _ = loss_grads("filtering", torch.zeros(6, dtype=torch.long), weights=torch.zeros(6))
     assert grads["diamond"] == 0
+
+
+def test_the_gate_loss_enters_with_its_coefficient_for_the_methods_that_train_the_gate():
+    torch.manual_seed(0)
+    net = ActorCritic((4, 5, 5))
+    data = samples(torch.tensor([1, 2, 0, 1, 0, 2]))
+    totals = {}
+    for name in ("routing", "routing_no_gate_loss", "moe_no_routing"):
+        for coef in (0.0, 0.5):
+            loss, stats = policy_loss(net, get_method(name), dataclasses.replace(SETTINGS, gate_coef=coef), data)
+            totals[name, coef] = float(loss.detach())
+    gate = stats["loss/gate"]
+    assert gate > 0
+    assert totals["routing", 0.5] - totals["routing", 0.0] == pytest.approx(0.5 * gate, rel=1e-4)
+    assert totals["moe_no_routing", 0.5] - totals["moe_no_routing", 0.0] == pytest.approx(0.5 * gate, rel=1e-4)
+    assert totals["routing_no_gate_loss", 0.5] == totals["routing_no_gate_loss", 0.0]
+
+
+def test_update_settings_follow_the_schedules():
+    config = TrainConfig(learning_rate=1e-3, anneal_lr=True, ent_coef=0.1, ent_coef_final=0.02, gate_coef=0.3,
+                         max_grad_norm=0.5, adam_eps=1e-6)
+    start, middle = UpdateSettings.from_config(config, 0.0), UpdateSettings.from_config(config, 0.5)
+    assert (start.ent_coef, start.learning_rate) == (0.1, 1e-3)
+    assert middle.ent_coef == pytest.approx(0.06) and middle.learning_rate == pytest.approx(5e-4)
+    assert (middle.gate_coef, middle.max_grad_norm, middle.vf_coef) == (0.3, 0.5, 0.5)
+
+
+def test_gradient_clipping_bounds_the_update():
+    torch.manual_seed(0)
+    net = ActorCritic((4, 5, 5), experts=("diamond",))
+    before = [p.detach().clone() for p in net.parameters()]
+    optimizer = torch.optim.SGD(net.parameters(), lr=1.0)
+    data = samples(torch.zeros(6, dtype=torch.long))
+    update(net, optimizer, get_method("naive"), dataclasses.replace(SETTINGS, learning_rate=1.0, max_grad_norm=1e-3),
+           data, torch.Generator(), contextlib.nullcontext())
+    moved = torch.sqrt(sum(((p - b) ** 2).sum() for p, b in zip(net.parameters(), before)))
+    assert float(moved) == pytest.approx(1e-3, rel=1e-3)  # SGD with lr 1 moves by the clipped gradient
 
 
 @pytest.mark.parametrize("method", sorted(METHODS))
@@ -77,41 +121,80 @@ def test_each_method_trains_end_to_end(method, tmp_path):
     assert loaded_config == config and net.actor.expert_names == m.experts
 
 
-def test_oracle_trains_only_for_its_labelled_budget(tmp_path):
-    config = TrainConfig(method="oracle", steps=16 * 8 * 40, oversight_prob=0.1, **TINY)
-    report = train(config, tmp_path, progress=False)
-    assert report["env_steps"] == 512
-    assert torch.load(tmp_path / "checkpoint.pt", weights_only=False)["state"]["update"] == 4
+@pytest.mark.parametrize("oversight,budget", [(0.1, 512), (0.13, 666)])
+def test_oracle_trains_exactly_its_labelled_budget(tmp_path, oversight, budget):
+    # 5120 steps x p: 512 is four whole updates of 16 x 8; 666 needs a last, partial update.
+    config = TrainConfig(method="oracle", steps=16 * 8 * 40, oversight_prob=oversight, **TINY)
+    trained = []
+    real_update = lean_trainer.update
+
+    def counting(net, optimizer, method, settings, samples, *args):
+        trained.append(len(samples.obs))
+        return real_update(net, optimizer, method, settings, samples, *args)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(lean_trainer, "update", counting)
+        report = train(config, tmp_path, progress=False)
+    assert sum(trained) == budget and report["env_steps"] == budget
+    assert torch.load(tmp_path / "checkpoint.pt", weights_only=False)["state"]["env_steps"] == budget
 
 
-def test_a_killed_run_resumes_to_the_same_result(tmp_path, monkeypatch):
-    config = TrainConfig(method="routing", steps=16 * 8 * 6, oversight_prob=0.5, **{**TINY, "checkpoint_every_steps": 256})
+def scalars(run_dir, skip=("speed/",)):
+    """Every tensorboard scalar of a run as {tag: [(step, value), ...]}, as tensorboard reads them
+    (purged events dropped); wall-clock speeds skipped."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    found = {}
+    for events_dir in sorted({p.parent for p in (run_dir / "tb").glob("**/events.out.tfevents.*")}):
+        events = EventAccumulator(str(events_dir), size_guidance={"scalars": 0})
+        events.Reload()
+        for tag in events.Tags()["scalars"]:
+            if not tag.startswith(skip):
+                found.setdefault(tag, []).extend((e.step, e.value) for e in events.Scalars(tag))
+    return {tag: sorted(points) for tag, points in found.items()}
+
+
+def test_a_killed_run_resumes_from_its_checkpoint_to_the_same_result(tmp_path, monkeypatch):
+    config = TrainConfig(method="naive_early_stopping", steps=16 * 8 * 6, oversight_prob=0.5, **TINY)
     uninterrupted = train(config, tmp_path / "a", progress=False)
 
+    real_update = lean_trainer.update
     calls = {"n": 0}
-    real_step = lean_trainer._gradient_step
 
-    def dies_after_three(*args, **kwargs):
+    def dies_in_the_fourth_update(*args, **kwargs):
         calls["n"] += 1
         if calls["n"] == 4:
-            raise KeyboardInterrupt  # killed during the 4th update: the last checkpoint is after update 2
-        return real_step(*args, **kwargs)
+            raise KeyboardInterrupt  # the last checkpoint is after update 2 (every 256 steps)
+        return real_update(*args, **kwargs)
 
-    monkeypatch.setattr(lean_trainer, "_gradient_step", dies_after_three)
+    monkeypatch.setattr(lean_trainer, "update", dies_in_the_fourth_update)
     with pytest.raises(KeyboardInterrupt):
         train(config, tmp_path / "b", progress=False)
     assert not (tmp_path / "b" / "eval.json").exists()
-    assert torch.load(tmp_path / "b" / "checkpoint.pt", weights_only=False)["state"]["update"] == 2
-    monkeypatch.setattr(lean_trainer, "_gradient_step", real_step)
+    assert torch.load(tmp_path / "b" / "checkpoint.pt", weights_only=False)["state"]["env_steps"] == 256
+    calls["n"] = -100  # the resumed run must not die, and must run only the four updates left
     resumed = train(config, tmp_path / "b", progress=False)
-    assert resumed["variants"] == uninterrupted["variants"]
+    assert calls["n"] == -96
+    assert json.dumps(resumed["variants"]) == json.dumps(uninterrupted["variants"])  # NaN != NaN in a dict
     a = torch.load(tmp_path / "a" / "checkpoint.pt", weights_only=False)["model"]
     b = torch.load(tmp_path / "b" / "checkpoint.pt", weights_only=False)["model"]
     assert all(torch.equal(a[k], b[k]) for k in a)
+    assert scalars(tmp_path / "b") == scalars(tmp_path / "a")  # every logged point, none twice
+    assert "early_stopping/validation_true_return" in scalars(tmp_path / "a")
     # A finished run is not trained again; another config in the same directory is refused.
     assert train(config, tmp_path / "b", progress=False) == json.loads((tmp_path / "b" / "eval.json").read_text())
     with pytest.raises(ValueError, match=r"another config \(differs in \['seed'\]\)"):
-        train(TrainConfig(method="routing", steps=16 * 8 * 6, oversight_prob=0.5, seed=1, **TINY), tmp_path / "b")
+        train(dataclasses.replace(config, seed=1), tmp_path / "b")
+
+
+def test_the_lean_trainer_routes_with_labels_and_follows_the_entropy_schedule(tmp_path):
+    config = TrainConfig(method="routing", steps=16 * 8 * 4, oversight_prob=1.0, ent_coef=0.1, ent_coef_final=0.02, **TINY)
+    train(config, tmp_path, progress=False)
+    logged = scalars(tmp_path)
+    # The gate's mean on labelled samples is logged only when labels reach the loss.
+    assert "gate/diamond_labelled" in logged and "gate/ghost_labelled" in logged
+    assert max(v for _, v in logged["route/fraction_unlabelled"]) < 1
+    assert [v for _, v in logged["loss/entropy_coef"]] == pytest.approx([0.1, 0.08, 0.06, 0.04])
 
 
 def test_evaluation_counts_each_environment_once_from_a_fresh_reset():
