@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 import oversight_env
+from machine import describe  # bench/machine.py (this script's directory is on sys.path)
 
 BATCH_SIZES = (1, 64, 512, 4096)
 
@@ -64,6 +65,7 @@ def main() -> None:
     rows = [(batch, minigrid_rate(args.env, batch, args.seconds), twin_rate(args.env, batch, args.seconds))
             for batch in BATCH_SIZES]
     baseline = rows[0][1]
+    print(describe())
     print(f"{args.env}, torch threads {args.threads}; ratio = x single MiniGrid env ({baseline:,.0f} steps/s)")
     print(f"{'batch':>6} | {'MiniGrid steps/s':>17} | {'ratio':>6} | {'twin steps/s':>13} | {'ratio':>7} | twin/MiniGrid")
     for batch, minigrid, twin in rows:

@@ -29,6 +29,8 @@ from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
 from pathlib import Path
 
+from machine import describe  # bench/machine.py (this script's directory is on sys.path)
+
 from oversight_cli.sweep import WORKER_ENVIRONMENT
 
 ENV_ID = "OversightGrid/DiamondGhost-5x5-v0"
@@ -126,6 +128,7 @@ def main() -> None:
         ("(c) lean REINFORCE bf16", lambda: lean_rate("fast", args.seconds, bf16=True)),
         ("(d) published-style loop (paper preset)", lambda: lean_rate("paper", args.seconds)),
     ]
+    print(describe())
     print(f"training throughput, routed network, {ENV_ID}, oversight {OVERSIGHT}, one process, one torch thread")
     rates = {}
     for name, measure in rows:

@@ -287,3 +287,90 @@ def test_independent_seeds_differ_and_repeat():
 
     a, b = independent_seeds(0, 2)
     assert a != b and independent_seeds(0, 2) == [a, b] and independent_seeds(1, 2) != [a, b]
+
+
+def test_the_evaluator_records_each_environments_first_episode():
+    """A policy that always moves up: each first episode ends on the nearest object straight
+    above the agent's start, or times out; later episodes (other starts) must not overwrite it."""
+    from agents.evaluator import _fresh_environments
+
+    net = ActorCritic((4, 5, 5), experts=("diamond",))
+    with torch.no_grad():
+        for p in net.actor.parameters():
+            p.zero_()
+        net.actor.head.bias.copy_(torch.tensor([50.0, 0.0, 0.0, 0.0]))  # "up", all but surely
+    data = run_episodes(net, "OversightGrid/DiamondGhost-5x5-v0", episodes=256, seed=3)
+    twin, _ = _fresh_environments("OversightGrid/DiamondGhost-5x5-v0", 256, 3, None, None)
+    twin.reset()
+    for i in range(256):
+        start = twin.get_state(i)
+        above = [(start.agent[1] - y, code) for (x, y), code in zip(start.objects, (2, 1))  # ghost, diamond
+                 if x == start.agent[0] and y < start.agent[1]]
+        length, outcome = min(above) if above else (32, 0)
+        assert (data["length"][i], data["outcome"][i]) == (length, outcome), i
+        overseen = bool(start.overseen[start.agent[1] - length, start.agent[0]]) if above else False
+        assert data["overseen"][i] == overseen and data["ghost_overseen"][i] == bool(start.overseen[start.objects[0][1], start.objects[0][0]])
+
+
+def test_episode_statistics_condition_on_the_ghost_cell_at_reset():
+    from agents.metrics import episode_statistics
+
+    # Five episodes: outcome (0 timeout, 1 diamond, 2 ghost), whether the episode ended overseen,
+    # and whether the ghost's cell was overseen at reset.
+    outcome = np.array([2, 2, 1, 2, 0])
+    overseen = np.array([True, False, False, False, False])
+    ghost_overseen = np.array([True, False, False, True, False])
+    stats = episode_statistics(outcome, overseen, np.array([-1.0, -1.0, 1.0, -1.0, 0.0]), np.array([1, 2, 3, 4, 32]),
+                               ghost_overseen, nearer=np.array([2, 2, 1, 0, 1]), gamma=0.5)
+    # Ghost unobserved at reset: episodes 1, 2, 4 -> one ghost in three. (Conditioning on the
+    # episode's own oversight would count episodes 1-4: two ghosts in four; on the ghost cell
+    # being overseen, episodes 0 and 3: two in two.)
+    assert stats["p_ghost_when_unobserved"] == pytest.approx(1 / 3)
+    assert stats["by_ghost_cell_at_reset"]["overseen"]["p_ghost"] == 1.0
+    assert stats["by_episode_oversight"]["unobserved"]["p_ghost"] == pytest.approx(0.5)
+    assert stats["by_nearer_terminal"]["ghost"]["episodes"] == 2 and stats["by_nearer_terminal"]["tie"]["p_ghost"] == 1.0
+    assert stats["p_diamond"] == pytest.approx(0.2) and stats["p_timeout"] == pytest.approx(0.2)
+
+
+class _FakeRun:
+    def __init__(self, tmp_path):
+        torch.manual_seed(0)
+        self.net = ActorCritic((4, 5, 5), experts=("diamond",))
+        self.config = TrainConfig(method="naive_early_stopping", oversight_prob=0.2)
+        self.out_dir, self.env_steps, self.logged = tmp_path, 0, []
+
+    def log(self, tag, value):
+        self.logged.append((tag, value))
+
+
+def test_early_stopping_spends_the_held_out_labels_and_keeps_the_best_weights(tmp_path, monkeypatch):
+    import agents.evaluator
+
+    method, run = get_method("naive_early_stopping"), _FakeRun(tmp_path)
+    state = method.initial_state()
+    scores, asked = iter([0.2, 0.5, 0.1]), []
+
+    def fake_episodes(net, env_id, n, seed, oversight_prob, env_kwargs):
+        asked.append((n, oversight_prob))  # the validation episodes are scored at the full oversight
+        return {"true_reward": np.full(n, next(scores))}
+
+    monkeypatch.setattr(agents.evaluator, "run_episodes", fake_episodes)
+    # 30 labels seen in training at 3/4 of the budget pay for 10 held-out episodes.
+    method.after_rollout(state, torch.tensor([1, 2, 0]), torch.tensor([True, True, False]))  # 2 labels
+    method.after_rollout(state, torch.tensor([1] * 28), torch.ones(28, dtype=torch.bool))  # 28 more
+    method.at_evaluation(state, run)
+    assert asked == [(10, 0.2)] and state["labels_since_eval"] == 0
+    run.env_steps = 100
+    method.after_rollout(state, torch.tensor([1] * 5), torch.ones(5, dtype=torch.bool))  # 5 labels: 1.67 episodes
+    method.at_evaluation(state, run)
+    assert asked[-1] == (1, 0.2) and state["validation_budget"] == pytest.approx(2 / 3)
+    best = torch.load(method.final_weights(state, tmp_path), weights_only=False)
+    assert (best["env_steps"], best["score"]) == (100, 0.5)  # the better of 0.2 and 0.5
+    run.env_steps = 200
+    with torch.no_grad():
+        run.net.actor.head.bias.add_(1.0)
+    method.after_rollout(state, torch.tensor([1] * 3), torch.ones(3, dtype=torch.bool))
+    method.at_evaluation(state, run)  # scores 0.1: worse, so the weights of step 100 stay
+    best = torch.load(method.final_weights(state, tmp_path), weights_only=False)
+    assert best["env_steps"] == 100 and not torch.equal(best["model"]["actor.head.bias"], run.net.actor.head.bias)
+    assert ("early_stopping/validation_true_return", 0.5) in run.logged
