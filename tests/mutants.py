@@ -1,0 +1,157 @@
+"""Mutation check: plant one-line bugs in the code that produces numbers, one at a time, and
+check that a test goes red for each. Not collected by pytest (no `test_` prefix); run it by hand:
+
+    python tests/mutants.py [--only SUBSTRING] [--table docs/mutations.md]
+
+Each mutant replaces one exact snippet of one file (the snippet must occur exactly once), runs
+the named test files with `-x`, restores the file, and reports "caught" (a test failed) or
+"SURVIVED". The file is restored even when the run is interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+AGENTS = ["tests/test_batch.py", "tests/test_agents.py"]
+TRAINERS = ["tests/test_agents.py", "tests/test_sb3.py"]
+SB3 = ["tests/test_sb3.py"]
+SWEEP = ["tests/test_sweep.py", "tests/test_report.py", "tests/test_spec.py"]
+CLI = ["tests/test_cli.py"]
+
+# (kind of bug, file, original snippet, mutated snippet, test files)
+MUTANTS: list[tuple[str, str, str, str, list[str]]] = [
+    ("REINFORCE returns leak across episode ends", "agents/batch.py",
+     "running = rewards[t] + rule.gamma * running * not_done[t]", "running = rewards[t] + rule.gamma * running", AGENTS),
+    ("GAE delta leaks across episode ends", "agents/batch.py",
+     "delta = rewards[t] + rule.gamma * next_value * not_done[t] - values[t]",
+     "delta = rewards[t] + rule.gamma * next_value - values[t]", AGENTS),
+    ("GAE accumulation leaks across episode ends", "agents/batch.py",
+     "gae = delta + rule.gamma * rule.gae_lambda * not_done[t] * gae", "gae = delta + rule.gamma * rule.gae_lambda * gae", AGENTS),
+    ("timeouts never bootstrapped", "agents/batch.py",
+     "rewards = rewards + rule.gamma * rollout.timeout_values.float() * rollout.truncated", "rewards = rewards", AGENTS),
+    ("PPO does not bootstrap the window's end", "agents/batch.py",
+     'return self.algorithm == "ppo" or self.bootstrap', "return self.bootstrap", AGENTS),
+    ("advantage without the baseline", "agents/batch.py", "return returns, returns - values", "return returns, returns", AGENTS),
+    ("routing labels unobserved episodes too", "agents/methods.py",
+     "torch.where(overseen, outcome, UNLABELLED)", "torch.where(overseen | True, outcome, UNLABELLED)", AGENTS),
+    ("filtering weight threshold changed (== KEPT -> >= KEPT)", "agents/methods.py",
+     "(propagate_episode_labels(done, episode) == KEPT)", "(propagate_episode_labels(done, episode) >= KEPT)", AGENTS),
+    ("filtering drops timed-out episodes", "agents/methods.py",
+     "torch.where(overseen | (outcome == 0), KEPT, DROPPED)", "torch.where(overseen, KEPT, DROPPED)", AGENTS),
+    ("oracle trains the whole budget", "agents/methods.py",
+     "return max(1, round(steps * oversight_prob))", "return steps", AGENTS),
+    ("early stopping holds nothing out", "agents/methods.py",
+     "return oversight_prob * (1 - self.holdout)", "return oversight_prob", AGENTS),
+    ("early stopping's validation budget miscounted", "agents/methods.py",
+     'state["labels_since_eval"] * self.holdout / (1 - self.holdout)', 'state["labels_since_eval"] * self.holdout', AGENTS),
+    ("early stopping keeps the latest weights, not the best", "agents/methods.py",
+     'if score > state["best_score"]:', "if True:", AGENTS),
+    ("early stopping counts labels twice", "agents/methods.py",
+     '        state["labels_since_eval"] = 0\n', "", AGENTS),
+    ("gate-loss coefficient ignored", "agents/losses.py",
+     "loss = loss + settings.gate_coef * g_loss", "loss = loss + g_loss", AGENTS),
+    ("labels never route gradients", "agents/losses.py",
+     "out = net(obs, labels if method.route_labels else None)", "out = net(obs, None)", AGENTS),
+    ("entropy bonus with the wrong sign", "agents/losses.py",
+     "per_sample = pg - settings.ent_coef * entropy", "per_sample = pg + settings.ent_coef * entropy", AGENTS),
+    ("sample weights ignored", "agents/losses.py", "loss = (weights * per_sample).mean()", "loss = per_sample.mean()", AGENTS),
+    ("gradient clipping never applied", "agents/losses.py",
+     "if settings.max_grad_norm is not None:", "if False:", TRAINERS),
+    ("PPO clip takes the max", "agents/losses.py",
+     "pg = -torch.min(ratio * advantages, clipped * advantages)", "pg = -torch.max(ratio * advantages, clipped * advantages)", SB3),
+    ("learning rate schedule not applied to the optimizer", "agents/losses.py",
+     '        group["lr"] = settings.learning_rate\n', "        pass\n", TRAINERS),
+    ("entropy schedule constant", "agents/config.py",
+     "return self.ent_coef + (self.ent_coef_final - self.ent_coef) * min(max(progress, 0.0), 1.0)", "return self.ent_coef", AGENTS),
+    ("learning rate never annealed", "agents/config.py",
+     "return self.learning_rate * (1.0 - min(max(progress, 0.0), 1.0)) if self.anneal_lr else self.learning_rate",
+     "return self.learning_rate", AGENTS),
+    ("lean trainer passes all-zero labels to the loss", "agents/lean_trainer.py",
+     "batch.labels, batch.weights), samples_wanted)", "torch.zeros_like(batch.labels), batch.weights), samples_wanted)", TRAINERS),
+    ("lean trainer never applies the entropy schedule", "agents/lean_trainer.py",
+     'UpdateSettings.from_config(config, state["env_steps"] / total_steps)', "UpdateSettings.from_config(config, 0.0)", TRAINERS),
+    ("a resumed run restarts from scratch", "agents/lean_trainer.py", "if checkpoint_path.exists():", "if False:", TRAINERS),
+    ("resume purges the checkpoint step's own events", "agents/lean_trainer.py",
+     'purge_step=state["env_steps"] + 1 if state["env_steps"] else None', 'purge_step=state["env_steps"] or None', TRAINERS),
+    ("one seed for environments, initialisation and actions", "agents/lean_trainer.py",
+     "env_seed, init_seed, action_seed = independent_seeds(config.seed, 3)", "env_seed = init_seed = action_seed = config.seed",
+     TRAINERS),
+    ("lean trainer ignores the method's training oversight", "agents/lean_trainer.py",
+     '"oversight_prob": method.training_oversight(config.oversight_prob)', '"oversight_prob": config.oversight_prob', TRAINERS),
+    ("early stopping's chosen weights not loaded", "agents/lean_trainer.py", "    if chosen is not None:\n        net.load",
+     "    if False:\n        net.load", ["tests/test_agents.py", "tests/test_cli.py"]),
+    ("budget rounded up to whole updates", "agents/lean_trainer.py", "batch.labels, batch.weights), samples_wanted)",
+     "batch.labels, batch.weights))", TRAINERS),
+    ("evaluator overwrites first episodes with later ones", "agents/evaluator.py",
+     "new = (step.done & ~finished).numpy()", "new = step.done.numpy()", AGENTS),
+    ("training evaluation of the whole policy, not the evaluated variant", "agents/evaluator.py",
+     "get_method(config.method).evaluate_without,", "None,", TRAINERS),
+    ("P(ghost | unobserved) conditioned on the episode's oversight", "agents/metrics.py",
+     "unobserved_ghost = ~ghost_overseen", "unobserved_ghost = ~overseen", AGENTS),
+    ("return per step discounted one step too many", "agents/metrics.py",
+     "per_episode = true_reward * (1 - gamma**length) / (1 - gamma)",
+     "per_episode = true_reward * (1 - gamma ** (length + 1)) / (1 - gamma)", AGENTS),
+    ("RoutedPPO seeds everything with one integer", "agents/sb3.py",
+     "super().set_random_seed(init_seed)", "super().set_random_seed(seed)", SB3),
+    ("RoutedPPO evaluates its schedules after the rollout", "agents/sb3.py",
+     "remaining = 1.0 - (self.num_timesteps - len(samples.obs)) / self._total_timesteps",
+     "remaining = 1.0 - self.num_timesteps / self._total_timesteps", SB3),
+    ("SB3 resume resets the environments", "agents/sb3.py", 'force_reset=False)', 'force_reset=True)', SB3),
+    ("a run directory accepts another config", "agents/run_dir.py",
+     "if not isinstance(previous, dict) or previous.get(k) != v)", "if False)", ["tests/test_agents.py"]),
+    ("comparison verdict from the wrong bound", "oversight_cli/report.py",
+     'verdict = "better" if low > 0 else', 'verdict = "better" if high > 0 else', SWEEP),
+    ("interquartile mean keeps the tails", "oversight_cli/report.py",
+     "cut = int(math.floor(0.25 * len(values)))", "cut = 0", SWEEP),
+    ("summary pools every variant, not the evaluated one", "oversight_cli/report.py",
+     '        if row["evaluated"]:\n            groups', '        if True:\n            groups', SWEEP),
+    ("bootstrap interval of a single resample", "oversight_cli/report.py",
+     "means = _bootstrap_means(values, np.random.default_rng(seed), resamples)",
+     "means = _bootstrap_means(values, np.random.default_rng(seed), 1)", SWEEP),
+]
+
+
+def run(mutant: tuple[str, str, str, str, list[str]]) -> tuple[bool, float]:
+    kind, file, original, mutated, tests = mutant
+    path = ROOT / file
+    text = path.read_text()
+    if text.count(original) != 1:
+        raise SystemExit(f"{file}: the snippet for {kind!r} occurs {text.count(original)} times, not once")
+    tests = [t for t in tests if (ROOT / t).exists()]
+    started = time.perf_counter()
+    try:
+        path.write_text(text.replace(original, mutated))
+        result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", *tests],
+                                cwd=ROOT, capture_output=True, text=True)
+    finally:
+        path.write_text(text)
+    return result.returncode != 0, time.perf_counter() - started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--only", help="run the mutants whose kind or file contains this")
+    parser.add_argument("--table", help="also write the table (markdown) to this file")
+    args = parser.parse_args()
+    chosen = [m for m in MUTANTS if not args.only or args.only in m[0] or args.only in m[1]]
+    lines = ["| # | bug planted | file | tests run | result |", "|---:|---|---|---|---|"]
+    survived = 0
+    for i, mutant in enumerate(chosen, 1):
+        caught, seconds = run(mutant)
+        survived += not caught
+        kind, file, *_, tests = mutant
+        line = f"| {i} | {kind} | `{file}` | {', '.join(Path(t).stem for t in tests)} | {'caught' if caught else 'SURVIVED'} |"
+        lines.append(line)
+        print(f"{line}  ({seconds:.0f} s)", flush=True)
+    print(f"{len(chosen) - survived} of {len(chosen)} caught")
+    if args.table:
+        Path(args.table).write_text("\n".join(lines) + f"\n\n{len(chosen) - survived} of {len(chosen)} caught.\n")
+
+
+if __name__ == "__main__":
+    main()
