@@ -1,5 +1,16 @@
-"""Agents that act in partial-oversight environments: scripted reference policies now; PPO agents
-with gradient-routed policy networks and their baselines come with the routing issue."""
+"""Agents for partial-oversight environments: the gradient-routed network and every baseline, the
+trainers that train them, and the evaluator that scores them with the true reward.
+
+- `config.TrainConfig`: every setting of a run (the CLI and specs are generated from it).
+- `methods`: each compared method as a strategy object with hooks (routing, its controls, naive,
+  filtering, the oracle, naive with early stopping).
+- `networks.ActorCritic`: the network, defined once; `batch.build_batch`: a rollout window's
+  labels, weights, returns and advantages; `losses.update`: the loss and the update.
+- `lean_trainer.train_lean` and `sb3.RoutedPPO` / `sb3.train_sb3`: the two trainers, on the same
+  batch function and update; `train.train`: one entry point with resume.
+- `evaluator`, `metrics`: first-episode evaluation with ablation, and its statistics.
+- `run_dir`: the run-directory protocol; `files`: atomic writes; `scripted`: reference policies.
+"""
 
 from agents.scripted import POLICIES, nearest_terminal_action, random_action
 
