@@ -7,6 +7,7 @@ and the settings a spec may set are generated from these fields, so there is one
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -89,26 +90,28 @@ class TrainConfig:
         return cls(**{**PRESETS[preset], **settings})
 
     def __post_init__(self) -> None:
-        get_method(self.method)
-        make_oversight_env(self.env_id, **self.env_kwargs).close()
+        for name, rule in NUMBER_RULES.items():
+            _check_number(name, getattr(self, name), rule)
         self.oversight_prob = check_probability("oversight_prob", self.oversight_prob)
+        for name in ("zero_biases", "anneal_lr", "bootstrap", "bf16"):
+            if not isinstance(getattr(self, name), bool):
+                raise invalid_argument(name, getattr(self, name), "expected true or false")
+        for name in ("env_id", "method", "trainer", "algorithm"):
+            if not isinstance(getattr(self, name), str):
+                raise invalid_argument(name, getattr(self, name), "expected a string")
+        get_method(self.method)
         if self.algorithm not in ALGORITHMS:
             raise invalid_argument("algorithm", self.algorithm, f"expected one of {ALGORITHMS}")
         if self.trainer not in TRAINERS:
             raise invalid_argument("trainer", self.trainer, f"expected one of {TRAINERS}")
         if self.trainer == "sb3" and self.algorithm != "ppo":
             raise invalid_argument("algorithm", self.algorithm, "the sb3 trainer runs PPO: use algorithm='ppo'")
-        for name in ("steps", "hidden", "num_envs", "rollout_steps", "ppo_epochs", "ppo_minibatches", "eval_every_steps",
-                     "eval_episodes", "final_eval_episodes", "checkpoint_every_steps"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise invalid_argument(name, value, "expected an integer >= 1")
-        if not (isinstance(self.learning_rate, (int, float)) and self.learning_rate > 0):
-            raise invalid_argument("learning_rate", self.learning_rate, "expected a number > 0")
-        for name in ("ent_coef", "ent_coef_final"):
-            value = getattr(self, name)
-            if value is not None and not (isinstance(value, (int, float)) and value >= 0):
-                raise invalid_argument(name, value, "expected a number >= 0")
+        if not isinstance(self.env_kwargs, dict) or not all(isinstance(k, str) for k in self.env_kwargs):
+            raise invalid_argument("env_kwargs", self.env_kwargs, "expected a mapping of keyword arguments of the environment")
+        for name in _SET_BY_THE_RUN:
+            if name in self.env_kwargs:
+                raise invalid_argument(f"env_kwargs[{name!r}]", self.env_kwargs[name], _SET_BY_THE_RUN[name])
+        make_oversight_env(self.env_id, **self.env_kwargs).close()  # last: it makes the environment
 
     def learning_rate_at(self, progress: float) -> float:
         """The learning rate after `progress` (0 to 1) of the run."""
@@ -126,6 +129,59 @@ class TrainConfig:
 
     def to_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True)
+class NumberRule:
+    """What a numeric `TrainConfig` field accepts: an integer or any finite number, in a range."""
+
+    integer: bool
+    low: float
+    low_inclusive: bool = True
+    high: float = math.inf
+    optional: bool = False  # None allowed
+
+    def allows(self, value: float) -> bool:
+        above = value >= self.low if self.low_inclusive else value > self.low
+        return above and value <= self.high
+
+    def describe(self) -> str:
+        kind = "an integer" if self.integer else "a finite number"
+        if self.high < math.inf:
+            text = f"{kind} in {'[' if self.low_inclusive else '('}{self.low:g}, {self.high:g}]"
+        else:
+            text = f"{kind} {'>=' if self.low_inclusive else '>'} {self.low:g}"
+        return f"expected {text}" + (" or none" if self.optional else "")
+
+
+_COUNT, _POSITIVE = NumberRule(integer=True, low=1), NumberRule(integer=False, low=0, low_inclusive=False)
+_COEFFICIENT, _DISCOUNT = NumberRule(integer=False, low=0), NumberRule(integer=False, low=0, low_inclusive=False, high=1)
+
+# Environment arguments a run sets itself (the trainer and the evaluator would override them).
+_SET_BY_THE_RUN = {
+    "oversight_prob": "the run sets the environment's oversight_prob: use the oversight_prob setting",
+    "reward": "the method chooses the training reward (and evaluation uses the true one)",
+}
+
+#: The range of every numeric TrainConfig field (oversight_prob: `check_probability`).
+NUMBER_RULES: dict[str, NumberRule] = {
+    "steps": _COUNT, "seed": NumberRule(integer=True, low=0), "hidden": _COUNT, "num_envs": _COUNT,
+    "rollout_steps": _COUNT, "learning_rate": _POSITIVE, "adam_eps": _POSITIVE,
+    "max_grad_norm": dataclasses.replace(_POSITIVE, optional=True), "gamma": _DISCOUNT, "gae_lambda": _DISCOUNT,
+    "ent_coef": _COEFFICIENT, "ent_coef_final": dataclasses.replace(_COEFFICIENT, optional=True),
+    "vf_coef": _COEFFICIENT, "gate_coef": _COEFFICIENT, "clip_range": _POSITIVE, "ppo_epochs": _COUNT,
+    "ppo_minibatches": _COUNT, "eval_every_steps": _COUNT, "eval_episodes": _COUNT,
+    "final_eval_episodes": _COUNT, "checkpoint_every_steps": _COUNT,
+}
+
+
+def _check_number(name: str, value: Any, rule: NumberRule) -> None:
+    """Raise a one-line ValueError naming `name` unless `value` satisfies `rule`."""
+    if value is None and rule.optional:
+        return
+    numeric = (int,) if rule.integer else (int, float)
+    if isinstance(value, bool) or not isinstance(value, numeric) or not math.isfinite(value) or not rule.allows(value):
+        raise invalid_argument(name, value, rule.describe())
 
 
 def help_text(name: str) -> str:

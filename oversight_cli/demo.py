@@ -34,6 +34,8 @@ def run_demo(
     return how many episodes ended in each outcome."""
     if isinstance(episodes, bool) or not isinstance(episodes, int) or episodes < 1:
         raise invalid_argument("episodes", episodes, "expected an integer >= 1")
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise invalid_argument("seed", seed, "expected an integer >= 0")
     if policy not in POLICIES:
         raise invalid_argument("policy", policy, f"expected one of {sorted(POLICIES)}")
     out = make_output_dir(out_dir, argument="out_dir")

@@ -77,6 +77,10 @@ class BatchedOversightEnv:
         seed: int | None = None,
         device: str | torch.device = "cpu",
     ):
+        if not isinstance(layout, GridLayout):
+            raise invalid_argument("layout", layout, "expected a GridLayout")
+        if not isinstance(config, OversightConfig):
+            raise invalid_argument("config", config, "expected an OversightConfig")
         if isinstance(num_envs, bool) or not isinstance(num_envs, (int, np.integer)) or num_envs < 1:
             raise invalid_argument("num_envs", num_envs, "expected an integer >= 1")
         config.check_layout(layout)
@@ -109,6 +113,8 @@ class BatchedOversightEnv:
         self.reset()
 
     def _seed(self, seed: int | None) -> None:
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0):
+            raise invalid_argument("seed", seed, "expected None or an integer >= 0")
         if seed is None:
             self.generator.seed()
         else:
@@ -271,6 +277,10 @@ class BatchedOversightEnv:
 
     def set_state(self, index: int, state: EpisodeState) -> torch.Tensor:
         """Start a new episode in environment `index` from `state`; returns its observation."""
+        if isinstance(index, bool) or not isinstance(index, (int, np.integer)) or not 0 <= index < self.num_envs:
+            raise invalid_argument("index", index, f"expected an integer in [0, {self.num_envs})")
+        if not isinstance(state, EpisodeState):
+            raise invalid_argument("state", state, "expected an EpisodeState")
         state.check(self.layout)
         w, dev = self.layout.width, self.device
         self._start_episodes(

@@ -8,6 +8,7 @@ grid, and reports every episode's outcome and oversight in `info`. Environments 
 
 from __future__ import annotations
 
+import inspect
 import operator
 from typing import Any, SupportsFloat
 
@@ -33,6 +34,10 @@ from oversight_env.spec import (
     reward,
     role_overseen,
 )
+
+# The MiniGridEnv arguments a caller may pass on (see OversightGridEnv's **kwargs); the others
+# (grid size, step limit, mission) are set from the layout and the config.
+_MINIGRID_KWARGS = ("tile_size", "screen_size", "highlight")
 
 # MiniGrid's agent_dir (0 right, 1 down, 2 left, 3 up) after each of our actions, for rendering.
 _ACTION_TO_DIR = {Action.UP: 3, Action.RIGHT: 0, Action.DOWN: 1, Action.LEFT: 2}
@@ -78,6 +83,7 @@ class OversightGridEnv(MiniGridEnv):
     ):
         if not isinstance(layout, GridLayout):
             raise invalid_argument("layout", layout, "expected a GridLayout")
+        self._check_minigrid_kwargs(kwargs)
         self.config = OversightConfig(oversight_prob, spurious_oversight_prob, max_steps, reward, observe_oversight)
         self.config.check_layout(layout)
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
@@ -104,6 +110,39 @@ class OversightGridEnv(MiniGridEnv):
         )
         self._requested_state: EpisodeState | None = None
         self._static_planes: np.ndarray | None = None
+        self._facts: dict[str, Any] | None = None  # set by reset(): None means no episode yet
+
+    @classmethod
+    def accepted_kwargs(cls) -> list[str]:
+        """The keyword arguments this class takes: its own, its parents' up to this class, and
+        the `MiniGridEnv` arguments it passes on."""
+        names: set[str] = set(_MINIGRID_KWARGS)
+        for klass in cls.__mro__[: cls.__mro__.index(OversightGridEnv) + 1]:
+            names |= {
+                p.name for p in inspect.signature(klass.__init__).parameters.values()
+                if p.name != "self" and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+            }
+        if cls is not OversightGridEnv:
+            names.discard("layout")  # a subclass chooses its own layout
+        return sorted(names)
+
+    def _check_minigrid_kwargs(self, kwargs: dict[str, Any]) -> None:
+        """Refuse keyword arguments that MiniGridEnv would not take (or that this class sets
+        itself) with one line, instead of MiniGrid's TypeError."""
+        unknown = sorted(set(kwargs) - set(_MINIGRID_KWARGS))
+        if unknown:
+            raise invalid_argument(
+                unknown[0], kwargs[unknown[0]],
+                f"{type(self).__name__} takes no such keyword argument; expected one of {type(self).accepted_kwargs()}",
+            )
+        for name in ("tile_size", "screen_size"):
+            value = kwargs.get(name, 1)
+            if (name != "screen_size" or value is not None) and (
+                isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1
+            ):
+                raise invalid_argument(name, value, "expected an integer >= 1 (pixels)")
+        if not isinstance(kwargs.get("highlight", True), (bool, np.bool_)):
+            raise invalid_argument("highlight", kwargs["highlight"], "expected True or False")
 
     # ------------------------------------------------------------------ episode generation
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
@@ -168,6 +207,8 @@ class OversightGridEnv(MiniGridEnv):
 
     # ------------------------------------------------------------------ dynamics
     def step(self, action: Any) -> tuple[np.ndarray, SupportsFloat, bool, bool, dict[str, Any]]:
+        if self._facts is None:
+            raise invalid_argument("action", action, "no episode has started: call reset() before step()")
         action = self._check_action(action)
         self.step_count += 1
         dx, dy = MOVES[action]

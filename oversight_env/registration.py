@@ -18,12 +18,16 @@ from oversight_env.grid_env import OversightGridEnv
 from oversight_env.spec import GridLayout, invalid_argument
 
 
-def register_oversight_env(env_id: str, env: GridLayout | type[OversightGridEnv], **defaults: Any) -> None:
+def register_oversight_env(
+    env_id: str, env: GridLayout | type[OversightGridEnv], *, replace: bool = False, **defaults: Any
+) -> None:
     """Register `env` with gymnasium under `env_id`.
 
     `env` is a `GridLayout` (served by `OversightGridEnv`) or an `OversightGridEnv` subclass;
     `defaults` are keyword arguments `gym.make` passes unless the caller overrides them. The
-    environment truncates itself after `max_steps`, so no `TimeLimit` wrapper is added.
+    environment truncates itself after `max_steps`, so no `TimeLimit` wrapper is added. An id
+    that is already registered (a built-in one, say) is refused unless `replace=True`. The
+    environment is made once with `defaults`, so a bad default fails here, not at `gym.make`.
     """
     if isinstance(env, GridLayout):
         entry_point, defaults = OversightGridEnv, {"layout": env, **defaults}
@@ -31,6 +35,16 @@ def register_oversight_env(env_id: str, env: GridLayout | type[OversightGridEnv]
         entry_point = env
     else:
         raise invalid_argument("env", env, "expected a GridLayout or a subclass of OversightGridEnv")
+    if not isinstance(env_id, str):
+        raise invalid_argument("env_id", env_id, "expected a string such as 'MyLab/Corridor-v0'")
+    if env_id in gym.registry and not replace:
+        raise invalid_argument("env_id", env_id, "already registered; choose another id, or pass replace=True to replace it")
+    try:
+        gym.envs.registration.parse_env_id(env_id)
+    except gym.error.Error as error:
+        raise invalid_argument("env_id", env_id, str(error)) from None
+    entry_point(**defaults).close()
+    gym.registry.pop(env_id, None)  # replace=True: replaced without gymnasium's "overriding" warning
     gym.register(id=env_id, entry_point=entry_point, kwargs=defaults, disable_env_checker=False)
 
 

@@ -120,12 +120,14 @@ class TerminalType:
     symbol: str = "?"
 
     def __post_init__(self) -> None:
-        if not self.name.isidentifier() or self.name in _RESERVED_NAMES:
+        if not isinstance(self.name, str) or not self.name.isidentifier() or self.name in _RESERVED_NAMES:
             raise invalid_argument("name", self.name, f"a terminal type needs an identifier not in {_RESERVED_NAMES}")
         if isinstance(self.count, bool) or not isinstance(self.count, int) or self.count < 1:
             raise invalid_argument("count", self.count, "expected an integer >= 1")
-        if len(self.symbol) != 1:
-            raise invalid_argument("symbol", self.symbol, "expected a single character")
+        if not isinstance(self.intended, (bool, np.bool_)):
+            raise invalid_argument("intended", self.intended, "expected True (a goal the designer wants) or False (a proxy)")
+        if not isinstance(self.symbol, str) or len(self.symbol) != 1 or self.symbol in ".#A[] ":
+            raise invalid_argument("symbol", self.symbol, "expected a single character other than '.', '#', 'A', '[', ']' and ' ' (the text rendering uses those)")
 
     @property
     def outcome(self) -> Outcome:
@@ -136,36 +138,79 @@ DIAMOND = TerminalType("diamond", intended=True, color="blue", symbol="D")
 GHOST = TerminalType("ghost", intended=False, color="purple", symbol="G")
 
 
+def _check_rows(rows: object) -> tuple[str, ...]:
+    """`rows` as a tuple of equally long strings of '.' and '#', or a ValueError."""
+    if isinstance(rows, str) or not isinstance(rows, Sequence) or not all(isinstance(row, str) for row in rows):
+        raise invalid_argument("rows", rows, "expected a sequence of strings, one per grid row, e.g. ('...', '.#.')")
+    rows = tuple(rows)
+    if not rows or not rows[0] or any(len(row) != len(rows[0]) for row in rows):
+        raise invalid_argument("rows", rows, "expected equally long strings, one per grid row")
+    if any(ch not in ".#" for row in rows for ch in row):
+        raise invalid_argument("rows", rows, "expected only '.' (free) and '#' (wall) cells")
+    return rows
+
+
+def _check_terminals(terminals: object) -> tuple[TerminalType, ...]:
+    """`terminals` as a tuple of TerminalTypes with distinct names and symbols, at least one
+    intended, or a ValueError."""
+    if not isinstance(terminals, Sequence) or not all(isinstance(t, TerminalType) for t in terminals):
+        raise invalid_argument("terminals", terminals, "expected a sequence of TerminalType")
+    terminals = tuple(terminals)
+    if not terminals:
+        raise invalid_argument("terminals", terminals, "expected at least one terminal type")
+    for attribute in ("name", "symbol"):
+        values = [getattr(t, attribute) for t in terminals]
+        if len(set(values)) != len(values):
+            raise invalid_argument("terminals", values, f"terminal type {attribute}s must be unique (each TerminalType needs its own {attribute}=...)")
+    if not any(t.intended for t in terminals):
+        raise invalid_argument("terminals", [t.name for t in terminals], "expected at least one intended terminal type (intended=True)")
+    return terminals
+
+
 @dataclass(frozen=True)
 class GridLayout:
     """Where things can be: the walls of a grid and the terminal objects to place on it.
 
     `rows` draws the grid, one string per row, `.` for a free cell and `#` for a wall. MiniGrid
     adds an outer wall around it when rendering; moves off the grid are blocked either way.
-    Terminal types are listed in observation-plane order.
+    The free cells must be connected, so every terminal can be reached from wherever the agent
+    starts. Terminal types are listed in observation-plane order, with distinct names and
+    symbols. A layout needs at least one intended terminal type (without one there is nothing
+    the designer wants); a proxy is not required: a layout with intended terminals only is a
+    control in which nothing can be misgeneralized.
     """
 
     rows: tuple[str, ...]
     terminals: tuple[TerminalType, ...]
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "rows", tuple(self.rows))
-        object.__setattr__(self, "terminals", tuple(self.terminals))
-        if not self.rows or any(len(row) != len(self.rows[0]) for row in self.rows):
-            raise invalid_argument("rows", self.rows, "expected equally long strings, one per grid row")
-        if any(ch not in ".#" for row in self.rows for ch in row):
-            raise invalid_argument("rows", self.rows, "expected only '.' (free) and '#' (wall) cells")
-        if not self.terminals:
-            raise invalid_argument("terminals", self.terminals, "expected at least one terminal type")
-        names = [t.name for t in self.terminals]
-        if len(set(names)) != len(names):
-            raise invalid_argument("terminals", names, "terminal type names must be unique")
+        object.__setattr__(self, "rows", _check_rows(self.rows))
+        object.__setattr__(self, "terminals", _check_terminals(self.terminals))
         needed = 1 + self.num_objects
         if len(self.free_cells) < needed:
             raise invalid_argument(
                 "size" if not self.has_walls else "rows",
                 f"{self.width}x{self.height} with {len(self.free_cells)} free cells",
                 f"the agent and {self.num_objects} terminal objects need {needed} distinct free cells",
+            )
+        self._check_connected()
+
+    def _check_connected(self) -> None:
+        """Raise a ValueError naming a free cell that the first free cell cannot reach."""
+        first = int(self.free_cells[0])
+        reached, queue = {first}, deque([first])
+        while queue:
+            for nxt in self.next_cell[queue.popleft()]:
+                if int(nxt) not in reached:
+                    reached.add(int(nxt))
+                    queue.append(int(nxt))
+        unreachable = [int(c) for c in self.free_cells if int(c) not in reached]
+        if unreachable:
+            cell = unreachable[0]
+            raise invalid_argument(
+                "rows", self.rows,
+                f"the free cells must be connected, but cell {(cell % self.width, cell // self.width)} "
+                f"cannot be reached from {(first % self.width, first // self.width)}",
             )
 
     @classmethod
@@ -293,6 +338,18 @@ class OversightConfig:
         return float(self.oversight_prob)
 
 
+def _is_integer(value: object) -> bool:
+    """Whether `value` is an integer (Python or numpy), and not a bool."""
+    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
+
+
+def _check_position(argument: str, cell: object) -> tuple[int, int]:
+    """`cell` as an (x, y) tuple of ints >= 0, or a ValueError naming `argument`."""
+    if not isinstance(cell, Sequence) or len(cell) != 2 or not all(_is_integer(v) and v >= 0 for v in cell):
+        raise invalid_argument(argument, cell, "expected an (x, y) cell of two integers >= 0")
+    return int(cell[0]), int(cell[1])
+
+
 @dataclass(frozen=True)
 class EpisodeState:
     """Everything that determines the rest of an episode: where things are and what is watched.
@@ -307,6 +364,14 @@ class EpisodeState:
     objects: tuple[tuple[int, int], ...]
     overseen: np.ndarray = field(compare=False)
     step_count: int = 0
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "agent", _check_position("state.agent", self.agent))
+        if isinstance(self.objects, (str, bytes)) or not isinstance(self.objects, Sequence):
+            raise invalid_argument("state.objects", self.objects, "expected a sequence of (x, y) cells")
+        object.__setattr__(self, "objects", tuple(_check_position("state.objects", cell) for cell in self.objects))
+        if not _is_integer(self.step_count) or self.step_count < 0:
+            raise invalid_argument("state.step_count", self.step_count, "expected an integer >= 0")
 
     def __eq__(self, other: object) -> bool:
         return (

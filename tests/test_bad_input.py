@@ -57,13 +57,13 @@ def test_bad_constructor_argument(kwargs, words):
 
 
 def test_grid_too_small_for_the_objects():
-    crowded = GridLayout.open(2, terminals=(TerminalType("ghost", intended=False, count=3),))
+    crowded = GridLayout.open(2, terminals=(TerminalType("gem", True, symbol="*"), TerminalType("ghost", False, count=2, symbol="G")))
     assert len(crowded.free_cells) == 4
     with pytest.raises(ValueError) as error:
         GridLayout(rows=("..", ".#"), terminals=crowded.terminals)
     assert_names(error, "rows", "3 free cells", "4 distinct free cells")
     with pytest.raises(ValueError) as error:
-        GridLayout.open(2, terminals=(TerminalType("ghost", intended=False, count=4),))
+        GridLayout.open(2, terminals=(TerminalType("gem", intended=True, count=4),))
     assert_names(error, "size", "2x2", "5 distinct free cells")
 
 
@@ -175,3 +175,150 @@ def test_bad_reset_options_and_states():
         assert_names(error, *words)
         with pytest.raises(ValueError):
             make_batched(ENV, 2).set_state(0, state)
+
+
+@pytest.mark.parametrize(
+    "kwargs,words",
+    [
+        ({"colour": "red"}, ["colour='red'", "DiamondGhostEnv takes no such keyword argument", "max_steps", "tile_size"]),
+        ({"width": 9}, ["width=9", "no such keyword argument"]),  # MiniGrid's own, set from the layout
+        ({"tile_size": 0}, ["tile_size=0", ">= 1"]),
+    ],
+)
+def test_unknown_or_bad_minigrid_kwarg(kwargs, words):
+    with pytest.raises(ValueError) as error:
+        gym.make(ENV, **kwargs)
+    assert_names(error, *words)
+    if "tile_size" not in kwargs:  # the twin never renders, but refuses what gym.make refuses
+        with pytest.raises(ValueError) as error:
+            make_batched(ENV, 4, **kwargs)
+        assert_names(error, *words)
+
+
+def test_subclass_lists_its_own_keyword_arguments():
+    with pytest.raises(ValueError) as error:
+        gym.make("OversightGrid/TwoRooms-v0", size=7)
+    assert_names(error, "size=7", "TwoRoomsEnv", "max_steps")
+    assert "'size'" not in str(error.value).split("expected one of")[1]  # TwoRooms has no size
+
+
+def test_step_before_reset_on_the_unwrapped_env():
+    env = gym.make(ENV).unwrapped
+    with pytest.raises(ValueError) as error:
+        env.step(0)
+    assert_names(error, "action=0", "call reset() before step()")
+    env.reset(seed=0)
+    env.step(0)
+
+
+@pytest.mark.parametrize(
+    "agent,objects,step_count,words",
+    [
+        ((0.0, 1), ((0, 0), (1, 1)), 0, ["state.agent", "(0.0, 1)", "two integers >= 0"]),
+        ((-1, 0), ((0, 0), (1, 1)), 0, ["state.agent", "(-1, 0)"]),
+        ((True, 0), ((0, 0), (1, 1)), 0, ["state.agent", "(True, 0)"]),
+        ((0, 1), ((0, 0), (1.5, 1)), 0, ["state.objects", "(1.5, 1)"]),
+        ((0, 1, 2), ((0, 0), (1, 1)), 0, ["state.agent", "(0, 1, 2)"]),
+        ((0, 1), ((0, 0), (1, 1)), -1, ["state.step_count", "-1"]),
+    ],
+)
+def test_bad_episode_state(agent, objects, step_count, words):
+    with pytest.raises(ValueError) as error:
+        EpisodeState(agent, objects, np.zeros((5, 5), dtype=bool), step_count)
+    assert_names(error, *words)
+
+
+def test_numpy_integer_positions_are_fine():
+    state = EpisodeState((np.int64(0), np.int32(1)), ((0, 0), (1, 1)), np.zeros((5, 5), dtype=bool))
+    assert state.agent == (0, 1) and type(state.agent[0]) is int
+
+
+def test_registering_a_taken_id_is_refused():
+    builtin = gym.spec(ENV)
+    layout = GridLayout.open(3, terminals=(TerminalType("gem", True),))
+    with pytest.raises(ValueError) as error:
+        register_oversight_env(ENV, layout)
+    assert_names(error, f"env_id={ENV!r}", "already registered", "replace=True")
+    assert gym.spec(ENV) is builtin  # the built-in is untouched
+    register_oversight_env("TestBad/Replaced-v0", layout)
+    try:
+        register_oversight_env("TestBad/Replaced-v0", GridLayout.open(4, terminals=layout.terminals), replace=True)
+        assert gym.make("TestBad/Replaced-v0").unwrapped.layout.width == 4
+    finally:
+        gym.registry.pop("TestBad/Replaced-v0")
+
+
+@pytest.mark.parametrize(
+    "env_id,defaults,words",
+    [
+        ("not an id!", {}, ["env_id='not an id!'", "Malformed"]),
+        (7, {}, ["env_id=7", "a string"]),
+        ("TestBad/Defaults-v0", {"colour": 1}, ["colour=1", "no such keyword argument"]),
+        ("TestBad/Defaults-v0", {"max_steps": 0}, ["max_steps=0"]),
+    ],
+)
+def test_bad_registration_arguments(env_id, defaults, words):
+    with pytest.raises(ValueError) as error:
+        register_oversight_env(env_id, GridLayout.open(3, terminals=(TerminalType("gem", True),)), **defaults)
+    assert_names(error, *words)
+    assert env_id not in gym.registry  # nothing half-registered
+
+
+GEM, TRAP = TerminalType("gem", True, symbol="*"), TerminalType("trap", False, symbol="T")
+
+
+@pytest.mark.parametrize(
+    "rows,terminals,words",
+    [
+        (("...",) * 3, (TRAP,), ["terminals=['trap']", "at least one intended"]),
+        (("...",) * 3, (GEM, TerminalType("gem", False, symbol="g")), ["['gem', 'gem']", "names must be unique"]),
+        (("...",) * 3, (GEM, TerminalType("trap", False, symbol="*")), ["['*', '*']", "symbols must be unique", "symbol="]),
+        ((".#..", ".#.."), (GEM, TRAP), ["rows", "connected", "(2, 0) cannot be reached from (0, 0)"]),
+        ("....", (GEM,), ["rows='....'", "sequence of strings"]),
+        ((b"...", b"..."), (GEM,), ["rows", "sequence of strings"]),
+        (("...",) * 3, GEM, ["terminals=TerminalType", "sequence of TerminalType"]),
+        (("...",) * 3, ("gem",), ["terminals=('gem',)", "sequence of TerminalType"]),
+    ],
+)
+def test_bad_layout_structure(rows, terminals, words):
+    with pytest.raises(ValueError) as error:
+        GridLayout(rows=rows, terminals=terminals)
+    assert_names(error, *words)
+
+
+def test_a_layout_needs_no_proxy():
+    assert GridLayout(rows=("...",) * 3, terminals=(GEM,)).num_objects == 1
+
+
+@pytest.mark.parametrize(
+    "kwargs,words",
+    [
+        ({"intended": "yes"}, ["intended='yes'", "True", "False"]),
+        ({"symbol": "#"}, ["symbol='#'", "other than"]),
+        ({"name": 3}, ["name=3"]),
+    ],
+)
+def test_bad_terminal_type_values(kwargs, words):
+    with pytest.raises(ValueError) as error:
+        TerminalType(**{"name": "gem", "intended": True, **kwargs})
+    assert_names(error, *words)
+
+
+def test_bad_twin_arguments():
+    from oversight_env import BatchedOversightEnv, OversightConfig
+
+    layout = GridLayout.open(3, terminals=(GEM,))
+    for args, words in [
+        (("layout", OversightConfig(), 4), ["layout='layout'", "GridLayout"]),
+        ((layout, {"oversight_prob": 0.5}, 4), ["config=", "OversightConfig"]),
+    ]:
+        with pytest.raises(ValueError) as error:
+            BatchedOversightEnv(*args)
+        assert_names(error, *words)
+    with pytest.raises(ValueError) as error:
+        make_batched(ENV, 4, seed=-1)
+    assert_names(error, "seed=-1", ">= 0")
+    twin = make_batched(ENV, 4, seed=0)
+    with pytest.raises(ValueError) as error:
+        twin.set_state(4, twin.get_state(0))
+    assert_names(error, "index=4", "[0, 4)")

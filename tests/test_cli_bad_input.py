@@ -1,0 +1,178 @@
+"""Bad input to `oversight`: each case fails with one line naming the bad value, and a rejected
+run leaves nothing behind (every setting is checked before the run directory is made)."""
+
+import json
+import os
+import shutil
+
+import pytest
+
+from oversight_cli.main import main
+
+TINY = ["--steps", "1024", "--num-envs", "16", "--hidden", "16", "--eval-every", "512", "--eval-episodes", "32",
+        "--final-eval-episodes", "32", "--quiet"]
+
+
+def one_line_error(capsys, command: str) -> str:
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith(f"oversight {command}: error: "), err
+    return err
+
+
+@pytest.mark.parametrize(
+    "args,words",
+    [
+        (["--seed", "-1"], ["seed=-1", "integer >= 0"]),
+        (["--steps", "3.5"], ["steps='3.5'", "expected an integer", "3e6"]),
+        (["--num-envs", "lots"], ["num_envs='lots'", "expected an integer"]),
+        (["--lr", "inf"], ["learning_rate=inf", "finite"]),
+        (["--lr", "nan"], ["learning_rate=nan", "finite"]),
+        (["--lr", "fast"], ["learning_rate='fast'", "expected a number"]),
+        (["--gamma", "2"], ["gamma=2.0", "(0, 1]"]),
+        (["--clip-range", "0"], ["clip_range=0.0", "> 0"]),
+        (["--max-grad-norm", "-1"], ["max_grad_norm=-1.0", "> 0 or none"]),
+        (["--adam-eps", "0"], ["adam_eps=0.0", "> 0"]),
+        (["--env-kwargs", '{"colour": "red"}'], ["colour='red'", "no such keyword argument", "max_steps"]),
+        (["--env-kwargs", '{"max_steps": 0}'], ["max_steps=0", ">= 1"]),
+        (["--env-kwargs", "[16]"], ["env_kwargs='[16]'", "JSON object"]),
+        (["--env-kwargs", "{max_steps: 16}"], ["env_kwargs='{max_steps: 16}'", "not valid JSON"]),
+        (["--env-kwargs", '{"oversight_prob": 0.5}'], ["env_kwargs['oversight_prob']=0.5", "oversight_prob setting"]),
+        (["--trainer", "sb3", "--algorithm", "reinforce"], ["algorithm='reinforce'", "sb3 trainer runs PPO"]),
+        (["--trainer", "jax"], ["trainer='jax'", "lean"]),
+        (["--lrr", "1e-3"], ["unrecognized arguments: --lrr 1e-3", "oversight train --help"]),
+        (["--num", "16"], ["unrecognized arguments: --num 16"]),  # no abbreviations: flags are generated
+        (["--bf16", "yes"], ["unrecognized arguments: yes"]),
+    ],
+)
+def test_bad_train_input_is_one_line_and_leaves_nothing(args, words, tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["train", *args, "--out", str(out)]) == 2
+    err = one_line_error(capsys, "train")
+    assert all(word in err for word in words), err
+    assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    "args,words",
+    [
+        (["--episodes", "0"], ["episodes=0", ">= 1"]),
+        (["--episodes", "many"], ["--episodes", "'many'"]),
+        (["--oversight", "1.5"], ["oversight=1.5", "[0, 1]"]),
+        (["--seed", "-2"], ["seed=-2", ">= 0"]),
+        (["--json", "/no/such/dir/results.json"], ["json='/no/such/dir/results.json'", "no such directory"]),
+    ],
+)
+def test_bad_eval_input_is_one_line(args, words, capsys):
+    assert main(["eval", "/no/such/run", *args]) == 2  # checked before the run is even looked at
+    err = one_line_error(capsys, "eval")
+    assert all(word in err for word in words), err
+
+
+def test_bad_demo_seed_and_unknown_command(capsys, tmp_path):
+    assert main(["demo", "--seed", "-1", "--out", str(tmp_path / "demo")]) == 2
+    assert "seed=-1" in one_line_error(capsys, "demo")
+    assert not (tmp_path / "demo").exists()
+    assert main(["fly"]) == 2
+    assert "invalid choice: 'fly'" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------------- damaged run directories
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory):
+    """One tiny finished run, trained once; each test damages its own copy."""
+    run = tmp_path_factory.mktemp("finished") / "run"
+    assert main(["train", *TINY, "--out", str(run)]) == 0
+    return run
+
+
+@pytest.fixture
+def run(finished_run, tmp_path):
+    copy = tmp_path / "run"
+    shutil.copytree(finished_run, copy)
+    return copy
+
+
+def test_truncated_checkpoint(run, capsys):
+    checkpoint = run / "checkpoint.pt"
+    checkpoint.write_bytes(checkpoint.read_bytes()[:1000])
+    assert main(["eval", str(run), "--episodes", "8"]) == 2
+    err = one_line_error(capsys, "eval")
+    assert f"checkpoint='{checkpoint}'" in err and "cannot be loaded" in err
+
+
+@pytest.mark.parametrize(
+    "content,words",
+    [
+        ("{not json", ["config.json", "not valid JSON"]),
+        ("[1, 2]", ["config.json", "expected a JSON object"]),
+        (None, ["config.json", "unknown settings ['extra']"]),  # the real config plus a key
+        ('{"seed": -1}', ["config.json", "invalid config", "seed=-1"]),
+    ],
+)
+def test_damaged_config_json(run, content, words, capsys):
+    config = run / "config.json"
+    if content is None:
+        content = json.dumps({**json.loads(config.read_text()), "extra": 1})
+    config.write_text(content)
+    assert main(["eval", str(run), "--episodes", "8"]) == 2
+    err = one_line_error(capsys, "eval")
+    assert all(word in err for word in words), err
+
+
+def test_garbage_config_json_stops_train_too(run, capsys):
+    (run / "config.json").write_text("\x00\x01garbage")
+    (run / "eval.json").unlink()
+    assert main(["train", *TINY, "--out", str(run)]) == 2
+    err = one_line_error(capsys, "train")
+    assert "config.json" in err and "not valid JSON" in err
+
+
+def test_garbage_eval_json(run, capsys):
+    (run / "eval.json").write_text('{"truncated": ')
+    assert main(["train", *TINY, "--out", str(run)]) == 2
+    err = one_line_error(capsys, "train")
+    assert "eval.json" in err and "not valid JSON" in err
+
+
+def test_eval_needs_no_eval_json(run, capsys):
+    (run / "eval.json").unlink()
+    assert main(["eval", str(run), "--episodes", "8"]) == 0  # it evaluates the checkpoint
+
+
+def test_run_without_checkpoint(run, capsys):
+    (run / "checkpoint.pt").unlink()
+    assert main(["eval", str(run), "--episodes", "8"]) == 2
+    assert f"run='{run / 'checkpoint.pt'}'" in one_line_error(capsys, "eval")
+
+
+def test_ablating_an_expert_the_policy_lacks(run, capsys):
+    assert main(["eval", str(run), "--episodes", "8", "--ablate", "goblin"]) == 2
+    err = one_line_error(capsys, "eval")
+    assert "ablate='goblin'" in err and "ghost" in err
+
+
+def test_directory_holding_another_config(run, capsys):
+    before = (run / "config.json").read_text()
+    assert main(["train", *TINY, "--lr", "1e-4", "--out", str(run)]) == 2
+    assert "differs in ['learning_rate']" in one_line_error(capsys, "train")
+    assert (run / "config.json").read_text() == before
+
+
+def test_output_path_is_a_file(tmp_path, capsys):
+    (tmp_path / "file").write_text("")
+    assert main(["train", *TINY, "--out", str(tmp_path / "file" / "run")]) == 2
+    assert f"out='{tmp_path / 'file' / 'run'}'" in one_line_error(capsys, "train")
+
+
+def test_read_only_output_directory(tmp_path, capsys):
+    parent = tmp_path / "read-only"
+    parent.mkdir()
+    parent.chmod(0o555)
+    try:
+        if os.access(parent, os.W_OK):
+            pytest.skip("this user (root?) can write to a read-only directory")
+        assert main(["train", *TINY, "--out", str(parent / "run")]) == 2
+        assert f"out='{parent / 'run'}'" in one_line_error(capsys, "train")
+        assert not (parent / "run").exists()
+    finally:
+        parent.chmod(0o755)
