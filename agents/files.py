@@ -47,3 +47,17 @@ def make_output_dir(path: str | Path, argument: str = "out") -> Path:
     if not os.access(path, os.W_OK):
         raise invalid_argument(argument, str(path), "that directory is not writable")
     return path
+
+
+def load_checkpoint(path: Path) -> Any:
+    """`torch.load` of a checkpoint this project wrote, or a one-line error naming the file (a
+    damaged file fails in many ways deep inside torch)."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as error:
+        raise invalid_argument("checkpoint", str(path), f"cannot be loaded ({damage(error)}); delete it to start the run again") from None
+
+
+def damage(error: BaseException) -> str:
+    """An exception as a short single line, for messages about damaged files."""
+    return f"{type(error).__name__}: {str(error)[:160]}".replace("\n", " ")

@@ -30,7 +30,7 @@ from tqdm import tqdm
 from agents.batch import ReturnRule, Rollout, build_batch
 from agents.config import TrainConfig
 from agents.evaluator import training_evaluation
-from agents.files import save_atomic
+from agents.files import load_checkpoint, save_atomic
 from agents.losses import Samples, UpdateSettings, flatten, update
 from agents.methods import ROUTES, get_method
 from agents.networks import ActorCritic, sample_actions
@@ -74,7 +74,7 @@ def train_lean(config: TrainConfig, out_dir: Path, progress: bool = True) -> tup
 
     checkpoint_path = out_dir / CHECKPOINT
     if checkpoint_path.exists():
-        saved = torch.load(checkpoint_path, map_location="cpu", weights_only=False)
+        saved = load_checkpoint(checkpoint_path)
         net.load_state_dict(saved["model"])
         optimizer.load_state_dict(saved["optimizer"])
         generator.set_state(saved["generator"])
@@ -165,5 +165,5 @@ def train_lean(config: TrainConfig, out_dir: Path, progress: bool = True) -> tup
 
     chosen = method.final_weights(state["method"], out_dir)
     if chosen is not None:
-        net.load_state_dict(torch.load(chosen, map_location="cpu", weights_only=False)["model"])
+        net.load_state_dict(load_checkpoint(chosen)["model"])
     return net, state["env_steps"]

@@ -20,11 +20,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from agents.config import TrainConfig
 from agents.evaluator import evaluate, format_table, variant_name
-from agents.files import make_output_dir, write_json_atomic
+from agents.files import damage, load_checkpoint, make_output_dir, write_json_atomic
 from agents.methods import get_method
 from agents.networks import ActorCritic
 from oversight_env.spec import invalid_argument
@@ -64,8 +62,10 @@ def prepare_run_dir(config: TrainConfig, out_dir: Path) -> None:
     make_output_dir(out_dir)
     config_path = out_dir / CONFIG
     if config_path.exists():
-        previous = read_json(config_path)
-        differ = sorted(k for k, v in config.to_json().items() if not isinstance(previous, dict) or previous.get(k) != v)
+        previous, current = read_json(config_path), config.to_json()
+        if not isinstance(previous, dict):
+            raise invalid_argument("file", str(config_path), "expected a JSON object of TrainConfig settings")
+        differ = sorted(k for k in {*current, *previous} if previous.get(k, "<missing>") != current.get(k, "<missing>"))
         if differ:
             raise invalid_argument("out", str(out_dir), f"it holds a run with another config (differs in {differ}); choose another directory")
     else:
@@ -116,14 +116,18 @@ def load_policy(path: str | Path) -> tuple[ActorCritic, TrainConfig]:
     config = read_config(run_dir)
     try:
         if path.suffix == ".zip":
-            from agents.sb3 import RoutedPPO  # SB3 takes a second to import: only when needed
+            from agents.sb3 import (
+                RoutedPPO,  # SB3 takes a second to import: only when needed
+            )
 
             return RoutedPPO.load(path, device="cpu").policy.net, config
-        state = torch.load(path, map_location="cpu", weights_only=False)
+        state = load_checkpoint(path)
         net = ActorCritic.from_config(state["network_config"])
         net.load_state_dict(state["model"])
+    except ValueError:
+        raise
     except Exception as error:  # a damaged file fails in many ways deep inside torch or zipfile
-        raise invalid_argument("checkpoint", str(path), f"cannot be loaded ({type(error).__name__}: {str(error)[:200]})".replace("\n", " ")) from None
+        raise invalid_argument("checkpoint", str(path), f"cannot be loaded ({damage(error)})") from None
     return net, config
 
 

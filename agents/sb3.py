@@ -46,6 +46,7 @@ from tqdm import tqdm
 from agents.batch import ReturnRule, Rollout, build_batch
 from agents.config import TrainConfig
 from agents.evaluator import training_evaluation
+from agents.files import damage, load_checkpoint
 from agents.lean_trainer import crossed
 from agents.losses import Samples, UpdateSettings, update
 from agents.methods import ROUTES, get_method
@@ -342,9 +343,12 @@ def save_resumable(model: RoutedPPO, path: Path) -> None:
 
 def load_resumable(path: Path, env: VecEnv) -> RoutedPPO:
     """A model saved by `save_resumable`, with its environments and generators restored."""
-    model = RoutedPPO.load(path, env=env, device="cpu", force_reset=False)  # the saved observation continues
-    with zipfile.ZipFile(path) as archive:
-        resume = torch.load(io.BytesIO(archive.read("resume.pt")), weights_only=False)
+    try:
+        model = RoutedPPO.load(path, env=env, device="cpu", force_reset=False)  # the saved observation continues
+        with zipfile.ZipFile(path) as archive:
+            resume = torch.load(io.BytesIO(archive.read("resume.pt")), weights_only=False)
+    except Exception as error:  # a damaged zip fails in many ways inside zipfile, torch or SB3
+        raise invalid_argument("checkpoint", str(path), f"cannot be loaded ({damage(error)}); delete it to start the run again") from None
     model.policy.action_generator.set_state(resume["action_generator"])
     monitor, twin_env = _twin_env(model)
     if twin_env is not None and resume["twin"] is not None:
@@ -389,5 +393,5 @@ def train_sb3(config: TrainConfig, out_dir: Path, progress: bool = True) -> tupl
     model.logger.close()
     chosen = method.final_weights(model.method_state, out_dir)
     if chosen is not None:
-        model.policy.net.load_state_dict(torch.load(chosen, map_location="cpu", weights_only=False)["model"])
+        model.policy.net.load_state_dict(load_checkpoint(chosen)["model"])
     return model.policy.net, model.num_timesteps

@@ -18,7 +18,11 @@ import numpy as np
 import torch
 from gymnasium import spaces
 from stable_baselines3.common.vec_env import VecMonitor
-from stable_baselines3.common.vec_env.base_vec_env import VecEnv, VecEnvIndices, VecEnvStepReturn
+from stable_baselines3.common.vec_env.base_vec_env import (
+    VecEnv,
+    VecEnvIndices,
+    VecEnvStepReturn,
+)
 
 from oversight_env import make_batched
 from oversight_env.batched import BatchedOversightEnv, TwinStep

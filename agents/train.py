@@ -6,7 +6,13 @@ from pathlib import Path
 from typing import Any
 
 from agents.config import TrainConfig
-from agents.run_dir import is_finished, locked, prepare_run_dir, read_evaluation, write_evaluation
+from agents.run_dir import (
+    is_finished,
+    locked,
+    prepare_run_dir,
+    read_evaluation,
+    write_evaluation,
+)
 
 
 def train(config: TrainConfig, out_dir: str | Path, progress: bool = True) -> dict[str, Any]:

@@ -17,9 +17,11 @@ import time
 import gymnasium as gym
 import numpy as np
 import torch
+from machine import (
+    describe,  # bench/machine.py (this script's directory is on sys.path)
+)
 
 import oversight_env
-from machine import describe  # bench/machine.py (this script's directory is on sys.path)
 
 BATCH_SIZES = (1, 64, 512, 4096)
 

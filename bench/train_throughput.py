@@ -29,7 +29,9 @@ from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
 from pathlib import Path
 
-from machine import describe  # bench/machine.py (this script's directory is on sys.path)
+from machine import (
+    describe,  # bench/machine.py (this script's directory is on sys.path)
+)
 
 from oversight_cli.sweep import WORKER_ENVIRONMENT
 

@@ -20,8 +20,8 @@ from typing import Any
 from tqdm import tqdm
 
 from agents.config import TrainConfig
-from agents.methods import get_method
 from agents.files import make_output_dir, write_json_atomic
+from agents.methods import get_method
 from oversight_cli.spec import ExperimentSpec
 from oversight_env.spec import invalid_argument
 

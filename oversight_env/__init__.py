@@ -11,7 +11,11 @@ from oversight_env.batched import BatchedOversightEnv, TwinStep
 from oversight_env.diamond_ghost import DiamondGhostEnv
 from oversight_env.grid_env import OversightGridEnv
 from oversight_env.objects import TerminalObject
-from oversight_env.registration import make_batched, make_oversight_env, register_oversight_env
+from oversight_env.registration import (
+    make_batched,
+    make_oversight_env,
+    register_oversight_env,
+)
 from oversight_env.spec import (
     DIAMOND,
     GHOST,

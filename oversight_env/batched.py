@@ -16,7 +16,15 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from oversight_env.spec import REWARDS, Action, EpisodeState, GridLayout, Outcome, OversightConfig, invalid_argument
+from oversight_env.spec import (
+    REWARDS,
+    Action,
+    EpisodeState,
+    GridLayout,
+    Outcome,
+    OversightConfig,
+    invalid_argument,
+)
 
 
 @dataclass(frozen=True)

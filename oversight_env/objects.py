@@ -10,7 +10,12 @@ from __future__ import annotations
 import numpy as np
 from minigrid.core.constants import COLORS, IDX_TO_OBJECT, OBJECT_TO_IDX
 from minigrid.core.world_object import WorldObj
-from minigrid.utils.rendering import fill_coords, point_in_circle, point_in_rect, point_in_triangle
+from minigrid.utils.rendering import (
+    fill_coords,
+    point_in_circle,
+    point_in_rect,
+    point_in_triangle,
+)
 
 from oversight_env.spec import TerminalType, invalid_argument
 

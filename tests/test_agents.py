@@ -3,6 +3,7 @@
 import contextlib
 import dataclasses
 import json
+import math
 
 import numpy as np
 import pytest
@@ -374,3 +375,37 @@ def test_early_stopping_spends_the_held_out_labels_and_keeps_the_best_weights(tm
     best = torch.load(method.final_weights(state, tmp_path), weights_only=False)
     assert best["env_steps"] == 100 and not torch.equal(best["model"]["actor.head.bias"], run.net.actor.head.bias)
     assert ("early_stopping/validation_true_return", 0.5) in run.logged
+
+
+def _uniform_net(experts=("diamond",)):
+    """A network whose policy is uniform and whose value is 0 everywhere."""
+    net = ActorCritic((4, 5, 5), experts=experts)
+    with torch.no_grad():
+        for p in [*net.actor.head.parameters(), *net.critic[-1].parameters()]:
+            p.zero_()
+    return net
+
+
+def test_policy_loss_by_hand_reinforce_and_ppo_clip():
+    net, n = _uniform_net(), 4
+    uniform = torch.full((n,), math.log(0.25))
+    data = Samples(torch.rand(n, 4, 5, 5), torch.tensor([0, 1, 2, 3]), uniform, torch.ones(n), torch.zeros(n),
+                   torch.zeros(n, dtype=torch.long), torch.ones(n))
+    # REINFORCE: -log(1/4) * 1 - 0.1 * entropy(uniform) + 0.5 * (0 - 0)^2.
+    loss, _ = policy_loss(net, get_method("naive"), SETTINGS, data)
+    assert float(loss) == pytest.approx(math.log(4) - 0.1 * math.log(4))
+    # PPO: old probabilities half the new ones, so the ratio is 2, clipped to 1.2 for a positive
+    # advantage (-1.2) and left at 2 for a negative one (+2): min of the two surrogates.
+    ppo = dataclasses.replace(SETTINGS, algorithm="ppo", ent_coef=0.0)
+    doubled = data._replace(old_log_prob=uniform - math.log(2))
+    assert float(policy_loss(net, get_method("naive"), ppo, doubled)[0]) == pytest.approx(-1.2)
+    negative = doubled._replace(advantages=-torch.ones(n))
+    assert float(policy_loss(net, get_method("naive"), ppo, negative)[0]) == pytest.approx(2.0)
+
+
+def test_update_sets_the_learning_rate_of_the_schedule():
+    net = _uniform_net()
+    optimizer = torch.optim.Adam(net.parameters(), lr=1.0)
+    update(net, optimizer, get_method("naive"), dataclasses.replace(SETTINGS, learning_rate=0.0123),
+           samples(torch.zeros(6, dtype=torch.long)), torch.Generator(), contextlib.nullcontext())
+    assert [group["lr"] for group in optimizer.param_groups] == [0.0123]

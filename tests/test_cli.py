@@ -4,7 +4,6 @@ import dataclasses
 import json
 import shutil
 import subprocess
-import typing
 from importlib.metadata import version
 from pathlib import Path
 
@@ -12,7 +11,14 @@ import matplotlib.image
 import pytest
 
 from agents.config import PRESETS, TrainConfig
-from oversight_cli.main import build_parser, default_run_dir, main, parse_integer, train_config, train_settings
+from oversight_cli.main import (
+    build_parser,
+    default_run_dir,
+    main,
+    parse_integer,
+    train_config,
+    train_settings,
+)
 
 
 def test_demo_prints_episodes_and_writes_pngs(tmp_path, capsys):

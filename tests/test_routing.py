@@ -8,7 +8,14 @@ import pytest
 import torch
 from torch import nn
 
-from routing import UNLABELLED, RoutedMixture, ablated, gate_loss, propagate_episode_labels, route
+from routing import (
+    UNLABELLED,
+    RoutedMixture,
+    ablated,
+    gate_loss,
+    propagate_episode_labels,
+    route,
+)
 
 DIAMOND, GHOST = 1, 2
 

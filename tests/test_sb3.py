@@ -12,8 +12,8 @@ from stable_baselines3.common.vec_env import DummyVecEnv
 from agents.config import TrainConfig
 from agents.run_dir import load_policy
 from agents.sb3 import RoutedPPO
-from agents.train import train
 from agents.sb3_env import make_twin_vec_env
+from agents.train import train
 from oversight_env.spec import MOVES
 
 
