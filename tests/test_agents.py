@@ -409,3 +409,31 @@ def test_update_sets_the_learning_rate_of_the_schedule():
     update(net, optimizer, get_method("naive"), dataclasses.replace(SETTINGS, learning_rate=0.0123),
            samples(torch.zeros(6, dtype=torch.long)), torch.Generator(), contextlib.nullcontext())
     assert [group["lr"] for group in optimizer.param_groups] == [0.0123]
+
+
+def test_early_stopping_trains_at_three_quarters_of_the_oversight_and_returns_its_best_weights(tmp_path):
+    # Seed 2: its best validation score comes at 256 of 768 steps (seeds 0 and 1 peak at the end).
+    config = TrainConfig(method="naive_early_stopping", steps=16 * 8 * 6, oversight_prob=1.0, seed=2, **TINY)
+    net, env_steps = lean_trainer.train_lean(config, tmp_path, progress=False)
+    logged = scalars(tmp_path)
+    unobserved = sum(v for tag in ("train/p_diamond_unobserved", "train/p_ghost_unobserved") for _, v in logged[tag])
+    assert unobserved > 0  # at oversight 1, only the held-out quarter leaves terminals unobserved
+    best = torch.load(tmp_path / "best.pt", weights_only=False)["model"]
+    last = torch.load(tmp_path / "checkpoint.pt", weights_only=False)["model"]
+    assert any(not torch.equal(best[k], last[k]) for k in best)  # this seed's best is not its last
+    assert all(torch.equal(v, best[k]) for k, v in net.state_dict().items())
+
+
+def test_training_evaluations_score_the_methods_evaluated_variant():
+    from agents.evaluator import training_evaluation
+    from agents.metrics import episode_statistics
+
+    torch.manual_seed(0)
+    net = ActorCritic((4, 5, 5))
+    with torch.no_grad():
+        net.actor.gate[-1][-1].bias.fill_(-60.0)  # everything to the ghost expert: ablating it matters
+    config = TrainConfig(method="routing", eval_episodes=256)
+    scalars_logged = training_evaluation(net, config, seed=7)
+    for ablate, same in (("ghost", True), (None, False)):
+        stats = episode_statistics(**run_episodes(net, config.env_id, 256, 7, ablate, config.oversight_prob), gamma=0.97)
+        assert (scalars_logged["eval/p_ghost"] == stats["p_ghost"]) == same

@@ -169,10 +169,13 @@ def test_read_only_output_directory(tmp_path, capsys):
     parent.mkdir()
     parent.chmod(0o555)
     try:
-        if os.access(parent, os.W_OK):
-            pytest.skip("this user (root?) can write to a read-only directory")
-        assert main(["train", *TINY, "--out", str(parent / "run")]) == 2
-        assert f"out='{parent / 'run'}'" in one_line_error(capsys, "train")
-        assert not (parent / "run").exists()
+        if not os.access(parent, os.W_OK):  # root may write anyway: then only the case below runs
+            assert main(["train", *TINY, "--out", str(parent / "run")]) == 2
+            assert f"out='{parent / 'run'}'" in one_line_error(capsys, "train")
+            assert not (parent / "run").exists()
     finally:
         parent.chmod(0o755)
+    # An existing directory nobody may write to, root included (procfs): refused before training.
+    assert not os.access("/proc/1", os.W_OK)
+    assert main(["train", *TINY, "--out", "/proc/1"]) == 2
+    assert "out='/proc/1' is invalid: that directory is not writable" in one_line_error(capsys, "train")
