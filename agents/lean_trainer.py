@@ -83,9 +83,9 @@ def train_lean(config: TrainConfig, out_dir: Path, progress: bool = True) -> tup
     else:
         obs = twin.observe()
 
-    # Events after the checkpoint's step were logged by a run that died before its next
-    # checkpoint: this run logs them again, so tensorboard drops the old ones.
-    writer = SummaryWriter(out_dir / "tb", purge_step=state["env_steps"] + 1 if state["env_steps"] else None)
+    # Events after the checkpoint's step (after step 0 without one) were logged by a run that
+    # died before its next checkpoint: this run logs them again, so tensorboard drops the old ones.
+    writer = SummaryWriter(out_dir / "tb", purge_step=state["env_steps"] + 1)
     run = _Run(net, config, out_dir, writer)
     rule = ReturnRule(config.algorithm, config.gamma, config.gae_lambda, config.bootstrap)
     autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=config.bf16)

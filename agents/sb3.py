@@ -383,8 +383,7 @@ def train_sb3(config: TrainConfig, out_dir: Path, progress: bool = True) -> tupl
                            "optimizer_kwargs": {"eps": config.adam_eps}},
         )
     total = method.training_steps(config.steps, config.oversight_prob)
-    model.set_logger(Logger(str(out_dir / "tb"), [_PurgingTensorBoard(str(out_dir / "tb"), model.num_timesteps + 1
-                                                                       if model.num_timesteps else None)]))
+    model.set_logger(Logger(str(out_dir / "tb"), [_PurgingTensorBoard(str(out_dir / "tb"), model.num_timesteps + 1)]))
     if model.num_timesteps < total:
         hooks = _RunHooks(config, out_dir, total, progress, model)
         model.update_hooks.append(hooks)

@@ -77,7 +77,7 @@ MUTANTS: list[tuple[str, str, str, str, list[str]]] = [
      'UpdateSettings.from_config(config, state["env_steps"] / total_steps)', "UpdateSettings.from_config(config, 0.0)", TRAINERS),
     ("a resumed run restarts from scratch", "agents/lean_trainer.py", "if checkpoint_path.exists():", "if False:", TRAINERS),
     ("resume purges the checkpoint step's own events", "agents/lean_trainer.py",
-     'purge_step=state["env_steps"] + 1 if state["env_steps"] else None', 'purge_step=state["env_steps"] or None', TRAINERS),
+     'purge_step=state["env_steps"] + 1)', 'purge_step=state["env_steps"] or None)', TRAINERS),
     ("one seed for environments, initialisation and actions", "agents/lean_trainer.py",
      "env_seed, init_seed, action_seed = independent_seeds(config.seed, 3)", "env_seed = init_seed = action_seed = config.seed",
      TRAINERS),
