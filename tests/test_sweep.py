@@ -28,6 +28,8 @@ TINY_SETTINGS = {"num_envs": 32, "rollout_steps": 16, "eval_every_steps": 1024, 
 
 TINY = """
 name = "tiny"
+[env]
+id = "OversightGrid/DiamondGhost-5x5-v0"
 [train]
 methods = ["routing", "naive"]
 oversight = [0.2]
@@ -156,31 +158,7 @@ def test_ray_backend_without_ray_is_a_clear_error(tmp_path, monkeypatch):
         run_sweep(load_spec(spec_file), tmp_path / "out", backend="ray", progress=False)
 
 
-@pytest.mark.parametrize(
-    "text,words",
-    [
-        ("[train]\nmethods = ['routing']\noversight = [0.1]\nseeds = [0]\nlr = 1", ["[train]", "'lr'"]),
-        ("[train]\nmethods = ['magic']\noversight = [0.1]\nseeds = [0]", ["method='magic'"]),
-        ("[train]\nmethods = ['routing']\noversight = [1.5]\nseeds = [0]", ["train.oversight=1.5"]),
-        ("[train]\nmethods = ['routing']\noversight = []\nseeds = [0]", ["train.oversight=[]"]),
-        ("[train]\nmethods = ['routing']\noversight = [0.1]\nseeds = [0]\n[train.settings]\nseed = 3", ["[train.settings]", "'seed'"]),
-        ("[train]\nmethods = ['routing']\noversight = [0.1]\nseeds = [0]\nsteps = -1", ["steps=-1"]),
-        ("[env]\nid = 'Nope-v0'\n[train]\nmethods = ['routing']\noversight = [0.1]\nseeds = [0]", ["env_id='Nope-v0'"]),
-        ("name = ", ["not valid TOML"]),
-        ("[train]\nmethods = ['routing']\noversight = [0.1]\nseeds = [0]\npreset = 'slow'", ["preset='slow'"]),
-    ],
-)
-def test_bad_specs_are_one_line_errors(tmp_path, text, words):
-    path = tmp_path / "bad.toml"
-    path.write_text(text)
-    with pytest.raises(ValueError) as error:
-        load_spec(path)
-    assert "\n" not in str(error.value) and all(w in str(error.value) for w in words), str(error.value)
-
-
-def test_missing_spec_and_bad_backend(tmp_path):
-    with pytest.raises(ValueError, match="no such file"):
-        load_spec(tmp_path / "none.toml")
+def test_bad_backend(tmp_path):
     spec_file = tmp_path / "tiny.toml"
     spec_file.write_text(TINY.format(steps=1024))
     with pytest.raises(ValueError, match="backend='slurm' is invalid"):
@@ -213,13 +191,3 @@ def test_routing_is_compared_with_every_other_method_at_each_level():
     assert found["filtering"]["verdict"] == "worse" and found["filtering"]["ci_high"] < 0
     assert found["oracle"]["verdict"] == "no clear difference" and found["oracle"]["ci_low"] < 0 < found["oracle"]["ci_high"]
     assert "| 0.01 | -0.200 [" in comparison_table(comparison_rows(data))  # filtering, naive, oracle: alphabetical
-
-
-def test_a_spec_picks_a_preset_and_overrides_it(tmp_path):
-    path = tmp_path / "paper.toml"
-    path.write_text("[train]\nmethods = ['routing']\noversight = [0.1]\nseeds = [0]\npreset = 'paper'\n"
-                    "[train.settings]\nnum_envs = 64\n")
-    spec = load_spec(path)
-    config = spec.config(spec.cells()[0])
-    assert (config.learning_rate, config.ent_coef_final, config.num_envs) == (5e-5, None, 64)
-    assert config.steps == 20_000 * 512 * 32  # no budget in the spec: the preset's
