@@ -66,9 +66,7 @@ def run_sweep(
         raise invalid_argument("workers", workers, "expected an integer >= 1")
     out = make_output_dir(out_dir or Path("runs") / spec.name)
     cells = spec.cells()
-    write_json_atomic(out / "experiment.json", {"name": spec.name, "description": spec.description,
-                                                "env_id": spec.env_id, "preset": spec.preset,
-                                                "steps": spec.config(cells[0]).steps})
+    write_json_atomic(out / "experiment.json", experiment_record(spec))
     todo = [(cell, spec.config(cell)) for cell in cells if not (out / cell.path() / "eval.json").exists()]
     todo.sort(key=lambda job: _expected_cost(job[1]), reverse=True)  # longest first, so the last to finish are short
     jobs = [(config.to_json(), str(out / cell.path())) for cell, config in todo]
@@ -89,6 +87,15 @@ def run_sweep(
     if failures:
         raise RuntimeError(f"{len(failures)} of {len(cells)} cells failed ({failures[0]}); run the sweep again to retry them")
     return report
+
+
+def experiment_record(spec: ExperimentSpec) -> dict[str, Any]:
+    """What `experiment.json` holds: the spec's settings and every cell it expects, so that a
+    report can list the cells that are missing."""
+    cells = spec.cells()
+    return {"name": spec.name, "description": spec.description, "env_id": spec.env_id, "env_kwargs": spec.env_kwargs,
+            "preset": spec.preset, "steps": spec.config(cells[0]).steps,
+            "cells": [{"method": c.method, "oversight": c.oversight, "seed": c.seed, "path": c.path()} for c in cells]}
 
 
 def _expected_cost(config: TrainConfig) -> float:
