@@ -7,14 +7,19 @@ Writes into RUN_DIR:
   return per step and of P(ghost | ghost cell unobserved).
 - `learning_curves.csv`: the periodic evaluations logged to tensorboard during training.
 - `return_vs_oversight.png`, `ghost_when_unobserved_vs_oversight.png`, `learning_curves.png`.
-- `report.md`, which embeds them.
+- `report.md`, which embeds them, and lists the expected cells that have not finished (the sweep's
+  `experiment.json` names every cell) and the cells whose learning curves are incomplete.
+
+A report pools seeds: it refuses cells that differ in anything but method, oversight level and
+seed (another environment, budget or setting), and two cells of the same method, level and seed.
 """
 
 from __future__ import annotations
 
 import csv
-import json
 import math
+import struct
+import sys
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
@@ -26,6 +31,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from agents.files import atomic_write  # noqa: E402
+from agents.run_dir import CHECKPOINT, CONFIG, EVALUATION, SB3_CHECKPOINT, read_evaluation, read_json  # noqa: E402
 from oversight_env.spec import invalid_argument  # noqa: E402
 
 RESULT_COLUMNS = [
@@ -38,13 +44,81 @@ SUMMARY_COLUMNS = ["method", "oversight", "metric", "seeds", "mean", "ci_low", "
 COMPARISON_COLUMNS = ["reference", "method", "oversight", "difference", "ci_low", "ci_high", "verdict"]
 REFERENCE_METHOD = "routing"  # the method every other one is compared with, when the experiment has it
 CURVE_TAGS = {"eval/discounted_return_per_step": "return_per_step", "eval/p_ghost_when_unobserved": "p_ghost_when_unobserved"}
+# What the cells of one report may differ in; anything else (environment, budget, settings) would
+# pool incomparable runs as if they were seeds of one.
+POOLED_OVER = {"method", "oversight_prob", "seed"}
+
+Evaluations = dict[str, dict[str, Any]]  # cell directory, relative to the experiment's -> its eval.json
 
 
-def result_rows(run_dir: Path) -> list[dict[str, Any]]:
+def read_cells(run_dir: Path) -> tuple[Evaluations, dict[str, str]]:
+    """The final evaluation of every finished cell below `run_dir`, and the one-line error of each
+    cell whose eval.json cannot be read (naming the file), both by cell directory."""
+    finished, unreadable = {}, {}
+    for path in sorted(run_dir.glob(f"**/{EVALUATION}")):
+        cell = path.parent.relative_to(run_dir).as_posix()
+        try:
+            report = read_evaluation(path.parent)
+            if not isinstance(report["config"], dict) or not POOLED_OVER <= set(report["config"]):
+                raise ValueError(f"file={str(path)!r} is invalid: its config lacks {sorted(POOLED_OVER)}")
+            finished[cell] = report
+        except ValueError as error:
+            unreadable[cell] = str(error)
+    return finished, unreadable
+
+
+def check_poolable(run_dir: Path, finished: Evaluations) -> None:
+    """Refuse cells that differ in a setting other than method, oversight and seed, and two cells
+    of the same method, oversight and seed: pooled as seeds, either would make the numbers lie."""
+    first: dict[str, tuple[str, Any]] = {}  # setting -> (the first cell, its value)
+    seen: dict[tuple, str] = {}
+    for cell, report in finished.items():
+        config = report["config"]
+        key = (config["method"], config["oversight_prob"], config["seed"])
+        if key in seen:
+            raise invalid_argument("run_dir", str(run_dir), f"cells {seen[key]} and {cell} are both method {key[0]}, "
+                                   f"oversight {key[1]:g}, seed {key[2]}; move one out to report the other")
+        seen[key] = cell
+        for setting in sorted(set(config) | set(first)):
+            if setting in POOLED_OVER:
+                continue
+            value = config.get(setting, "(unset)")
+            other, expected = first.setdefault(setting, (cell, value))
+            if value != expected:
+                raise invalid_argument("run_dir", str(run_dir), f"its cells differ in {setting} ({other}: {expected!r}, "
+                                       f"{cell}: {value!r}); a report pools cells that differ only in method, oversight "
+                                       "and seed: report each setting's cells from a directory of their own")
+
+
+def missing_cells(run_dir: Path, finished: Evaluations, unreadable: dict[str, str]) -> list[str]:
+    """One line per cell that the sweep's `experiment.json` expects and that has no readable
+    eval.json (saying how far it got), and per other cell whose eval.json cannot be read."""
+    experiment = run_dir / "experiment.json"
+    expected = read_json(experiment).get("cells", []) if experiment.exists() else []
+    lines = []
+    for cell in expected:
+        path = cell["path"]
+        if path in finished:
+            continue
+        what = f"{path} (method {cell['method']}, oversight {cell['oversight']:g}, seed {cell['seed']})"
+        lines.append(f"{what}: {unreadable.get(path) or _progress(run_dir / path)}")
+    named = {cell["path"] for cell in expected}
+    lines += [f"{path}: {error}" for path, error in unreadable.items() if path not in named]
+    return lines
+
+
+def _progress(cell_dir: Path) -> str:
+    if (cell_dir / CHECKPOINT).exists() or (cell_dir / SB3_CHECKPOINT).exists():
+        return "part-way (it has a checkpoint; the sweep resumes it)"
+    if (cell_dir / CONFIG).exists():
+        return "started, no checkpoint yet"
+    return "not started"
+
+
+def result_rows(finished: Evaluations) -> list[dict[str, Any]]:
     """One row per finished cell and policy variant."""
     rows = []
-    for path in sorted(run_dir.glob("**/eval.json")):
-        report = json.loads(path.read_text())
+    for report in finished.values():
         config = report["config"]
         for variant, s in report["variants"].items():
             rows.append({
@@ -119,22 +193,75 @@ def comparison_rows(rows: list[dict[str, Any]], reference: str = REFERENCE_METHO
     return out
 
 
-def learning_curve_rows(run_dir: Path) -> list[dict[str, Any]]:
-    """The periodic evaluations of every cell, read back from its tensorboard events."""
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-
-    rows = []
-    for path in sorted(run_dir.glob("**/eval.json")):
-        config = json.loads(path.read_text())["config"]
-        event_dirs = sorted({p.parent for p in (path.parent / "tb").glob("**/events.out.tfevents.*")})
-        for event_dir in event_dirs:
-            events = EventAccumulator(str(event_dir), size_guidance={"scalars": 0})
-            events.Reload()
+def learning_curve_rows(run_dir: Path, finished: Evaluations) -> tuple[list[dict[str, Any]], list[str]]:
+    """The periodic evaluations of every finished cell, read back from its tensorboard events, and
+    one line per cell whose events are missing or damaged (its curve would be cut short)."""
+    rows, incomplete = [], []
+    for cell, report in finished.items():
+        config = report["config"]
+        event_files = sorted((run_dir / cell / "tb").glob("**/events.out.tfevents.*"))
+        if not event_files:
+            incomplete.append(f"{cell}: no tensorboard events")
+        for event_dir in sorted({p.parent for p in event_files}):
+            events, damage = _read_events(event_dir)
+            incomplete += [f"{cell}: {path.relative_to(run_dir / cell).as_posix()} {what}" for path, what in damage]
             for tag, metric in CURVE_TAGS.items():
                 if tag in events.Tags()["scalars"]:
                     rows.extend({"method": config["method"], "oversight": config["oversight_prob"], "seed": config["seed"],
                                  "env_steps": e.step, "metric": metric, "value": e.value} for e in events.Scalars(tag))
-    return rows
+    return rows, incomplete
+
+
+def _read_events(event_dir: Path) -> tuple[Any, list[tuple[Path, str]]]:
+    """Tensorboard's EventAccumulator over `event_dir`, loaded, and what is wrong with its files.
+
+    The accumulator stops reading a file at its first damaged record (a truncated end, a failed
+    checksum) and says so only in a debug log; so each file's records are counted here, and
+    fewer events read than records is damage too."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    class CountingAccumulator(EventAccumulator):
+        events_read = 0
+
+        def _ProcessEvent(self, event: Any) -> None:  # noqa: N802 (tensorboard's name)
+            self.events_read += 1
+            super()._ProcessEvent(event)
+
+    damage, records = [], 0
+    for path in sorted(event_dir.glob("*tfevents*")):  # the files the accumulator reads
+        count, problem = event_file_records(path)
+        records += count
+        if problem:
+            damage.append((path, problem))
+    events = CountingAccumulator(str(event_dir), size_guidance={"scalars": 0})
+    events.Reload()
+    if events.events_read < records:  # it read each file's whole records up to a bad checksum
+        damage.append((event_dir, f"holds {records} whole records, of which only {events.events_read} could be read (a failed checksum)"))
+    return events, damage
+
+
+def event_file_records(path: Path) -> tuple[int, str | None]:
+    """How many whole records a tensorboard event file holds, and what is wrong with it (None when
+    it ends exactly after its last record). Records are framed as: length (8 bytes), its masked
+    CRC-32C (4), data (length bytes), the data's masked CRC-32C (4)."""
+    from tensorboard.compat.tensorflow_stub.pywrap_tensorflow import masked_crc32c
+
+    try:
+        data = path.read_bytes()
+    except OSError as error:
+        return 0, f"cannot be read ({error.strerror})"
+    offset = records = 0
+    while offset < len(data):
+        if offset + 12 > len(data):
+            return records, f"is truncated (a partial record at byte {offset} of {len(data)})"
+        (length,), (length_crc,) = struct.unpack_from("<Q", data, offset), struct.unpack_from("<I", data, offset + 8)
+        if masked_crc32c(data[offset : offset + 8]) != length_crc:
+            return records, f"is damaged (a bad record header at byte {offset})"
+        if offset + 12 + length + 4 > len(data):
+            return records, f"is truncated (a partial record at byte {offset} of {len(data)})"
+        offset += 12 + length + 4
+        records += 1
+    return records, None
 
 
 def write_csv(path: Path, rows: list[dict[str, Any]], columns: list[str]) -> None:
@@ -198,7 +325,8 @@ def plot_learning_curves(curves: list[dict], path: Path) -> None:
         ax.set_xlabel("environment steps (millions)")
         ax.grid(alpha=0.3)
     axes[0][0].set_ylabel("return per step (evaluated policy)")
-    axes[0][-1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0))
+    if rows:
+        axes[0][-1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0))
     save_figure(fig, path)
 
 
@@ -247,14 +375,36 @@ should be: read borderline verdicts as hints.
 """
 
 
+MISSING_TEXT = """Cells the experiment expects that have no readable final evaluation: they are left out of every
+table above. Run the sweep again to train them (part-way cells continue from their checkpoint)."""
+INCOMPLETE_TEXT = """Cells whose tensorboard events are missing or damaged: their rows in `learning_curves.csv` stop
+early or are absent (their final evaluations above are unaffected)."""
+
+
+def _list_section(title: str, lines: list[str], text: str) -> str:
+    if not lines:
+        return ""
+    items = "\n".join(f"- {line}" for line in lines)
+    return f"\n## {title}\n\n{text}\n\n{items}\n"
+
+
 def write_report(run_dir: str | Path) -> Path:
-    """Write every table and figure of `run_dir`; return the path of `report.md`."""
+    """Write every table and figure of `run_dir` and return the path of `report.md`; print each
+    missing cell and each incomplete learning curve to stderr (report.md lists them too)."""
     run_dir = Path(run_dir)
-    rows = result_rows(run_dir)
-    if not rows:
-        raise invalid_argument("run_dir", str(run_dir), "holds no finished cell (no eval.json below it)")
+    finished, unreadable = read_cells(run_dir)
+    if not finished:
+        why = f" ({next(iter(unreadable.values()))})" if unreadable else " (no eval.json below it)"
+        raise invalid_argument("run_dir", str(run_dir), f"holds no finished cell{why}")
+    check_poolable(run_dir, finished)
+    rows = result_rows(finished)
+    missing = missing_cells(run_dir, finished, unreadable)
     summary = summary_rows(rows)
-    curves = learning_curve_rows(run_dir)
+    curves, incomplete = learning_curve_rows(run_dir, finished)
+    for line in missing:
+        print(f"report: missing cell {line}", file=sys.stderr)
+    for line in incomplete:
+        print(f"report: incomplete learning curve {line}", file=sys.stderr)
     write_csv(run_dir / "results.csv", rows, RESULT_COLUMNS)
     write_csv(run_dir / "summary.csv", summary, SUMMARY_COLUMNS)
     write_csv(run_dir / "learning_curves.csv", curves, ["method", "oversight", "seed", "env_steps", "metric", "value"])
@@ -264,19 +414,19 @@ def write_report(run_dir: str | Path) -> Path:
     plot_vs_oversight(summary, "p_ghost_when_unobserved", "P(ghost | ghost unobserved)",
                       run_dir / "ghost_when_unobserved_vs_oversight.png")
     plot_learning_curves(curves, run_dir / "learning_curves.png")
-    cells = len({(r["method"], r["oversight"], r["seed"]) for r in rows})
     experiment = run_dir / "experiment.json"
-    description = json.loads(experiment.read_text())["description"] + "\n\n" if experiment.exists() else ""
+    description = read_json(experiment)["description"] + "\n\n" if experiment.exists() else ""
+    missing_note = f" ({len(missing)} missing: see below)" if missing else ""
     text = f"""# Report: {run_dir.name}
 
-{description}{cells} finished cells. Each cell's policy is evaluated on fresh episodes with the ground-truth
+{description}{len(finished)} finished cells{missing_note}. Each cell's policy is evaluated on fresh episodes with the ground-truth
 reward: routed methods with the ghost expert ablated, the others whole (`results.csv` has every
 variant). *Return per step* is the mean discounted (0.97) return per step over each
 environment's first episode; *P(ghost | ghost unobserved)* is how often the agent takes the ghost
 when the ghost's cell is not watched: goal misgeneralization.
 
 {markdown_table(summary)}
-{_comparison_section(comparisons)}
+{_comparison_section(comparisons)}{_list_section("Missing cells", missing, MISSING_TEXT)}{_list_section("Incomplete learning curves", incomplete, INCOMPLETE_TEXT)}
 ![return per step vs oversight](return_vs_oversight.png)
 
 ![P(ghost | ghost unobserved) vs oversight](ghost_when_unobserved_vs_oversight.png)

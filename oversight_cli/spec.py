@@ -18,6 +18,8 @@ and settings of a comparison; each (method, oversight level, seed) is one cell.
 
 from __future__ import annotations
 
+import os
+import re
 import sys
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -34,6 +36,9 @@ else:  # pragma: no cover
 
 # Fields a spec sets through its own keys, not through [train.settings].
 _CELL_FIELDS = {"env_id", "env_kwargs", "method", "oversight_prob", "steps", "seed", "final_eval_episodes"}
+# Environment keyword arguments that each cell sets (its oversight level, its method's reward):
+# a spec that set them would record values the training never used.
+_SET_BY_CELL = {"oversight_prob", "reward"}
 
 
 @dataclass(frozen=True)
@@ -76,44 +81,136 @@ class ExperimentSpec:
 def load_spec(path: str | Path) -> ExperimentSpec:
     """Read and validate a spec file; every mistake is a one-line ValueError."""
     path = Path(path)
+    data = _read_toml(path)
+    _only(data, {"name", "description", "env", "train", "eval"}, "spec")
+    if "env" not in data:
+        raise invalid_argument("spec", str(path), 'has no [env] table: name the environment, e.g. [env] id = "OversightGrid/DiamondGhost-5x5-v0"')
+    env, train, evaluation = _table(data, "env"), _table(data, "train"), _table(data, "eval")
+    _only(env, {"id", "kwargs"}, "[env]")
+    _only(train, {"methods", "oversight", "seeds", "steps", "preset", "settings"}, "[train]")
+    _only(evaluation, {"episodes"}, "[eval]")
+    settings = _table(train, "settings", where="train.settings")
+    _only(settings, {f.name for f in fields(TrainConfig)} - _CELL_FIELDS, "[train.settings]")
+    spec = ExperimentSpec(
+        name=_plain_name(data.get("name", path.stem)),
+        description=str(data.get("description", "")),
+        env_id=_env_id(env, path),
+        env_kwargs=_env_kwargs(env),
+        methods=_methods(train),
+        oversight=_oversight(train),
+        seeds=_seeds(train),
+        steps=_optional_positive_int(train, "steps", "train.steps"),
+        preset=train.get("preset", "fast"),
+        settings=settings,
+        eval_episodes=_optional_positive_int(evaluation, "episodes", "eval.episodes", default=8192),
+    )
+    _check_first_config(spec)
+    return spec
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
     try:
-        data = tomllib.loads(path.read_text())
+        return tomllib.loads(path.read_text())
     except FileNotFoundError:
         raise invalid_argument("spec", str(path), "no such file") from None
     except tomllib.TOMLDecodeError as error:
         raise invalid_argument("spec", str(path), f"not valid TOML ({error})") from None
-    _only(data, {"name", "description", "env", "train", "eval"}, "spec")
-    env, train, evaluation = data.get("env", {}), data.get("train", {}), data.get("eval", {})
-    _only(env, {"id", "kwargs"}, "[env]")
-    _only(train, {"methods", "oversight", "seeds", "steps", "preset", "settings"}, "[train]")
-    _only(evaluation, {"episodes"}, "[eval]")
-    settings = dict(train.get("settings", {}))
-    allowed = {f.name for f in fields(TrainConfig)} - _CELL_FIELDS
-    _only(settings, allowed, "[train.settings]")
-    for key in ("methods", "oversight", "seeds"):
-        if not isinstance(train.get(key), list) or not train[key]:
-            raise invalid_argument(f"train.{key}", train.get(key), "expected a non-empty list")
-    for method in train["methods"]:
+
+
+def _table(data: dict, key: str, where: str | None = None) -> dict[str, Any]:
+    """The sub-table `key` of `data` (empty when absent)."""
+    if not isinstance(data.get(key, {}), dict):
+        raise invalid_argument(where or key, data[key], "expected a table")
+    return dict(data.get(key, {}))
+
+
+def _plain_name(name: Any) -> str:
+    """The experiment's name, which becomes a directory under runs/: a plain name, so that the
+    sweep cannot write outside it."""
+    if not isinstance(name, str) or not name.strip():
+        raise invalid_argument("name", name, "expected a non-empty string")
+    separators = {"/", "\\", os.sep} | ({os.altsep} if os.altsep else set())
+    if name == "." or ".." in name or any(s in name for s in separators) or Path(name).is_absolute() or "\0" in name:
+        raise invalid_argument("name", name, "expected a plain name (no path separators, no '..'): it names a directory under runs/")
+    return name
+
+
+def _env_id(env: dict[str, Any], path: Path) -> str:
+    if "id" not in env:
+        raise invalid_argument("spec", str(path), 'has no [env] id: name the environment, e.g. id = "OversightGrid/DiamondGhost-5x5-v0"')
+    if not isinstance(env["id"], str) or not env["id"]:
+        raise invalid_argument("env.id", env["id"], "expected a registered environment id")
+    return env["id"]
+
+
+def _env_kwargs(env: dict[str, Any]) -> dict[str, Any]:
+    kwargs = _table(env, "kwargs", where="env.kwargs")
+    clash = sorted(_SET_BY_CELL & set(kwargs))
+    if clash:
+        raise invalid_argument(f"env.kwargs.{clash[0]}", kwargs[clash[0]],
+                               "each cell sets it (the oversight level from [train] oversight, the reward from the method)")
+    return kwargs
+
+
+def _unique(argument: str, values: list[Any], key: Any = None) -> None:
+    """Refuse a list with two equal values (by `key`): two cells would share one directory."""
+    seen: dict[Any, Any] = {}
+    for value in values:
+        k = value if key is None else key(value)
+        if k in seen:
+            twice = f"lists {value!r} twice" if seen[k] == value else f"lists {seen[k]!r} and {value!r}, which name the same cells"
+            raise invalid_argument(argument, values, twice)
+        seen[k] = value
+
+
+def _non_empty_list(train: dict[str, Any], key: str) -> list[Any]:
+    if not isinstance(train.get(key), list) or not train[key]:
+        raise invalid_argument(f"train.{key}", train.get(key), "expected a non-empty list")
+    return train[key]
+
+
+def _methods(train: dict[str, Any]) -> tuple[str, ...]:
+    methods = _non_empty_list(train, "methods")
+    for method in methods:
         get_method(method)
-    oversight = tuple(check_probability("train.oversight", p) for p in train["oversight"])
-    for seed in train["seeds"]:
-        if isinstance(seed, bool) or not isinstance(seed, int):
-            raise invalid_argument("train.seeds", seed, "expected integers")
-    spec = ExperimentSpec(
-        name=str(data.get("name", path.stem)),
-        description=str(data.get("description", "")),
-        env_id=env.get("id", "OversightGrid/DiamondGhost-5x5-v0"),
-        env_kwargs=dict(env.get("kwargs", {})),
-        methods=tuple(train["methods"]),
-        oversight=oversight,
-        seeds=tuple(train["seeds"]),
-        steps=train.get("steps"),
-        preset=train.get("preset", "fast"),
-        settings=settings,
-        eval_episodes=evaluation.get("episodes", 8192),
-    )
-    spec.config(spec.cells()[0])  # validates the environment, budget and settings once
-    return spec
+    _unique("train.methods", methods)
+    return tuple(methods)
+
+
+def _oversight(train: dict[str, Any]) -> tuple[float, ...]:
+    levels = [check_probability("train.oversight", p) for p in _non_empty_list(train, "oversight")]
+    _unique("train.oversight", levels, key=lambda p: f"{p:g}")  # as in Cell.path: 0.1 and 0.1000001 would share p0.1/
+    return tuple(levels)
+
+
+def _seeds(train: dict[str, Any]) -> tuple[int, ...]:
+    seeds = _non_empty_list(train, "seeds")
+    for seed in seeds:
+        if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+            raise invalid_argument("train.seeds", seed, "expected integers >= 0")
+    _unique("train.seeds", seeds)
+    return tuple(seeds)
+
+
+def _optional_positive_int(table: dict[str, Any], key: str, argument: str, default: int | None = None) -> int | None:
+    value = table.get(key, default)
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+        raise invalid_argument(argument, value, "expected an integer >= 1")
+    return value
+
+
+def _check_first_config(spec: ExperimentSpec) -> None:
+    """Build the first cell's config, which validates the environment, budget and settings once.
+    An unknown environment keyword argument fails deep inside gym.make with a TypeError: name it."""
+    try:
+        spec.config(spec.cells()[0])
+    except TypeError as error:
+        message = str(error)
+        match = re.search(r"unexpected keyword argument '([^']+)'", message)
+        if match and match.group(1) in spec.env_kwargs:
+            raise invalid_argument(f"env.kwargs.{match.group(1)}", spec.env_kwargs[match.group(1)],
+                                   f"{spec.env_id} takes no such keyword argument") from None
+        raise invalid_argument("spec", spec.name, f"its settings are invalid ({message.splitlines()[0] if message else type(error).__name__})") from None
 
 
 def _only(table: dict, allowed: set[str], where: str) -> None:

@@ -5,12 +5,20 @@ beats fewer processes with more threads on small networks) or as Ray tasks (`bac
 joining the cluster at `address`, or a local Ray instance when none is given). Every cell trains
 in its own run directory, `<out>/<method>/p<oversight>/s<seed>/`, so a sweep started again skips
 finished cells and continues unfinished ones from their last checkpoint: killed at any point, it
-ends with the same results as an uninterrupted sweep.
+ends with the same results as an uninterrupted sweep. Local workers end with the sweep's main
+process, however it ends (even SIGKILL), so a sweep started again never trains beside orphans of
+the last one; and each cell's directory is locked while it trains, so two sweeps on one directory
+cannot train the same cell: the second reports that cell as failed.
 """
 
 from __future__ import annotations
 
+import ctypes
 import os
+import signal
+import sys
+import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from multiprocessing import get_context
@@ -36,6 +44,43 @@ WORKER_ENVIRONMENT = {
 }
 
 Job = tuple[dict[str, Any], str]  # (TrainConfig fields, cell directory)
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
+PARENT_POLL_SECONDS = 0.5
+
+
+def end_with_parent(parent: int) -> None:
+    """Worker initializer: end this worker when the sweep's process `parent` ends, however it ends.
+    Killed with SIGKILL, a sweep cannot stop its workers itself, and orphaned workers would go on
+    training queued cells beside the sweep started again."""
+    set_parent_death_signal()
+    watch_parent(parent)
+    if os.getppid() != parent:  # the parent died before either was in place
+        os._exit(1)
+
+
+def set_parent_death_signal() -> bool:
+    """Linux: have the kernel SIGKILL this process the moment its parent dies (even while it is
+    busy in C code). Returns whether that was set; False on other systems. (The kernel ties it to
+    the parent's thread that started this process: the pool starts workers from the thread that
+    submits the cells, which waits for them.)"""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        return ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0) == 0
+    except (OSError, AttributeError):
+        return False
+
+
+def watch_parent(parent: int, interval: float = PARENT_POLL_SECONDS) -> None:
+    """The portable fallback: a daemon thread that ends this process once its parent is no longer
+    `parent` (an orphan is adopted by another process)."""
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(interval)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="end-with-parent", daemon=True).start()
 
 
 def train_cell(config: dict[str, Any], cell_dir: str) -> str:
@@ -66,9 +111,7 @@ def run_sweep(
         raise invalid_argument("workers", workers, "expected an integer >= 1")
     out = make_output_dir(out_dir or Path("runs") / spec.name)
     cells = spec.cells()
-    write_json_atomic(out / "experiment.json", {"name": spec.name, "description": spec.description,
-                                                "env_id": spec.env_id, "preset": spec.preset,
-                                                "steps": spec.config(cells[0]).steps})
+    write_json_atomic(out / "experiment.json", experiment_record(spec))
     todo = [(cell, spec.config(cell)) for cell in cells if not (out / cell.path() / "eval.json").exists()]
     todo.sort(key=lambda job: _expected_cost(job[1]), reverse=True)  # longest first, so the last to finish are short
     jobs = [(config.to_json(), str(out / cell.path())) for cell, config in todo]
@@ -78,17 +121,39 @@ def run_sweep(
     def finished(cell_dir: str, error: BaseException | None) -> None:
         bar.update(1)
         if error is not None:
-            failures.append(f"{Path(cell_dir).relative_to(out)}: {type(error).__name__}: {error}")
-            bar.write(f"cell {failures[-1]}")
+            failures.append(f"{Path(cell_dir).relative_to(out)}: {_one_line(error)}")
+            bar.write(f"cell failed: {failures[-1]}", file=sys.stderr)
 
     if jobs:
         run = _run_local if backend == "local" else _run_ray
         run(jobs, finished, workers=workers, address=address)
     bar.close()
-    report = write_report(out)
-    if failures:
-        raise RuntimeError(f"{len(failures)} of {len(cells)} cells failed ({failures[0]}); run the sweep again to retry them")
-    return report
+    if not failures:
+        return write_report(out)
+    if any((out / cell.path() / "eval.json").exists() for cell in cells):
+        write_report(out)  # of the cells that finished; it lists the failed ones as missing
+    raise RuntimeError(failure_summary(failures, len(cells)))
+
+
+def experiment_record(spec: ExperimentSpec) -> dict[str, Any]:
+    """What `experiment.json` holds: the spec's settings and every cell it expects, so that a
+    report can list the cells that are missing."""
+    cells = spec.cells()
+    return {"name": spec.name, "description": spec.description, "env_id": spec.env_id, "env_kwargs": spec.env_kwargs,
+            "preset": spec.preset, "steps": spec.config(cells[0]).steps,
+            "cells": [{"method": c.method, "oversight": c.oversight, "seed": c.seed, "path": c.path()} for c in cells]}
+
+
+def failure_summary(failures: list[str], cells: int, shown: int = 3) -> str:
+    """One line: how many cells failed, why (the first few), and that a rerun retries them."""
+    more = f"; and {len(failures) - shown} more, listed above" if len(failures) > shown else ""
+    return (f"{len(failures)} of {cells} cells failed ({'; '.join(failures[:shown])}{more}); "
+            "run the sweep again to retry them (finished cells are kept)")
+
+
+def _one_line(error: BaseException) -> str:
+    text = " ".join(str(error).split())
+    return text if isinstance(error, ValueError) else f"{type(error).__name__}: {text}"
 
 
 def _expected_cost(config: TrainConfig) -> float:
@@ -102,7 +167,8 @@ def _run_local(jobs: list[Job], finished: Callable, workers: int | None, address
     previous = {k: os.environ.get(k) for k in WORKER_ENVIRONMENT}
     os.environ.update(WORKER_ENVIRONMENT)  # inherited by the workers started below
     try:
-        with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) as pool:
+        with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn"),
+                                 initializer=end_with_parent, initargs=(os.getpid(),)) as pool:
             pending = {pool.submit(train_cell, config, cell_dir): cell_dir for config, cell_dir in jobs}
             try:
                 while pending:

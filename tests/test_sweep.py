@@ -2,10 +2,12 @@
 
 import csv
 import dataclasses
+import json
 import os
 import signal
 import subprocess
 import sys
+import textwrap
 import time
 from pathlib import Path
 
@@ -19,6 +21,7 @@ from oversight_cli.report import (
     comparison_table,
     interquartile_mean,
 )
+from agents.run_dir import locked
 from oversight_cli.spec import load_spec
 from oversight_cli.sweep import run_sweep
 
@@ -28,6 +31,8 @@ TINY_SETTINGS = {"num_envs": 32, "rollout_steps": 16, "eval_every_steps": 1024, 
 
 TINY = """
 name = "tiny"
+[env]
+id = "OversightGrid/DiamondGhost-5x5-v0"
 [train]
 methods = ["routing", "naive"]
 oversight = [0.2]
@@ -47,6 +52,44 @@ episodes = 256
 def read_csv(path):
     with open(path) as f:
         return list(csv.DictReader(f))
+
+
+def sweep_command(spec_file, out, workers):
+    return [sys.executable, "-m", "oversight_cli.main", "sweep", str(spec_file), "--out", str(out),
+            "--workers", str(workers), "--quiet"]
+
+
+def wait_for(condition, what, seconds=120):
+    """Poll `condition` until it holds; fail naming `what` after `seconds` (a bound, not a timing)."""
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            pytest.fail(f"gave up waiting for {what}")
+        time.sleep(0.05)
+
+
+def children(pid):
+    """The processes whose parent is `pid`, from /proc/*/stat."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
+
+
+def alive(pid):
+    """Whether `pid` runs (a zombie does not: nothing may reap an orphan in a container)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] not in "ZX"
+    except OSError:
+        return False
+
+
+linux_only = pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads processes from /proc")
 
 
 def test_quick_spec_end_to_end_on_a_tiny_budget(tmp_path):
@@ -71,6 +114,11 @@ def test_quick_spec_end_to_end_on_a_tiny_budget(tmp_path):
         (m, p) for m in spec.methods if m != "routing" for p in spec.oversight}
     assert "## routing against each other method" in text
     assert {r["metric"] for r in read_csv(tmp_path / "learning_curves.csv")} == {"return_per_step", "p_ghost_when_unobserved"}
+    expected = json.loads((tmp_path / "experiment.json").read_text())["cells"]
+    assert [(c["method"], c["oversight"], c["seed"], c["path"]) for c in expected] == [
+        (c.method, c.oversight, c.seed, c.path()) for c in tiny.cells()]
+    assert all((tmp_path / c["path"] / "eval.json").exists() for c in expected)
+    assert "Missing cells" not in text and "Incomplete learning curves" not in text
 
 
 def test_a_killed_sweep_resumes_to_the_same_results(tmp_path):
@@ -79,7 +127,7 @@ def test_a_killed_sweep_resumes_to_the_same_results(tmp_path):
     reference = run_sweep(load_spec(spec_file), tmp_path / "reference", workers=1, progress=False)
 
     out = tmp_path / "killed"
-    command = [sys.executable, "-m", "oversight_cli.main", "sweep", str(spec_file), "--out", str(out), "--workers", "1", "--quiet"]
+    command = sweep_command(spec_file, out, workers=1)
     sweep = subprocess.Popen(command, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 120
     try:  # kill it once one cell is finished and another is part-way (checkpointed, not evaluated)
@@ -100,6 +148,84 @@ def test_a_killed_sweep_resumes_to_the_same_results(tmp_path):
     resumed = subprocess.run(command, capture_output=True, text=True)
     assert resumed.returncode == 0, resumed.stderr
     assert read_csv(out / "results.csv") == read_csv(reference.parent / "results.csv")
+    assert "Incomplete learning curves" not in (out / "report.md").read_text()
+    # The tensorboard scalars too: a resumed run keeps every point it logged before the kill.
+    assert read_csv(out / "learning_curves.csv") == read_csv(reference.parent / "learning_curves.csv")
+
+
+@linux_only
+def test_workers_end_with_a_killed_sweep(tmp_path):
+    """SIGKILL to the sweep's main process alone: its workers must not go on training queued
+    cells as orphans beside a sweep started again."""
+    spec_file = tmp_path / "long.toml"
+    spec_file.write_text(TINY.format(steps=2_000_000))
+    out = tmp_path / "out"
+    sweep = subprocess.Popen(sweep_command(spec_file, out, workers=2), start_new_session=True,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for(lambda: len(list(out.glob("**/config.json"))) == 2, "both workers to start a cell")
+        recorded = children(sweep.pid)  # the workers (and multiprocessing's resource tracker)
+        assert len(recorded) >= 2
+        os.kill(sweep.pid, signal.SIGKILL)  # the main process only, not its group
+        sweep.wait()
+        wait_for(lambda: not any(alive(pid) for pid in recorded), "the orphaned workers to end", seconds=60)
+    finally:
+        os.killpg(sweep.pid, signal.SIGKILL)  # whatever survived
+        sweep.wait()
+
+
+ORPHAN = """
+import os, sys, time
+from oversight_cli import sweep
+getattr(sweep, sys.argv[1])(*[os.getppid()][: int(sys.argv[2])])
+print(os.getpid(), flush=True)
+time.sleep(600)
+"""
+
+# Starts ORPHAN as a child, passes on its pid once it is ready, and exits: the child is orphaned.
+PARENT = """
+import subprocess, sys
+child = subprocess.Popen([sys.executable, "-c", sys.argv[1], *sys.argv[2:]], stdin=subprocess.DEVNULL,
+                         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, start_new_session=True)
+print(child.stdout.readline().strip(), flush=True)
+"""
+
+
+@linux_only
+@pytest.mark.parametrize("mechanism,args", [("set_parent_death_signal", 0), ("watch_parent", 1)])
+def test_each_way_of_ending_with_the_parent_ends_an_orphan(mechanism, args):
+    """The Linux parent-death signal and the portable watcher thread, each on its own."""
+    parent = subprocess.run([sys.executable, "-c", PARENT, ORPHAN, mechanism, str(args)],
+                            capture_output=True, text=True, timeout=120)
+    orphan = int(parent.stdout)
+    try:
+        wait_for(lambda: not alive(orphan), f"the orphan to end ({mechanism})", seconds=60)
+    finally:
+        if alive(orphan):
+            os.kill(orphan, signal.SIGKILL)
+
+
+def test_a_cell_another_process_is_training_fails_and_the_others_finish(tmp_path, capsys):
+    spec_file = tmp_path / "tiny.toml"
+    spec_file.write_text(TINY.format(steps=1024))
+    spec, out = load_spec(spec_file), tmp_path / "out"
+    busy = out / "naive/p0.2/s0"
+    busy.mkdir(parents=True)
+    with locked(busy):  # as another sweep (or `oversight train`) on this cell would hold it
+        with pytest.raises(RuntimeError) as error:
+            run_sweep(spec, out, workers=2, progress=False)
+    message = str(error.value)
+    assert "\n" not in message and message.startswith("1 of 4 cells failed (naive/p0.2/s0: "), message
+    assert f"another process (pid {os.getpid()}) is training this run now" in message, message
+    assert "run the sweep again to retry them" in message, message
+    assert sorted(p.parent.relative_to(out).as_posix() for p in out.glob("**/eval.json")) == [
+        "naive/p0.2/s1", "routing/p0.2/s0", "routing/p0.2/s1"]
+    assert "cell failed: naive/p0.2/s0: " in capsys.readouterr().err
+    report = (out / "report.md").read_text()  # of the three that finished, naming the fourth
+    assert "- naive/p0.2/s0 (method naive, oversight 0.2, seed 0): started, no checkpoint yet" in report
+
+    run_sweep(spec, out, workers=2, progress=False)  # the lock released: run again, it retries the cell
+    assert len(read_csv(out / "summary.csv")) == 4 and "Missing cells" not in (out / "report.md").read_text()
 
 
 def test_ray_backend_runs_every_cell_as_a_task(tmp_path, monkeypatch):
@@ -156,31 +282,7 @@ def test_ray_backend_without_ray_is_a_clear_error(tmp_path, monkeypatch):
         run_sweep(load_spec(spec_file), tmp_path / "out", backend="ray", progress=False)
 
 
-@pytest.mark.parametrize(
-    "text,words",
-    [
-        ("[train]\nmethods = ['routing']\noversight = [0.1]\nseeds = [0]\nlr = 1", ["[train]", "'lr'"]),
-        ("[train]\nmethods = ['magic']\noversight = [0.1]\nseeds = [0]", ["method='magic'"]),
-        ("[train]\nmethods = ['routing']\noversight = [1.5]\nseeds = [0]", ["train.oversight=1.5"]),
-        ("[train]\nmethods = ['routing']\noversight = []\nseeds = [0]", ["train.oversight=[]"]),
-        ("[train]\nmethods = ['routing']\noversight = [0.1]\nseeds = [0]\n[train.settings]\nseed = 3", ["[train.settings]", "'seed'"]),
-        ("[train]\nmethods = ['routing']\noversight = [0.1]\nseeds = [0]\nsteps = -1", ["steps=-1"]),
-        ("[env]\nid = 'Nope-v0'\n[train]\nmethods = ['routing']\noversight = [0.1]\nseeds = [0]", ["env_id='Nope-v0'"]),
-        ("name = ", ["not valid TOML"]),
-        ("[train]\nmethods = ['routing']\noversight = [0.1]\nseeds = [0]\npreset = 'slow'", ["preset='slow'"]),
-    ],
-)
-def test_bad_specs_are_one_line_errors(tmp_path, text, words):
-    path = tmp_path / "bad.toml"
-    path.write_text(text)
-    with pytest.raises(ValueError) as error:
-        load_spec(path)
-    assert "\n" not in str(error.value) and all(w in str(error.value) for w in words), str(error.value)
-
-
-def test_missing_spec_and_bad_backend(tmp_path):
-    with pytest.raises(ValueError, match="no such file"):
-        load_spec(tmp_path / "none.toml")
+def test_bad_backend(tmp_path):
     spec_file = tmp_path / "tiny.toml"
     spec_file.write_text(TINY.format(steps=1024))
     with pytest.raises(ValueError, match="backend='slurm' is invalid"):
@@ -213,13 +315,3 @@ def test_routing_is_compared_with_every_other_method_at_each_level():
     assert found["filtering"]["verdict"] == "worse" and found["filtering"]["ci_high"] < 0
     assert found["oracle"]["verdict"] == "no clear difference" and found["oracle"]["ci_low"] < 0 < found["oracle"]["ci_high"]
     assert "| 0.01 | -0.200 [" in comparison_table(comparison_rows(data))  # filtering, naive, oracle: alphabetical
-
-
-def test_a_spec_picks_a_preset_and_overrides_it(tmp_path):
-    path = tmp_path / "paper.toml"
-    path.write_text("[train]\nmethods = ['routing']\noversight = [0.1]\nseeds = [0]\npreset = 'paper'\n"
-                    "[train.settings]\nnum_envs = 64\n")
-    spec = load_spec(path)
-    config = spec.config(spec.cells()[0])
-    assert (config.learning_rate, config.ent_coef_final, config.num_envs) == (5e-5, None, 64)
-    assert config.steps == 20_000 * 512 * 32  # no budget in the spec: the preset's

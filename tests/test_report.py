@@ -1,0 +1,185 @@
+"""Reports say what they pool: they refuse cells of different settings and duplicate cells, and
+list the cells that are missing, unreadable or have incomplete learning curves."""
+
+import csv
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+
+from agents.config import TrainConfig
+from agents.train import train
+from oversight_cli.report import event_file_records, write_report
+from oversight_cli.spec import load_spec
+from oversight_cli.sweep import experiment_record
+
+SPEC = """
+name = "pooled"
+[env]
+id = "OversightGrid/DiamondGhost-5x5-v0"
+[train]
+methods = ["naive"]
+oversight = [0.2]
+seeds = [0, 1, 2, 3]
+steps = 1024
+"""
+
+
+@pytest.fixture(scope="module")
+def trained_cell(tmp_path_factory):
+    """One cell trained on a tiny budget, with two training-time evaluations in its events."""
+    torch.set_num_threads(1)
+    config = TrainConfig(method="naive", oversight_prob=0.2, seed=0, steps=1024, num_envs=32, rollout_steps=16,
+                         eval_every_steps=512, eval_episodes=32, final_eval_episodes=64, checkpoint_every_steps=512)
+    cell = tmp_path_factory.mktemp("trained") / "cell"
+    train(config, cell, progress=False)
+    return cell
+
+
+def add_cell(trained: Path, run_dir: Path, path: str, **config) -> Path:
+    """A copy of the trained cell at `run_dir/path`, its recorded config changed by `config`."""
+    cell = run_dir / path
+    shutil.copytree(trained, cell)
+    report = json.loads((cell / "eval.json").read_text())
+    report["config"].update(config)
+    (cell / "eval.json").write_text(json.dumps(report))
+    return cell
+
+
+def read_csv(path):
+    with open(path) as f:
+        return list(csv.DictReader(f))
+
+
+def test_cells_of_two_seeds_are_pooled(trained_cell, tmp_path):
+    add_cell(trained_cell, tmp_path, "naive/p0.2/s0")
+    add_cell(trained_cell, tmp_path, "naive/p0.2/s1", seed=1)
+    text = write_report(tmp_path).read_text()
+    assert "| 0.2 | naive | 2 |" in text and "Missing cells" not in text and "Incomplete learning curves" not in text
+    assert {r["seed"] for r in read_csv(tmp_path / "results.csv")} == {"0", "1"}
+
+
+@pytest.mark.parametrize("setting,value", [
+    ("steps", 2048),
+    ("env_id", "OversightGrid/DiamondGhost-7x7-v0"),
+    ("env_kwargs", {"max_steps": 16}),
+    ("learning_rate", 5e-5),
+])
+def test_cells_that_differ_in_another_setting_are_refused(trained_cell, tmp_path, setting, value):
+    add_cell(trained_cell, tmp_path, "naive/p0.2/s0")
+    add_cell(trained_cell, tmp_path, "naive/p0.2/s1", seed=1, **{setting: value})
+    with pytest.raises(ValueError) as error:
+        write_report(tmp_path)
+    message = str(error.value)
+    assert "\n" not in message and f"differ in {setting}" in message and "naive/p0.2/s0" in message, message
+    assert "naive/p0.2/s1" in message and repr(value) in message, message
+    assert not (tmp_path / "report.md").exists()
+
+
+def test_two_cells_of_the_same_method_oversight_and_seed_are_refused(trained_cell, tmp_path):
+    add_cell(trained_cell, tmp_path, "naive/p0.2/s0")
+    add_cell(trained_cell, tmp_path, "old/naive/p0.2/s0")
+    with pytest.raises(ValueError) as error:
+        write_report(tmp_path)
+    message = str(error.value)
+    assert "\n" not in message and "naive/p0.2/s0 and old/naive/p0.2/s0" in message and "seed 0" in message, message
+
+
+def test_missing_part_way_and_unreadable_cells_are_listed(trained_cell, tmp_path, capsys):
+    (tmp_path / "spec.toml").write_text(SPEC)
+    (tmp_path / "experiment.json").write_text(json.dumps(experiment_record(load_spec(tmp_path / "spec.toml"))))
+    add_cell(trained_cell, tmp_path, "naive/p0.2/s0")
+    part_way = add_cell(trained_cell, tmp_path, "naive/p0.2/s1", seed=1)
+    (part_way / "eval.json").unlink()  # config.json and checkpoint.pt stay: killed before its evaluation
+    add_cell(trained_cell, tmp_path, "naive/p0.2/s3", seed=3)
+    (tmp_path / "naive/p0.2/s3/eval.json").write_text('{"config": ')  # a damaged file
+    text = write_report(tmp_path).read_text()
+    section = text[text.index("## Missing cells"):]
+    assert "1 finished cells (3 missing: see below)" in text
+    assert "naive/p0.2/s1 (method naive, oversight 0.2, seed 1): part-way (it has a checkpoint" in section
+    assert "naive/p0.2/s2 (method naive, oversight 0.2, seed 2): not started" in section
+    assert f"naive/p0.2/s3 (method naive, oversight 0.2, seed 3): file='{tmp_path / 'naive/p0.2/s3/eval.json'}'" in section
+    assert "not valid JSON" in section
+    stderr = capsys.readouterr().err
+    assert [line.split(" (")[0] for line in stderr.splitlines()] == [
+        f"report: missing cell naive/p0.2/s{seed}" for seed in (1, 2, 3)]
+    assert {r["seed"] for r in read_csv(tmp_path / "results.csv")} == {"0"}
+
+
+def test_an_unreadable_evaluation_outside_the_expected_cells_is_listed_too(trained_cell, tmp_path):
+    add_cell(trained_cell, tmp_path, "naive/p0.2/s0")
+    add_cell(trained_cell, tmp_path, "extra/s9", seed=9)
+    (tmp_path / "extra/s9/eval.json").write_text("[]")  # valid JSON, but not a final evaluation
+    text = write_report(tmp_path).read_text()
+    assert f"- extra/s9: file='{tmp_path / 'extra/s9/eval.json'}' is invalid: not a final evaluation" in text
+
+
+def middle_record(data: bytes) -> int:
+    """Where the middle record of an event file starts (each: length, 4, data, 4 bytes)."""
+    offsets, offset = [], 0
+    while offset < len(data):
+        offsets.append(offset)
+        offset += 12 + int.from_bytes(data[offset : offset + 8], "little") + 4
+    return offsets[len(offsets) // 2]
+
+
+def only_event_file(cell: Path) -> Path:
+    (path,) = (cell / "tb").glob("events.out.tfevents.*")
+    return path
+
+
+def curve_points(run_dir: Path, seed: str) -> int:
+    return sum(r["seed"] == seed for r in read_csv(run_dir / "learning_curves.csv"))
+
+
+def test_tensorboard_stops_silently_at_a_truncated_event_file(trained_cell, tmp_path):
+    """Why the report checks event files itself: tensorboard reads up to the damage, without error."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    def return_points(tb):
+        events = EventAccumulator(str(tb), size_guidance={"scalars": 0})
+        events.Reload()
+        return len(events.Scalars("eval/discounted_return_per_step"))
+
+    cell = add_cell(trained_cell, tmp_path, "cell")
+    events = only_event_file(cell)
+    whole = return_points(cell / "tb")
+    events.write_bytes(events.read_bytes()[: events.stat().st_size // 2])
+    assert whole == 2 and return_points(cell / "tb") < whole
+
+
+@pytest.mark.parametrize("cut", [5, 14], ids=["in-a-header", "in-a-record"])
+def test_a_truncated_event_file_is_listed_as_an_incomplete_learning_curve(trained_cell, tmp_path, capsys, cut):
+    add_cell(trained_cell, tmp_path, "naive/p0.2/s0")
+    cell = add_cell(trained_cell, tmp_path, "naive/p0.2/s1", seed=1)
+    events = only_event_file(cell)
+    records, problem = event_file_records(events)
+    assert records > 10 and problem is None
+    data = events.read_bytes()
+    events.write_bytes(data[: middle_record(data) + cut])
+    text = write_report(tmp_path).read_text()
+    assert curve_points(tmp_path, "1") < curve_points(tmp_path, "0")
+    section = text[text.index("## Incomplete learning curves"):]
+    assert f"- naive/p0.2/s1: tb/{events.name} is truncated (a partial record at byte" in section
+    assert "naive/p0.2/s0" not in section
+    assert "report: incomplete learning curve naive/p0.2/s1: tb/" in capsys.readouterr().err
+
+
+def test_an_event_record_that_fails_its_checksum_is_listed(trained_cell, tmp_path):
+    add_cell(trained_cell, tmp_path, "naive/p0.2/s0")
+    cell = add_cell(trained_cell, tmp_path, "naive/p0.2/s1", seed=1)
+    events = only_event_file(cell)
+    data = bytearray(events.read_bytes())
+    data[middle_record(data) + 14] ^= 0xFF  # inside its data: the framing stays whole
+    events.write_bytes(bytes(data))
+    text = write_report(tmp_path).read_text()
+    assert curve_points(tmp_path, "1") < curve_points(tmp_path, "0")
+    assert "- naive/p0.2/s1: tb holds" in text and "(a failed checksum)" in text
+
+
+def test_a_cell_without_events_is_listed(trained_cell, tmp_path):
+    cell = add_cell(trained_cell, tmp_path, "naive/p0.2/s0")
+    shutil.rmtree(cell / "tb")
+    assert "- naive/p0.2/s0: no tensorboard events" in write_report(tmp_path).read_text()
