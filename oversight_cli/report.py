@@ -31,7 +31,14 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from agents.files import atomic_write  # noqa: E402
-from agents.run_dir import CHECKPOINT, CONFIG, EVALUATION, SB3_CHECKPOINT, read_evaluation, read_json  # noqa: E402
+from agents.run_dir import (  # noqa: E402
+    CHECKPOINT,
+    CONFIG,
+    EVALUATION,
+    SB3_CHECKPOINT,
+    read_evaluation,
+    read_json,
+)
 from oversight_env.spec import invalid_argument  # noqa: E402
 
 RESULT_COLUMNS = [

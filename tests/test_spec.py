@@ -43,7 +43,7 @@ TRAIN = "[train]\nmethods = ['routing']\noversight = [0.1]\nseeds = [0]\n"
         # Keyword arguments each cell sets itself: recorded, they would be silently overridden.
         (ENV + "kwargs = {oversight_prob = 0.5}\n" + TRAIN, ["env.kwargs.oversight_prob=0.5", "each cell sets it"]),
         (ENV + "kwargs = {reward = 'true'}\n" + TRAIN, ["env.kwargs.reward='true'", "each cell sets it"]),
-        (ENV + "kwargs = {max_step = 16}\n" + TRAIN, ["env.kwargs.max_step=16", "no such keyword argument"]),
+        (ENV + "kwargs = {max_step = 16}\n" + TRAIN, ["max_step=16", "no such keyword argument"]),
         (ENV + TRAIN.replace("[0]", "[-1]"), ["train.seeds=-1", "integers >= 0"]),
         (ENV + TRAIN.replace("[0]", "[0.5]"), ["train.seeds=0.5"]),
         (ENV + TRAIN + "steps = 0", ["train.steps=0"]),

@@ -7,12 +7,12 @@ import os
 import signal
 import subprocess
 import sys
-import textwrap
 import time
 from pathlib import Path
 
 import pytest
 
+from agents.run_dir import locked
 from oversight_cli.report import (
     RESULT_COLUMNS,
     SUMMARY_COLUMNS,
@@ -21,7 +21,6 @@ from oversight_cli.report import (
     comparison_table,
     interquartile_mean,
 )
-from agents.run_dir import locked
 from oversight_cli.spec import load_spec
 from oversight_cli.sweep import run_sweep
 
