@@ -327,7 +327,8 @@ def plot_learning_curves(curves: list[dict], path: Path) -> None:
                     by_step[r["env_steps"]].append(r["value"])
             if by_step:
                 steps = sorted(by_step)
-                ax.plot(np.array(steps) / 1e6, [np.mean(by_step[s]) for s in steps], label=method, color=colors[method])
+                ax.plot(np.array(steps) / 1e6, [np.mean(by_step[s]) for s in steps], label=method, color=colors[method],
+                        marker="o", markersize=3)  # a single point (the oracle at low oversight) shows too
         ax.set_title(f"oversight {100 * level:g}%", fontsize=9)
         ax.set_xlabel("environment steps (millions)")
         ax.grid(alpha=0.3)
