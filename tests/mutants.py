@@ -103,7 +103,7 @@ MUTANTS: list[tuple[str, str, str, str, list[str]]] = [
      "remaining = 1.0 - self.num_timesteps / self._total_timesteps", SB3),
     ("SB3 resume resets the environments", "agents/sb3.py", 'force_reset=False)', 'force_reset=True)', SB3),
     ("a run directory accepts another config", "agents/run_dir.py",
-     "if not isinstance(previous, dict) or previous.get(k) != v)", "if False)", ["tests/test_agents.py"]),
+     'if previous.get(k, "<missing>") != current.get(k, "<missing>"))', "if False)", ["tests/test_agents.py"]),
     ("comparison verdict from the wrong bound", "oversight_cli/report.py",
      'verdict = "better" if low > 0 else', 'verdict = "better" if high > 0 else', SWEEP),
     ("interquartile mean keeps the tails", "oversight_cli/report.py",
