@@ -63,7 +63,7 @@ MUTANTS: list[tuple[str, str, str, str, list[str]]] = [
     ("gradient clipping never applied", "agents/losses.py",
      "if settings.max_grad_norm is not None:", "if False:", TRAINERS),
     ("PPO clip takes the max", "agents/losses.py",
-     "pg = -torch.min(ratio * advantages, clipped * advantages)", "pg = -torch.max(ratio * advantages, clipped * advantages)", SB3),
+     "pg = -torch.min(ratio * advantages, clipped * advantages)", "pg = -torch.max(ratio * advantages, clipped * advantages)", AGENTS),
     ("learning rate schedule not applied to the optimizer", "agents/losses.py",
      '        group["lr"] = settings.learning_rate\n', "        pass\n", TRAINERS),
     ("entropy schedule constant", "agents/config.py",
