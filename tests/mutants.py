@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[1]
 AGENTS = ["tests/test_batch.py", "tests/test_agents.py"]
 TRAINERS = ["tests/test_agents.py", "tests/test_sb3.py"]
 SB3 = ["tests/test_sb3.py"]
-SWEEP = ["tests/test_sweep.py", "tests/test_report.py", "tests/test_spec.py"]
+SWEEP = ["tests/test_report.py", "tests/test_spec.py", "tests/test_sweep.py"]  # fastest first (-x)
 CLI = ["tests/test_cli.py"]
 
 # (kind of bug, file, original snippet, mutated snippet, test files)

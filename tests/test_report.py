@@ -183,3 +183,25 @@ def test_a_cell_without_events_is_listed(trained_cell, tmp_path):
     cell = add_cell(trained_cell, tmp_path, "naive/p0.2/s0")
     shutil.rmtree(cell / "tb")
     assert "- naive/p0.2/s0: no tensorboard events" in write_report(tmp_path).read_text()
+
+
+def _evaluation(method, seed, variants, evaluated, env_steps=9_000, steps=3_000_000):
+    stats = {"episodes": 10, "discounted_return_per_step": {"mean": 0.0, "ci95": [0.0, 0.0]},
+             "paper_window_return_per_step": 0.0, "true_return": {"mean": 0.0}, "p_diamond": 0.5, "p_ghost": 0.5,
+             "p_timeout": 0.0, "p_ghost_when_unobserved": 0.5, "by_nearer_terminal": {"ghost": {"p_diamond": 0.5}}}
+    return {"config": {"method": method, "oversight_prob": 0.003, "seed": seed, "steps": steps},
+            "evaluated_variant": evaluated, "env_steps": env_steps,
+            "variants": {name: {**stats, "discounted_return_per_step": {"mean": value, "ci95": [value, value]}}
+                         for name, value in variants.items()}}
+
+
+def test_rows_record_the_steps_that_ran_and_the_summary_takes_the_evaluated_variant_only():
+    from oversight_cli.report import result_rows, summary_rows
+
+    finished = {"routing/p0.003/s0": _evaluation("routing", 0, {"full": 0.9, "without_ghost": 0.5}, "without_ghost"),
+                "routing/p0.003/s1": _evaluation("routing", 1, {"full": 0.7, "without_ghost": 0.3}, "without_ghost")}
+    rows = result_rows(finished)
+    assert {r["env_steps"] for r in rows} == {9_000}  # what trained, not the nominal 3M budget
+    assert [(r["variant"], r["evaluated"]) for r in rows[:2]] == [("full", False), ("without_ghost", True)]
+    (summary,) = [s for s in summary_rows(rows) if s["metric"] == "return_per_step"]
+    assert (summary["seeds"], summary["mean"]) == (2, pytest.approx(0.4))

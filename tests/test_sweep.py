@@ -271,6 +271,8 @@ def test_ray_backend_runs_every_cell_as_a_task(tmp_path, monkeypatch):
     # Longest cells first (two experts, then one, then the oracle's short budget), so the tail is short.
     assert calls == {"init": ["ray://head:10001"], "tasks": ["routing"] * 2 + ["naive"] * 2 + ["oracle"] * 2}
     assert len(read_csv(tmp_path / "out" / "summary.csv")) == 6
+    run_sweep(load_spec(spec_file), tmp_path / "out", backend="ray", progress=False)  # all finished: nothing to run
+    assert len(calls["tasks"]) == 6
 
 
 def test_ray_backend_without_ray_is_a_clear_error(tmp_path, monkeypatch):
