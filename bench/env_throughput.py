@@ -17,9 +17,7 @@ import time
 import gymnasium as gym
 import numpy as np
 import torch
-from machine import (
-    describe,  # bench/machine.py (this script's directory is on sys.path)
-)
+from machine import describe  # beside this script: its directory is on sys.path
 
 import oversight_env
 

@@ -4,17 +4,24 @@ Part 1 prints env-steps per second of training (rollout + update; evaluations ex
   (a) SB3 RoutedPPO on MiniGrid environments (DummyVecEnv, 8 envs x 256 steps),
   (b) SB3 RoutedPPO on the batched twin (512 envs x 32 steps),
   (c) the lean trainer with PPO and with REINFORCE, each in fp32 and bf16, at the fast defaults,
-  (d) a loop shaped like the published one: the lean trainer with the "paper" preset
-      (512 envs x 32 steps, one REINFORCE update per batch, fp32),
-and each one's ratio to (d). Every row is one process with one torch thread; a sweep runs one
+  (d) the lean trainer with the "paper" preset (512 envs x 32 steps, one REINFORCE update per
+      batch, fp32), which moves with every change to the lean trainer,
+  (e) the frozen reference loop (`bench/reference_loop.py`: the published shape in plain torch, no
+      project code), which does not,
+and each one's ratio to (e). Every row is one process with one torch thread; a sweep runs one
 such process per core.
 
-Part 2 prints steps-to-threshold: environment steps until the routing agent's ablated policy
+Part 2 prints the whole-run time of a routed cell at the defaults (`train()`: rollouts, updates,
+periodic and final evaluations; `--whole-run-steps`, default 2M) against the frozen reference
+loop training the same number of steps.
+
+Part 3 prints steps-to-threshold: environment steps until the routing agent's ablated policy
 (the evaluated one) first reaches `--threshold` mean discounted return per step at 10% oversight,
 for the fast defaults and for the paper preset (capped at `--paper-steps`; the paper trained
 330M). Both runs go side by side in two one-thread processes.
 
-    python bench/train_throughput.py [--seconds 15] [--threshold 0.45] [--paper-steps 3000000] [--skip-threshold]
+    python bench/train_throughput.py [--seconds 15] [--whole-run-steps 2000000] [--skip-whole-run]
+                                     [--threshold 0.45] [--paper-steps 3000000] [--skip-threshold]
 """
 
 from __future__ import annotations
@@ -29,9 +36,9 @@ from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
 from pathlib import Path
 
-from machine import (
-    describe,  # bench/machine.py (this script's directory is on sys.path)
-)
+# Modules beside this script (its directory is on sys.path when it runs).
+import reference_loop
+from machine import describe
 
 from oversight_cli.sweep import WORKER_ENVIRONMENT
 
@@ -97,6 +104,26 @@ def lean_rate(preset: str, seconds: float, **settings) -> float:
     return statistics.median(rates)
 
 
+def reference_rate(seconds: float) -> float:
+    """Env-steps/s of the frozen reference loop over about `seconds` (after a one-batch warm-up)."""
+    batch = reference_loop.ENVS * reference_loop.WINDOW
+    reference_loop.train(batch)
+    steps = max(3, round(seconds * 25_000 / batch)) * batch
+    return steps / reference_loop.train(steps)
+
+
+def whole_run_seconds(steps: int) -> float:
+    """Wall time of `train()` for a routed cell at the defaults: everything a sweep cell does."""
+    from agents.config import TrainConfig
+    from agents.train import train
+
+    config = TrainConfig(method="routing", oversight_prob=OVERSIGHT, steps=steps)
+    with tempfile.TemporaryDirectory() as tmp:
+        start = time.perf_counter()
+        train(config, Path(tmp) / "run", progress=False)
+        return time.perf_counter() - start
+
+
 def steps_to_threshold(preset: str, steps: int | None, threshold: float, out: str) -> tuple[int | None, float, int]:
     """(first env step at which the evaluated policy reached `threshold` or None, best value, steps run)."""
     _one_thread()
@@ -117,7 +144,9 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=15.0, help="measuring time per throughput row")
     parser.add_argument("--threshold", type=float, default=0.45, help="ablated routing's return per step to reach")
     parser.add_argument("--paper-steps", type=int, default=3_000_000, help="step cap of the paper preset's run")
-    parser.add_argument("--skip-threshold", action="store_true", help="only the throughput table")
+    parser.add_argument("--whole-run-steps", type=int, default=2_000_000, help="steps of the whole-run comparison")
+    parser.add_argument("--skip-whole-run", action="store_true", help="no whole-run comparison")
+    parser.add_argument("--skip-threshold", action="store_true", help="no steps-to-threshold runs")
     args = parser.parse_args()
     _one_thread()
 
@@ -128,7 +157,8 @@ def main() -> None:
         ("(c) lean PPO bf16", lambda: lean_rate("fast", args.seconds, algorithm="ppo", bf16=True)),
         ("(c) lean REINFORCE fp32", lambda: lean_rate("fast", args.seconds, bf16=False)),
         ("(c) lean REINFORCE bf16", lambda: lean_rate("fast", args.seconds, bf16=True)),
-        ("(d) published-style loop (paper preset)", lambda: lean_rate("paper", args.seconds)),
+        ("(d) lean trainer, paper preset", lambda: lean_rate("paper", args.seconds)),
+        ("(e) frozen reference loop", lambda: reference_rate(args.seconds)),
     ]
     print(describe())
     print(f"training throughput, routed network, {ENV_ID}, oversight {OVERSIGHT}, one process, one torch thread")
@@ -137,10 +167,17 @@ def main() -> None:
         rates[name] = measure()
         print(f"  measured {name}: {rates[name]:,.0f} steps/s", flush=True)
     baseline = rates[rows[-1][0]]
-    print(f"\n{'trainer':<44} {'env-steps/s':>12} {'vs (d)':>8}")
+    print(f"\n{'trainer':<44} {'env-steps/s':>12} {'vs (e)':>8}")
     for name, rate in rates.items():
         print(f"{name:<44} {rate:>12,.0f} {rate / baseline:>7.2f}x")
 
+    if not args.skip_whole_run:
+        steps = args.whole_run_steps
+        ours, frozen = whole_run_seconds(steps), reference_loop.train(steps)
+        print(f"\nwhole run, {steps:,} steps, routing at {OVERSIGHT:.0%} oversight, one thread:")
+        print(f"  train() at the defaults (evaluations included): {ours:7.1f} s")
+        print(f"  frozen reference loop (no evaluations):         {frozen:7.1f} s")
+        print(f"  speed-up: {frozen / ours:.2f}x")
     if args.skip_threshold:
         return
     print(f"\nsteps to threshold: routing (ghost expert ablated) at {OVERSIGHT:.0%} oversight reaching "
