@@ -13,8 +13,5 @@ def route(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """
     if mask.shape != x.shape[:1]:
         raise ValueError(f"mask of shape {tuple(mask.shape)} is invalid: expected one entry per sample, ({x.shape[0]},)")
-    shape = (-1, *([1] * (x.dim() - 1)))
-    if mask.dtype == torch.bool:  # the same value and gradient in one operation (the common case)
-        return torch.where(mask.view(shape), x, x.detach())
-    m = mask.to(x.dtype).view(shape)
+    m = mask.to(x.dtype).view(-1, *([1] * (x.dim() - 1)))
     return x * m + x.detach() * (1 - m)
