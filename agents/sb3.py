@@ -26,7 +26,6 @@ environments or the batched twin's `TwinVecEnv`.
 from __future__ import annotations
 
 import io
-import os
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
@@ -46,7 +45,7 @@ from tqdm import tqdm
 from agents.batch import ReturnRule, Rollout, build_batch
 from agents.config import TrainConfig
 from agents.evaluator import training_evaluation
-from agents.files import damage, load_checkpoint
+from agents.files import atomic_write, damage, load_checkpoint
 from agents.lean_trainer import crossed
 from agents.losses import Samples, UpdateSettings, update
 from agents.methods import ROUTES, get_method
@@ -332,13 +331,12 @@ def save_resumable(model: RoutedPPO, path: Path) -> None:
         resume["twin"] = twin_env.twin.state_dict()
     if monitor is not None:
         resume["monitor"] = {k: getattr(monitor, k) for k in ("episode_returns", "episode_lengths", "episode_count")}
-    tmp = path.with_name(f".{path.name}.tmp")
-    model.save(tmp)
     buffer = io.BytesIO()
     torch.save(resume, buffer)
-    with zipfile.ZipFile(tmp, "a") as archive:
-        archive.writestr("resume.pt", buffer.getvalue())
-    os.replace(tmp, path)
+    with atomic_write(path) as tmp:
+        model.save(tmp)
+        with zipfile.ZipFile(tmp, "a") as archive:
+            archive.writestr("resume.pt", buffer.getvalue())
 
 
 def load_resumable(path: Path, env: VecEnv) -> RoutedPPO:
