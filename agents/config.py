@@ -184,11 +184,6 @@ def _check_number(name: str, value: Any, rule: NumberRule) -> None:
         raise invalid_argument(name, value, rule.describe())
 
 
-def help_text(name: str) -> str:
-    """The help text of `TrainConfig` field `name`."""
-    return {f.name: f.metadata.get("help", "") for f in dataclasses.fields(TrainConfig)}[name]
-
-
 # Named starting points for a config. "fast": the defaults above. "paper": the published settings
 # (Cloud et al. 2024, Sec 4.3: 512 envs x 32 steps, 20,000 REINFORCE updates, Adam lr 5e-5,
 # constant entropy bonus 0.1, value 0.5, gate 0.01, discount 0.97, fp32, zero biases at
