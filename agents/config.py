@@ -18,6 +18,7 @@ from oversight_env import make_oversight_env
 from oversight_env.spec import check_probability, invalid_argument
 
 TRAINERS = ("lean", "sb3")
+DEVICES = ("auto", "cpu", "cuda")
 ALGORITHMS = ("reinforce", "ppo")
 
 
@@ -76,6 +77,7 @@ class TrainConfig:
     ppo_epochs: int = setting(4, "PPO: passes over each rollout")
     ppo_minibatches: int = setting(4, "PPO: minibatches per pass")
     bootstrap: bool = setting(False, "REINFORCE: bootstrap returns cut off by the window (and timeouts) from the value, as PPO always does")
+    device: str = setting("auto", "where the lean trainer's environments, network and evaluations run: auto (CUDA when present), cpu or cuda")
     bf16: bool = setting(help="bfloat16 autocast for forward passes (default: where the CPU supports it)", default_factory=native_bf16)
     eval_every_steps: int = setting(500_000, "environment steps between training-time evaluations")
     eval_episodes: int = setting(2048, "episodes of each training-time evaluation")
@@ -96,7 +98,7 @@ class TrainConfig:
         for name in ("zero_biases", "anneal_lr", "bootstrap", "bf16"):
             if not isinstance(getattr(self, name), bool):
                 raise invalid_argument(name, getattr(self, name), "expected true or false")
-        for name in ("env_id", "method", "trainer", "algorithm"):
+        for name in ("env_id", "method", "trainer", "algorithm", "device"):
             if not isinstance(getattr(self, name), str):
                 raise invalid_argument(name, getattr(self, name), "expected a string")
         get_method(self.method)
@@ -104,6 +106,10 @@ class TrainConfig:
             raise invalid_argument("algorithm", self.algorithm, f"expected one of {ALGORITHMS}")
         if self.trainer not in TRAINERS:
             raise invalid_argument("trainer", self.trainer, f"expected one of {TRAINERS}")
+        if self.device not in DEVICES:
+            raise invalid_argument("device", self.device, f"expected one of {DEVICES}")
+        if self.trainer == "sb3" and self.device == "cuda":
+            raise invalid_argument("device", self.device, "the sb3 trainer runs on the CPU: use the lean trainer on a GPU")
         if self.trainer == "sb3" and self.algorithm != "ppo":
             raise invalid_argument("algorithm", self.algorithm, "the sb3 trainer runs PPO: use algorithm='ppo'")
         if not isinstance(self.env_kwargs, dict) or not all(isinstance(k, str) for k in self.env_kwargs):
@@ -122,6 +128,15 @@ class TrainConfig:
         if self.ent_coef_final is None:
             return self.ent_coef
         return self.ent_coef + (self.ent_coef_final - self.ent_coef) * min(max(progress, 0.0), 1.0)
+
+    def torch_device(self) -> torch.device:
+        """The device the run trains on: `device` resolved ("auto": CUDA when present; the sb3
+        trainer always runs on the CPU)."""
+        if self.device == "cuda" and not torch.cuda.is_available():
+            raise invalid_argument("device", self.device, "no CUDA device is available here (torch.cuda.is_available() is False)")
+        if self.device == "auto":
+            return torch.device("cuda" if self.trainer == "lean" and torch.cuda.is_available() else "cpu")
+        return torch.device(self.device)
 
     @property
     def batch_steps(self) -> int:

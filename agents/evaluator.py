@@ -26,13 +26,20 @@ if TYPE_CHECKING:
     from agents.config import TrainConfig
 
 
-def _fresh_environments(env_id: str, n: int, seed: int, oversight_prob: float | None, env_kwargs: dict | None):
-    """`n` fresh environments scored by the true reward, and an independent action sampler."""
+def _fresh_environments(env_id: str, n: int, seed: int, oversight_prob: float | None, env_kwargs: dict | None,
+                        device: torch.device | str = "cpu"):
+    """`n` fresh environments on `device` scored by the true reward, and an independent action sampler."""
     kwargs = {**(env_kwargs or {}), "reward": "true"}
     if oversight_prob is not None:
         kwargs["oversight_prob"] = oversight_prob
     env_seed, action_seed = independent_seeds(seed, 2)
-    return make_batched(env_id, n, seed=env_seed, **kwargs), torch.Generator().manual_seed(action_seed)
+    return (make_batched(env_id, n, seed=env_seed, device=device, **kwargs),
+            torch.Generator(device).manual_seed(action_seed))
+
+
+def _device(net: ActorCritic) -> torch.device:
+    """Where `net` lives: the evaluation's environments and sampler go there too."""
+    return next(net.parameters()).device
 
 
 def _act(net: ActorCritic, obs: torch.Tensor, generator: torch.Generator, greedy: bool = False) -> torch.Tensor:
@@ -70,24 +77,23 @@ def run_episodes(
 ) -> dict[str, np.ndarray]:
     """One episode in each of `episodes` fresh environments; per-episode arrays. The policy
     samples its actions, or with `greedy` takes the most probable one."""
-    twin, generator = _fresh_environments(env_id, episodes, seed, oversight_prob, env_kwargs)
+    twin, generator = _fresh_environments(env_id, episodes, seed, oversight_prob, env_kwargs, _device(net))
     obs, facts = twin.reset()
     result = {k: np.zeros(episodes, dtype=dtype) for k, dtype in
               [("outcome", np.int64), ("overseen", bool), ("true_reward", np.float64), ("length", np.int64)]}
-    result["ghost_overseen"] = facts["ghost_overseen"].numpy().copy()
-    result["nearer"] = facts["nearer"].numpy().copy()
-    finished = torch.zeros(episodes, dtype=torch.bool)
-    actions = torch.zeros(episodes, dtype=torch.long)  # finished environments keep stepping, ignored
+    result["ghost_overseen"] = facts["ghost_overseen"].cpu().numpy().copy()
+    result["nearer"] = facts["nearer"].cpu().numpy().copy()
+    finished = torch.zeros(episodes, dtype=torch.bool, device=twin.device)
+    actions = torch.zeros(episodes, dtype=torch.long, device=twin.device)  # finished environments keep stepping, ignored
     with _evaluating(net, ablate):
         while not bool(finished.all()):
             running = (~finished).nonzero().squeeze(1)  # only unfinished episodes need the network
             actions[running] = _act(net, obs[running], generator, greedy)
             step = twin.step(actions)
-            new = (step.done & ~finished).numpy()
-            result["outcome"][new] = step.outcome.numpy()[new]
-            result["overseen"][new] = step.overseen.numpy()[new]
-            result["true_reward"][new] = step.true_reward.numpy()[new]
-            result["length"][new] = step.steps.numpy()[new]
+            new = (step.done & ~finished).cpu().numpy()
+            for key, value in (("outcome", step.outcome), ("overseen", step.overseen), ("true_reward", step.true_reward),
+                               ("length", step.steps)):
+                result[key][new] = value.cpu().numpy()[new]
             finished |= step.done
             obs = step.obs
     return result
@@ -109,14 +115,14 @@ def paper_window_return_per_step(
     `num_envs` fresh, auto-resetting environments scored with the true reward; the mean over all
     steps of the return-to-go discounted within the window (0 for steps of episodes the window
     cuts off). It over-weights short episodes; `evaluate`'s per-episode numbers do not."""
-    twin, generator = _fresh_environments(env_id, num_envs, seed, oversight_prob, env_kwargs)
+    twin, generator = _fresh_environments(env_id, num_envs, seed, oversight_prob, env_kwargs, _device(net))
     obs, _ = twin.reset()
-    rewards, dones = torch.zeros(window, num_envs), torch.zeros(window, num_envs)
+    rewards, dones = torch.zeros(window, num_envs, device=twin.device), torch.zeros(window, num_envs, device=twin.device)
     with _evaluating(net, ablate):
         for t in range(window):
             step = twin.step(_act(net, obs, generator))
             rewards[t], dones[t], obs = step.reward, step.done.float(), step.obs
-    running, total = torch.zeros(num_envs), 0.0
+    running, total = torch.zeros(num_envs, device=twin.device), 0.0
     for t in reversed(range(window)):
         running = rewards[t] + gamma * running * (1 - dones[t])
         total += float(running.sum())

@@ -60,15 +60,16 @@ def train_lean(config: TrainConfig, out_dir: Path, progress: bool = True) -> tup
     return the trained network (the method's chosen weights) and the environment steps trained."""
 
     method = get_method(config.method)
+    device = config.torch_device()
     env_seed, init_seed, action_seed = independent_seeds(config.seed, 3)
     twin = make_batched(
-        config.env_id, config.num_envs, seed=env_seed,
+        config.env_id, config.num_envs, seed=env_seed, device=device,
         **{**config.env_kwargs, "oversight_prob": method.training_oversight(config.oversight_prob), "reward": method.reward},
     )
-    torch.manual_seed(init_seed)
-    net = ActorCritic(twin.obs_shape, experts=method.experts, hidden=config.hidden, zero_biases=config.zero_biases)
+    torch.manual_seed(init_seed)  # initialised on the CPU whatever the device: the same weights everywhere
+    net = ActorCritic(twin.obs_shape, experts=method.experts, hidden=config.hidden, zero_biases=config.zero_biases).to(device)
     optimizer = torch.optim.Adam(net.parameters(), lr=config.learning_rate, eps=config.adam_eps)
-    generator = torch.Generator().manual_seed(action_seed)  # actions and PPO's minibatches
+    generator = torch.Generator(device).manual_seed(action_seed)  # actions and PPO's minibatches
     total_steps = method.training_steps(config.steps, config.oversight_prob)
     state: dict[str, Any] = {"env_steps": 0, "method": method.initial_state()}
 
@@ -88,7 +89,7 @@ def train_lean(config: TrainConfig, out_dir: Path, progress: bool = True) -> tup
     writer = SummaryWriter(out_dir / "tb", purge_step=state["env_steps"] + 1)
     run = _Run(net, config, out_dir, writer)
     rule = ReturnRule(config.algorithm, config.gamma, config.gae_lambda, config.bootstrap)
-    autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=config.bf16)
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.bf16)
     bar = tqdm(total=total_steps, initial=state["env_steps"], unit="step", unit_scale=True, disable=not progress,
                desc=f"{config.method} p={config.oversight_prob}")
 
@@ -98,10 +99,11 @@ def train_lean(config: TrainConfig, out_dir: Path, progress: bool = True) -> tup
         T, B = math.ceil(samples_wanted / config.num_envs), config.num_envs
 
         # ---- rollout: T steps of B environments, no gradient
-        buf = {name: torch.zeros(T, B) for name in ("rewards", "values", "log_prob", "timeout_values")}
-        buf.update(obs=torch.empty(T, B, *twin.obs_shape), actions=torch.empty(T, B, dtype=torch.long),
-                   outcome=torch.empty(T, B, dtype=torch.long),
-                   **{name: torch.empty(T, B, dtype=torch.bool) for name in ("done", "truncated", "overseen")})
+        buf = {name: torch.zeros(T, B, device=device) for name in ("rewards", "values", "log_prob", "timeout_values")}
+        buf.update(obs=torch.empty(T, B, *twin.obs_shape, device=device),
+                   actions=torch.empty(T, B, dtype=torch.long, device=device),
+                   outcome=torch.empty(T, B, dtype=torch.long, device=device),
+                   **{name: torch.empty(T, B, dtype=torch.bool, device=device) for name in ("done", "truncated", "overseen")})
         true_rewards = []
         with torch.no_grad(), autocast:
             for t in range(T):

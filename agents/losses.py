@@ -128,7 +128,7 @@ def update(
         return _gradient_step(net, optimizer, method, settings, samples, autocast, normalize=False)
     stats: dict[str, float] = {}
     for _ in range(settings.epochs):
-        order = torch.randperm(len(samples.obs), generator=generator)
+        order = torch.randperm(len(samples.obs), generator=generator, device=generator.device)
         for idx in order.chunk(settings.minibatches):
             stats = _gradient_step(net, optimizer, method, settings, Samples(*(x[idx] for x in samples)), autocast,
                                    normalize=len(idx) > 1)

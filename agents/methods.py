@@ -75,11 +75,11 @@ class Method:
     # ---- a rollout window's labels and weights, (T, B) each
     def step_labels(self, done: torch.Tensor, outcome: torch.Tensor, overseen: torch.Tensor) -> torch.Tensor:
         """The routing label of every step: `UNLABELLED` unless the method labels steps."""
-        return torch.full(done.shape, UNLABELLED, dtype=torch.long)
+        return torch.full(done.shape, UNLABELLED, dtype=torch.long, device=done.device)
 
     def step_weights(self, done: torch.Tensor, outcome: torch.Tensor, overseen: torch.Tensor) -> torch.Tensor:
         """The loss weight of every step (the loss is the weighted mean over all steps)."""
-        return torch.ones(done.shape)
+        return torch.ones(done.shape, device=done.device)
 
     # ---- as training goes; `state` is the method's part of the checkpoint
     def initial_state(self) -> dict[str, Any]:

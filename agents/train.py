@@ -23,6 +23,7 @@ def train(config: TrainConfig, out_dir: str | Path, progress: bool = True) -> di
     trained by another process right now, is an error.
     """
     out_dir = Path(out_dir)
+    config.torch_device()  # a device this machine lacks is an error before the run directory exists
     prepare_run_dir(config, out_dir)
     with locked(out_dir):
         if is_finished(out_dir):

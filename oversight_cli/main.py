@@ -140,7 +140,7 @@ ALIASES = {"env_id": "--env", "oversight_prob": "--oversight", "learning_rate": 
 # Help sections, in order; a field not listed here lands in "other settings", never nowhere.
 FLAG_GROUPS: dict[str, tuple[str, ...]] = {
     "what to train": ("env_id", "env_kwargs", "method", "oversight_prob", "steps", "seed"),
-    "trainer and network": ("trainer", "algorithm", "hidden", "zero_biases", "num_envs", "rollout_steps", "bf16"),
+    "trainer and network": ("trainer", "algorithm", "hidden", "zero_biases", "num_envs", "rollout_steps", "device", "bf16"),
     "optimizer": ("learning_rate", "anneal_lr", "adam_eps", "max_grad_norm"),
     "loss": ("gamma", "gae_lambda", "ent_coef", "ent_coef_final", "vf_coef", "gate_coef", "clip_range",
              "ppo_epochs", "ppo_minibatches", "bootstrap"),

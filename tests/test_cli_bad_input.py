@@ -39,6 +39,8 @@ def one_line_error(capsys, command: str) -> str:
         (["--env-kwargs", '{"oversight_prob": 0.5}'], ["env_kwargs['oversight_prob']=0.5", "oversight_prob setting"]),
         (["--trainer", "sb3", "--algorithm", "reinforce"], ["algorithm='reinforce'", "sb3 trainer runs PPO"]),
         (["--trainer", "jax"], ["trainer='jax'", "lean"]),
+        (["--device", "gpu"], ["device='gpu'", "auto", "cuda"]),
+        (["--trainer", "sb3", "--algorithm", "ppo", "--device", "cuda"], ["device='cuda'", "sb3 trainer runs on the CPU"]),
         (["--lrr", "1e-3"], ["unrecognized arguments: --lrr 1e-3", "oversight train --help"]),
         (["--num", "16"], ["unrecognized arguments: --num 16"]),  # no abbreviations: flags are generated
         (["--bf16", "yes"], ["unrecognized arguments: yes"]),
@@ -179,3 +181,12 @@ def test_read_only_output_directory(tmp_path, capsys):
     assert not os.access("/proc/1", os.W_OK)
     assert main(["train", *TINY, "--out", "/proc/1"]) == 2
     assert "out='/proc/1' is invalid: that directory is not writable" in one_line_error(capsys, "train")
+
+
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="this machine has a CUDA device")
+def test_asking_for_a_cuda_device_that_is_absent_is_one_line_and_leaves_nothing(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["train", "--device", "cuda", *TINY, "--out", str(out)]) == 2
+    err = one_line_error(capsys, "train")
+    assert "device='cuda'" in err and "no CUDA device" in err, err
+    assert not out.exists()

@@ -5,6 +5,7 @@ import math
 import typing
 
 import pytest
+import torch
 
 from agents.config import NUMBER_RULES, TrainConfig
 
@@ -54,3 +55,15 @@ def test_every_numeric_field_has_a_range():
     numeric = {f.name for f in dataclasses.fields(TrainConfig)
                if {int, float} & {hints[f.name], *typing.get_args(hints[f.name])}}
     assert numeric - {"oversight_prob"} == set(NUMBER_RULES)  # oversight_prob: check_probability
+
+
+def test_device_auto_is_cuda_only_where_there_is_one_and_never_for_sb3(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert TrainConfig().torch_device() == torch.device("cpu")
+    assert TrainConfig(device="cpu").torch_device() == torch.device("cpu")
+    with pytest.raises(ValueError, match="device='cuda'.*no CUDA device"):
+        TrainConfig(device="cuda").torch_device()
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert TrainConfig().torch_device() == torch.device("cuda")
+    assert TrainConfig(device="cpu").torch_device() == torch.device("cpu")
+    assert TrainConfig(trainer="sb3", algorithm="ppo").torch_device() == torch.device("cpu")
