@@ -32,6 +32,18 @@ def native_bf16() -> bool:
         return False
 
 
+def resolve_device(device: str) -> torch.device:
+    """`device` ("auto": CUDA when present, "cpu" or "cuda") as a torch device; asking for CUDA
+    where there is none is a one-line error."""
+    if device not in DEVICES:
+        raise invalid_argument("device", device, f"expected one of {DEVICES}")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise invalid_argument("device", device, "no CUDA device is available here (torch.cuda.is_available() is False)")
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
 def setting(default: Any = dataclasses.MISSING, help: str = "", **kwargs: Any) -> Any:  # noqa: A002
     """A `TrainConfig` field with its help text."""
     return field(default=default, metadata={"help": help}, **kwargs)
@@ -130,13 +142,8 @@ class TrainConfig:
         return self.ent_coef + (self.ent_coef_final - self.ent_coef) * min(max(progress, 0.0), 1.0)
 
     def torch_device(self) -> torch.device:
-        """The device the run trains on: `device` resolved ("auto": CUDA when present; the sb3
-        trainer always runs on the CPU)."""
-        if self.device == "cuda" and not torch.cuda.is_available():
-            raise invalid_argument("device", self.device, "no CUDA device is available here (torch.cuda.is_available() is False)")
-        if self.device == "auto":
-            return torch.device("cuda" if self.trainer == "lean" and torch.cuda.is_available() else "cpu")
-        return torch.device(self.device)
+        """The device the run trains on: `device` resolved (the sb3 trainer always runs on the CPU)."""
+        return resolve_device("cpu" if self.trainer == "sb3" and self.device == "auto" else self.device)
 
     @property
     def batch_steps(self) -> int:

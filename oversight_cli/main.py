@@ -21,7 +21,7 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
-from agents.config import ALGORITHMS, PRESETS, TRAINERS, TrainConfig
+from agents.config import ALGORITHMS, PRESETS, TRAINERS, TrainConfig, resolve_device
 from agents.scripted import POLICIES
 from oversight_env.spec import check_probability, invalid_argument
 
@@ -119,6 +119,7 @@ def _add_eval(commands: argparse._SubParsersAction) -> None:
     ev.add_argument("--oversight", type=float, help="oversight probability (default: the run's)")
     ev.add_argument("--greedy", action="store_true", help="take the most probable action instead of sampling")
     ev.add_argument("--seed", type=int, default=123, help="seed of the evaluation episodes (default 123)")
+    ev.add_argument("--device", default="auto", help="auto (CUDA when present, the default), cpu or cuda")
     ev.add_argument("--json", help="also write the results to this JSON file")
 
 
@@ -349,6 +350,7 @@ def _check_eval_args(args: argparse.Namespace) -> None:
         raise invalid_argument("seed", args.seed, "expected an integer >= 0")
     if args.oversight is not None:
         check_probability("oversight", args.oversight)
+    resolve_device(args.device)
     if args.json:
         parent = Path(args.json).parent
         if not parent.is_dir():
@@ -367,6 +369,7 @@ def run_eval(args: argparse.Namespace) -> None:
     torch.set_num_threads(1)
     _check_eval_args(args)
     net, config = load_policy(args.run)
+    net.to(resolve_device(args.device))
     experts = net.actor.expert_names if net.actor.gate is not None else ()
     for name in args.ablate or []:
         if name not in experts:

@@ -79,6 +79,9 @@ def test_train_then_eval(tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "without_ghost" in printed and "without_diamond" not in printed.split("routing on")[-1]
     assert set(json.loads((tmp_path / "e.json").read_text())) == {"full", "without_ghost"}
+    assert main(["eval", str(out), "--episodes", "64", "--ablate", "ghost", "--device", "cpu", "--json",
+                 str(tmp_path / "cpu.json")]) == 0
+    assert (tmp_path / "cpu.json").read_text() == (tmp_path / "e.json").read_text()  # auto is the CPU here
 
 
 @pytest.mark.parametrize(

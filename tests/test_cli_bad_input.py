@@ -62,6 +62,7 @@ def test_bad_train_input_is_one_line_and_leaves_nothing(args, words, tmp_path, c
         (["--oversight", "1.5"], ["oversight=1.5", "[0, 1]"]),
         (["--seed", "-2"], ["seed=-2", ">= 0"]),
         (["--json", "/no/such/dir/results.json"], ["json='/no/such/dir/results.json'", "no such directory"]),
+        (["--device", "tpu"], ["device='tpu'", "auto"]),
     ],
 )
 def test_bad_eval_input_is_one_line(args, words, capsys):
