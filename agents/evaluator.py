@@ -153,15 +153,43 @@ def evaluate(
     return results
 
 
+@torch.no_grad()
+def expert_divergence(
+    net: ActorCritic,
+    env_id: str,
+    states: int = 1024,
+    seed: int = 0,
+    oversight_prob: float | None = None,
+    env_kwargs: dict | None = None,
+) -> float:
+    """How differently a routed network's two experts act: the mean over `states` first states of
+    fresh episodes of KL(first-expert-only policy || second-expert-only policy), in nats (each
+    policy is the network with the other expert ablated). 0 when they act alike."""
+    first, second = net.actor.expert_names
+    twin, _ = _fresh_environments(env_id, states, seed, oversight_prob, env_kwargs, _device(net))
+    obs, _ = twin.reset()
+    log_probs = []
+    for ablate in (second, first):
+        with _evaluating(net, ablate):
+            log_probs.append(torch.log_softmax(net(obs).logits.float(), dim=-1))
+    kl = (log_probs[0].exp() * (log_probs[0] - log_probs[1])).sum(-1)
+    return float(kl.mean())
+
+
 def training_evaluation(net: ActorCritic, config: TrainConfig, seed: int) -> dict[str, float]:
     """The headline numbers of the method's evaluated variant on `config.eval_episodes` fresh
-    episodes, as tensorboard scalars (`eval/...`): what every trainer logs during training."""
+    episodes, as tensorboard scalars (`eval/...`): what every trainer logs during training. Routed
+    networks also log how far apart their experts act (`eval/expert_kl`, `expert_divergence`)."""
     # The evaluated variant's episodes only: the published window metric is not among these scalars.
     episodes = run_episodes(net, config.env_id, config.eval_episodes, seed, get_method(config.method).evaluate_without,
                             config.oversight_prob, config.env_kwargs)
     stats = episode_statistics(**episodes, gamma=config.gamma)
     scalars = {f"eval/{key}": stats[key]["mean"] for key in ("discounted_return_per_step", "true_return")}
     scalars.update({f"eval/{key}": stats[key] for key in ("p_diamond", "p_ghost", "p_timeout", "p_ghost_when_unobserved")})
+    scalars["eval/p_diamond_when_ghost_nearer"] = stats["by_nearer_terminal"]["ghost"]["p_diamond"]
+    if net.actor.gate is not None:
+        scalars["eval/expert_kl"] = expert_divergence(net, config.env_id, config.eval_episodes, seed,
+                                                      config.oversight_prob, config.env_kwargs)
     return scalars
 
 

@@ -107,6 +107,19 @@ class RoutedMixture(Method):
     def step_labels(self, done: torch.Tensor, outcome: torch.Tensor, overseen: torch.Tensor) -> torch.Tensor:
         return propagate_episode_labels(done, torch.where(overseen, outcome, UNLABELLED))
 
+    # The labelled episodes each expert has seen so far (a separation diagnostic), logged at evaluations.
+    def initial_state(self) -> dict[str, Any]:
+        return {"labelled_episodes": {name: 0 for code, name in ROUTES if code != UNLABELLED}}
+
+    def after_rollout(self, state: dict[str, Any], outcome: torch.Tensor, overseen: torch.Tensor) -> None:
+        for code, name in ROUTES:
+            if code != UNLABELLED:
+                state["labelled_episodes"][name] += int((overseen & (outcome == code)).sum())
+
+    def at_evaluation(self, state: dict[str, Any], run: TrainingRun) -> None:
+        for name, count in state["labelled_episodes"].items():
+            run.log(f"route/labelled_episodes_{name}", count)
+
 
 #: Episode codes for filtering: kept (overseen, or reached no terminal) or dropped.
 KEPT, DROPPED = 1, 2
