@@ -6,6 +6,9 @@ Writes into RUN_DIR:
   mean, a 95% bootstrap confidence interval and the interquartile mean of the evaluated policy's
   return per step and of P(ghost | ghost cell unobserved).
 - `learning_curves.csv`: the periodic evaluations logged to tensorboard during training.
+- `diagnostics.csv` and a table in `report.md`: do a routed network's experts separate (the gate
+  on each route's samples, the KL between the two experts' policies, the labelled episodes each
+  expert saw) at the end of training.
 - `return_vs_oversight.png`, `ghost_when_unobserved_vs_oversight.png`, `learning_curves.png`.
 - `report.md`, which embeds them, and lists the expected cells that have not finished (the sweep's
   `experiment.json` names every cell) and the cells whose learning curves are incomplete.
@@ -51,6 +54,13 @@ SUMMARY_COLUMNS = ["method", "oversight", "metric", "seeds", "mean", "ci_low", "
 COMPARISON_COLUMNS = ["reference", "method", "oversight", "difference", "ci_low", "ci_high", "verdict"]
 REFERENCE_METHOD = "routing"  # the method every other one is compared with, when the experiment has it
 CURVE_TAGS = {"eval/discounted_return_per_step": "return_per_step", "eval/p_ghost_when_unobserved": "p_ghost_when_unobserved"}
+# Do a routed network's experts separate? Per-update tags (the gate on each route's training
+# samples) are averaged over the last tenth of the run; per-evaluation tags are the last value.
+PER_UPDATE_DIAGNOSTICS = {"gate/diamond_labelled": "gate_on_diamond_labelled", "gate/ghost_labelled": "gate_on_ghost_labelled",
+                          "gate/unlabelled": "gate_on_unlabelled"}
+PER_EVALUATION_DIAGNOSTICS = {"eval/expert_kl": "expert_kl", "route/labelled_episodes_diamond": "labelled_episodes_diamond",
+                              "route/labelled_episodes_ghost": "labelled_episodes_ghost"}
+DIAGNOSTIC_COLUMNS = ["method", "oversight", "seed", "metric", "value"]
 # What the cells of one report may differ in; anything else (environment, budget, settings) would
 # pool incomparable runs as if they were seeds of one.
 POOLED_OVER = {"method", "oversight_prob", "seed"}
@@ -200,23 +210,62 @@ def comparison_rows(rows: list[dict[str, Any]], reference: str = REFERENCE_METHO
     return out
 
 
-def learning_curve_rows(run_dir: Path, finished: Evaluations) -> tuple[list[dict[str, Any]], list[str]]:
-    """The periodic evaluations of every finished cell, read back from its tensorboard events, and
-    one line per cell whose events are missing or damaged (its curve would be cut short)."""
-    rows, incomplete = [], []
+def learning_curve_rows(
+    run_dir: Path, finished: Evaluations
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[str]]:
+    """From every finished cell's tensorboard events: its periodic evaluations (learning curves),
+    its separation diagnostics at the end of training (`diagnostic_values`), and one line per cell
+    whose events are missing or damaged (its curve would be cut short)."""
+    rows, diagnostics, incomplete = [], [], []
     for cell, report in finished.items():
         config = report["config"]
+        key = {"method": config["method"], "oversight": config["oversight_prob"], "seed": config["seed"]}
         event_files = sorted((run_dir / cell / "tb").glob("**/events.out.tfevents.*"))
         if not event_files:
             incomplete.append(f"{cell}: no tensorboard events")
+        series: dict[str, list[tuple[int, float]]] = defaultdict(list)
         for event_dir in sorted({p.parent for p in event_files}):
             events, damage = _read_events(event_dir)
             incomplete += [f"{cell}: {path.relative_to(run_dir / cell).as_posix()} {what}" for path, what in damage]
+            scalars = events.Tags()["scalars"]
             for tag, metric in CURVE_TAGS.items():
-                if tag in events.Tags()["scalars"]:
-                    rows.extend({"method": config["method"], "oversight": config["oversight_prob"], "seed": config["seed"],
-                                 "env_steps": e.step, "metric": metric, "value": e.value} for e in events.Scalars(tag))
-    return rows, incomplete
+                if tag in scalars:
+                    rows.extend({**key, "env_steps": e.step, "metric": metric, "value": e.value} for e in events.Scalars(tag))
+            for tag in (*PER_UPDATE_DIAGNOSTICS, *PER_EVALUATION_DIAGNOSTICS):
+                if tag in scalars:
+                    series[tag].extend((e.step, e.value) for e in events.Scalars(tag))
+        diagnostics.extend({**key, "metric": metric, "value": value} for metric, value in diagnostic_values(series).items())
+    return rows, diagnostics, incomplete
+
+
+def diagnostic_values(series: dict[str, list[tuple[int, float]]]) -> dict[str, float]:
+    """The end-of-training value of each separation diagnostic in `series` (tag -> (step, value)
+    pairs): per-update tags averaged over the last tenth of the run, per-evaluation tags the last."""
+    values = {}
+    for tag, metric in PER_UPDATE_DIAGNOSTICS.items():
+        if series.get(tag):
+            end = max(step for step, _ in series[tag])
+            values[metric] = float(np.mean([v for step, v in series[tag] if step >= 0.9 * end]))
+    for tag, metric in PER_EVALUATION_DIAGNOSTICS.items():
+        if series.get(tag):
+            values[metric] = max(series[tag])[1]
+    return values
+
+
+def diagnostics_table(diagnostics: list[dict[str, Any]]) -> str:
+    """Per method and oversight level, the mean over seeds of each diagnostic (routed methods only)."""
+    table: dict[tuple[str, float], dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+    for r in diagnostics:
+        table[(r["method"], r["oversight"])][r["metric"]].append(r["value"])
+    metrics = [*PER_UPDATE_DIAGNOSTICS.values(), *PER_EVALUATION_DIAGNOSTICS.values()]
+    lines = ["| oversight | method | seeds | gate on diamond-labelled | gate on ghost-labelled | gate on unlabelled "
+             "| KL(diamond-only, ghost-only) | labelled episodes: diamond | ghost |", "|---:|---|---:" + "|---:" * 6 + "|"]
+    for (method, oversight), values in sorted(table.items(), key=lambda kv: (kv[0][1], kv[0][0])):
+        if "expert_kl" not in values:
+            continue  # a single network: nothing to separate
+        cells = [f"{np.mean(values[m]):.3g}" if values.get(m) else "" for m in metrics]
+        lines.append(f"| {oversight:g} | {method} | {len(values['expert_kl'])} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) if len(lines) > 2 else ""
 
 
 def _read_events(event_dir: Path) -> tuple[Any, list[tuple[Path, str]]]:
@@ -383,6 +432,23 @@ should be: read borderline verdicts as hints.
 """
 
 
+def _diagnostics_section(diagnostics: list[dict[str, Any]]) -> str:
+    table = diagnostics_table(diagnostics)
+    if not table:
+        return ""
+    return f"""
+## Do the experts separate? (routed methods)
+
+At the end of training, mean over seeds: the gate (the diamond expert's weight) on training
+samples labelled diamond, labelled ghost and unlabelled (averaged over the last tenth of the run;
+routing wants 1, 0 and in between); the KL divergence from the diamond-only to the ghost-only
+policy on the first states of fresh episodes (0: the experts act alike); and the labelled
+episodes each expert saw. Per seed in `diagnostics.csv`.
+
+{table}
+"""
+
+
 MISSING_TEXT = """Cells the experiment expects that have no readable final evaluation: they are left out of every
 table above. Run the sweep again to train them (part-way cells continue from their checkpoint)."""
 INCOMPLETE_TEXT = """Cells whose tensorboard events are missing or damaged: their rows in `learning_curves.csv` stop
@@ -408,7 +474,7 @@ def write_report(run_dir: str | Path) -> Path:
     rows = result_rows(finished)
     missing = missing_cells(run_dir, finished, unreadable)
     summary = summary_rows(rows)
-    curves, incomplete = learning_curve_rows(run_dir, finished)
+    curves, diagnostics, incomplete = learning_curve_rows(run_dir, finished)
     for line in missing:
         print(f"report: missing cell {line}", file=sys.stderr)
     for line in incomplete:
@@ -416,6 +482,7 @@ def write_report(run_dir: str | Path) -> Path:
     write_csv(run_dir / "results.csv", rows, RESULT_COLUMNS)
     write_csv(run_dir / "summary.csv", summary, SUMMARY_COLUMNS)
     write_csv(run_dir / "learning_curves.csv", curves, ["method", "oversight", "seed", "env_steps", "metric", "value"])
+    write_csv(run_dir / "diagnostics.csv", diagnostics, DIAGNOSTIC_COLUMNS)
     comparisons = comparison_rows(rows)
     write_csv(run_dir / "comparison.csv", comparisons, COMPARISON_COLUMNS)
     plot_vs_oversight(summary, "return_per_step", "return per step", run_dir / "return_vs_oversight.png")
@@ -434,14 +501,15 @@ environment's first episode; *P(ghost | ghost unobserved)* is how often the agen
 when the ghost's cell is not watched: goal misgeneralization.
 
 {markdown_table(summary)}
-{_comparison_section(comparisons)}{_list_section("Missing cells", missing, MISSING_TEXT)}{_list_section("Incomplete learning curves", incomplete, INCOMPLETE_TEXT)}
+{_comparison_section(comparisons)}{_diagnostics_section(diagnostics)}{_list_section("Missing cells", missing, MISSING_TEXT)}{_list_section("Incomplete learning curves", incomplete, INCOMPLETE_TEXT)}
 ![return per step vs oversight](return_vs_oversight.png)
 
 ![P(ghost | ghost unobserved) vs oversight](ghost_when_unobserved_vs_oversight.png)
 
 ![learning curves](learning_curves.png)
 
-Files: `results.csv` (every cell and variant), `summary.csv`, `comparison.csv`, `learning_curves.csv`; tensorboard:
+Files: `results.csv` (every cell and variant), `summary.csv`, `comparison.csv`, `learning_curves.csv`,
+`diagnostics.csv`; tensorboard:
 `tensorboard --logdir {run_dir}`.
 """
     with atomic_write(run_dir / "report.md") as tmp:

@@ -11,7 +11,7 @@ import torch
 
 from agents.config import TrainConfig
 from agents.train import train
-from oversight_cli.report import event_file_records, write_report
+from oversight_cli.report import diagnostic_values, event_file_records, write_report
 from oversight_cli.spec import load_spec
 from oversight_cli.sweep import experiment_record
 
@@ -205,3 +205,15 @@ def test_rows_record_the_steps_that_ran_and_the_summary_takes_the_evaluated_vari
     assert [(r["variant"], r["evaluated"]) for r in rows[:2]] == [("full", False), ("without_ghost", True)]
     (summary,) = [s for s in summary_rows(rows) if s["metric"] == "return_per_step"]
     assert (summary["seeds"], summary["mean"]) == (2, pytest.approx(0.4))
+
+
+def test_diagnostics_average_per_update_gates_over_the_last_tenth_and_take_the_last_evaluation():
+    series = {
+        "gate/diamond_labelled": [(step, step / 100) for step in range(10, 101, 10)],  # 0.1 .. 1.0
+        "gate/unlabelled": [(100, 0.5)],
+        "eval/expert_kl": [(50, 0.2), (100, 0.7)],
+        "route/labelled_episodes_ghost": [(100, 12.0), (50, 5.0)],  # read in any order
+    }
+    assert diagnostic_values(series) == {
+        "gate_on_diamond_labelled": pytest.approx((0.9 + 1.0) / 2),  # steps >= 90 of 100
+        "gate_on_unlabelled": 0.5, "expert_kl": 0.7, "labelled_episodes_ghost": 12.0}

@@ -113,6 +113,13 @@ def test_quick_spec_end_to_end_on_a_tiny_budget(tmp_path):
         (m, p) for m in spec.methods if m != "routing" for p in spec.oversight}
     assert "## routing against each other method" in text
     assert {r["metric"] for r in read_csv(tmp_path / "learning_curves.csv")} == {"return_per_step", "p_ghost_when_unobserved"}
+    diagnostics = read_csv(tmp_path / "diagnostics.csv")
+    routed = {m for m in spec.methods if m.startswith("routing")}
+    assert {r["method"] for r in diagnostics if r["metric"] == "expert_kl"} == routed  # single networks have none
+    assert {r["metric"] for r in diagnostics if r["method"] == "routing"} == {
+        "gate_on_diamond_labelled", "gate_on_ghost_labelled", "gate_on_unlabelled", "expert_kl",
+        "labelled_episodes_diamond", "labelled_episodes_ghost"}
+    assert "## Do the experts separate? (routed methods)" in text and "| 0.1 | routing | 1 |" in text.split("separate?")[1]
     expected = json.loads((tmp_path / "experiment.json").read_text())["cells"]
     assert [(c["method"], c["oversight"], c["seed"], c["path"]) for c in expected] == [
         (c.method, c.oversight, c.seed, c.path()) for c in tiny.cells()]
