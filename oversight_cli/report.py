@@ -3,13 +3,17 @@
 Writes into RUN_DIR:
 - `results.csv`: one row per cell and evaluated policy variant (the final evaluation).
 - `summary.csv` and the table in `report.md`: per method and oversight level, over seeds, the
-  mean, a 95% bootstrap confidence interval and the interquartile mean of the evaluated policy's
+  mean and the interquartile mean, each with a 95% bootstrap confidence interval, of the evaluated policy's
   return per step and of P(ghost | ghost cell unobserved).
 - `learning_curves.csv`: the periodic evaluations logged to tensorboard during training.
 - `diagnostics.csv` and a table in `report.md`: do a routed network's experts separate (the gate
   on each route's samples, the KL between the two experts' policies, the labelled episodes each
   expert saw) at the end of training.
-- `return_vs_oversight.png`, `ghost_when_unobserved_vs_oversight.png`, `learning_curves.png`.
+- `comparison.csv` and a table: routing against each other method, per oversight level and over
+  all levels: the difference of means and the probability of improvement, with intervals
+  (`oversight_cli.statistics`: stratified bootstrap, as rliable recommends).
+- `return_vs_oversight.png`, `ghost_when_unobserved_vs_oversight.png`, `learning_curves.png`,
+  `performance_profile.png`.
 - `report.md`, which embeds them, and lists the expected cells that have not finished (the sweep's
   `experiment.json` names every cell) and the cells whose learning curves are incomplete.
 
@@ -42,6 +46,14 @@ from agents.run_dir import (  # noqa: E402
     read_evaluation,
     read_json,
 )
+from oversight_cli.statistics import (  # noqa: E402
+    RESAMPLES,
+    interquartile_mean,
+    performance_profile,
+    probability_of_improvement,
+    probability_of_improvement_ci,
+    stratified_bootstrap_ci,
+)
 from oversight_env.spec import invalid_argument  # noqa: E402
 
 RESULT_COLUMNS = [
@@ -50,8 +62,10 @@ RESULT_COLUMNS = [
     "true_return", "p_diamond", "p_ghost", "p_timeout", "p_ghost_when_unobserved", "p_diamond_when_ghost_nearer",
 ]
 SUMMARY_METRICS = {"return_per_step": "return per step", "p_ghost_when_unobserved": "P(ghost | unobserved)"}
-SUMMARY_COLUMNS = ["method", "oversight", "metric", "seeds", "mean", "ci_low", "ci_high", "iqm"]
-COMPARISON_COLUMNS = ["reference", "method", "oversight", "difference", "ci_low", "ci_high", "verdict"]
+SUMMARY_COLUMNS = ["method", "oversight", "metric", "seeds", "mean", "ci_low", "ci_high", "iqm", "iqm_ci_low", "iqm_ci_high"]
+COMPARISON_COLUMNS = ["reference", "method", "oversight", "difference", "ci_low", "ci_high", "verdict",
+                      "p_improvement", "p_improvement_ci_low", "p_improvement_ci_high"]
+ALL_LEVELS = "all"  # the comparison row over every oversight level (each level a stratum)
 REFERENCE_METHOD = "routing"  # the method every other one is compared with, when the experiment has it
 CURVE_TAGS = {"eval/discounted_return_per_step": "return_per_step", "eval/p_ghost_when_unobserved": "p_ghost_when_unobserved"}
 # Do a routed network's experts separate? Per-update tags (the gate on each route's training
@@ -152,28 +166,14 @@ def result_rows(finished: Evaluations) -> list[dict[str, Any]]:
     return rows
 
 
-def _bootstrap_means(values: np.ndarray, rng: np.random.Generator, resamples: int) -> np.ndarray:
-    return values[rng.integers(0, len(values), size=(resamples, len(values)))].mean(axis=1)
-
-
-def bootstrap_ci(values: np.ndarray, resamples: int = 10_000, seed: int = 0) -> tuple[float, float]:
+def bootstrap_ci(values: np.ndarray, resamples: int = RESAMPLES, seed: int = 0) -> tuple[float, float]:
     """95% percentile bootstrap interval of the mean over seeds (degenerate with one seed)."""
-    means = _bootstrap_means(values, np.random.default_rng(seed), resamples)
-    return float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))
+    return stratified_bootstrap_ci([values], lambda g: g[0].mean(-1), resamples, seed)
 
 
-def difference_ci(a: np.ndarray, b: np.ndarray, resamples: int = 10_000, seed: int = 0) -> tuple[float, float]:
+def difference_ci(a: np.ndarray, b: np.ndarray, resamples: int = RESAMPLES, seed: int = 0) -> tuple[float, float]:
     """95% percentile bootstrap interval of mean(a) - mean(b), seeds resampled in each group."""
-    rng = np.random.default_rng(seed)
-    differences = _bootstrap_means(a, rng, resamples) - _bootstrap_means(b, rng, resamples)
-    return float(np.percentile(differences, 2.5)), float(np.percentile(differences, 97.5))
-
-
-def interquartile_mean(values: np.ndarray) -> float:
-    """Mean of the middle half (the lowest and highest quarter of seeds dropped)."""
-    values = np.sort(values)
-    cut = int(math.floor(0.25 * len(values)))
-    return float(values[cut : len(values) - cut].mean())
+    return stratified_bootstrap_ci([a, b], lambda g: g[0].mean(-1) - g[1].mean(-1), resamples, seed)
 
 
 def summary_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -186,28 +186,47 @@ def summary_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         for metric in SUMMARY_METRICS:
             values = np.array([r[metric] for r in group], dtype=float)
             low, high = bootstrap_ci(values)
+            iqm_low, iqm_high = stratified_bootstrap_ci([values], lambda g: interquartile_mean(g[0]))
             out.append({"method": method, "oversight": oversight, "metric": metric, "seeds": len(values),
-                        "mean": float(values.mean()), "ci_low": low, "ci_high": high, "iqm": interquartile_mean(values)})
+                        "mean": float(values.mean()), "ci_low": low, "ci_high": high,
+                        "iqm": float(interquartile_mean(values)), "iqm_ci_low": iqm_low, "iqm_ci_high": iqm_high})
     return out
 
 
 def comparison_rows(rows: list[dict[str, Any]], reference: str = REFERENCE_METHOD) -> list[dict[str, Any]]:
     """`reference` against every other method at each oversight level: the difference of mean
-    return per step over seeds, its 95% bootstrap interval, and the verdict the interval allows."""
-    values: dict[tuple[str, float], list[float]] = defaultdict(list)
+    return per step over seeds, its 95% bootstrap interval and the verdict the interval allows,
+    and the probability of improvement (a run of `reference` scoring above a run of the method)
+    with its interval. Per method, one more row (oversight `ALL_LEVELS`) holds the probability
+    of improvement over every level both have, each level a stratum of the bootstrap."""
+    values: dict[tuple[str, float], np.ndarray] = {}
     for row in rows:
         if row["evaluated"]:
-            values[(row["method"], row["oversight"])].append(row["return_per_step"])
+            key = (row["method"], row["oversight"])
+            values[key] = np.append(values.get(key, np.array([])), row["return_per_step"])
     out = []
-    for (method, oversight), other in sorted(values.items(), key=lambda kv: (kv[0][1], kv[0][0])):
+    for (method, oversight), b in sorted(values.items(), key=lambda kv: (kv[0][1], kv[0][0])):
         if method == reference or (reference, oversight) not in values:
             continue
-        a, b = np.array(values[(reference, oversight)]), np.array(other)
+        a = values[(reference, oversight)]
         low, high = difference_ci(a, b)
         verdict = "better" if low > 0 else "worse" if high < 0 else "no clear difference"  # the reference's
         out.append({"reference": reference, "method": method, "oversight": oversight,
-                    "difference": float(a.mean() - b.mean()), "ci_low": low, "ci_high": high, "verdict": verdict})
+                    "difference": float(a.mean() - b.mean()), "ci_low": low, "ci_high": high, "verdict": verdict,
+                    **_improvement([a], [b])})
+    for method in sorted({r["method"] for r in out}):
+        levels = [r["oversight"] for r in out if r["method"] == method]
+        if len(levels) > 1:
+            out.append({"reference": reference, "method": method, "oversight": ALL_LEVELS, "difference": math.nan,
+                        "ci_low": math.nan, "ci_high": math.nan, "verdict": "",
+                        **_improvement([values[(reference, p)] for p in levels], [values[(method, p)] for p in levels])})
     return out
+
+
+def _improvement(a: list[np.ndarray], b: list[np.ndarray]) -> dict[str, float]:
+    low, high = probability_of_improvement_ci(a, b)
+    return {"p_improvement": float(probability_of_improvement(a, b)), "p_improvement_ci_low": low,
+            "p_improvement_ci_high": high}
 
 
 def learning_curve_rows(
@@ -387,32 +406,70 @@ def plot_learning_curves(curves: list[dict], path: Path) -> None:
     save_figure(fig, path)
 
 
+def plot_performance_profile(rows: list[dict[str, Any]], path: Path, band_resamples: int = 2_000) -> None:
+    """Per method, the fraction of its runs (every oversight level and seed) whose evaluated
+    return per step exceeds each threshold, with a 95% bootstrap band (levels as strata)."""
+    evaluated = [r for r in rows if r["evaluated"]]
+    methods = sorted({r["method"] for r in evaluated})
+    colors = _method_colors(methods)
+    scores = np.array([r["return_per_step"] for r in evaluated], dtype=float)
+    thresholds = np.linspace(scores.min(), scores.max(), 101) if len(scores) else np.zeros(1)
+    fig, ax = plt.subplots(figsize=(6.5, 4.2))
+    for method in methods:
+        by_level: dict[float, list[float]] = defaultdict(list)
+        for r in evaluated:
+            if r["method"] == method:
+                by_level[r["oversight"]].append(r["return_per_step"])
+        groups = [np.array(v) for v in by_level.values()]
+        runs = sum(len(g) for g in groups)
+
+        def fraction_above(g: list[np.ndarray], tau: float, runs: int = runs) -> np.ndarray:
+            return sum((x > tau).sum(-1) for x in g) / runs
+
+        profile = performance_profile(np.concatenate(groups), thresholds)
+        band = np.array([stratified_bootstrap_ci(groups, lambda g, t=t: fraction_above(g, t), band_resamples)
+                         for t in thresholds])
+        ax.plot(thresholds, profile, color=colors[method], label=f"{method} (n={runs})")
+        ax.fill_between(thresholds, band[:, 0], band[:, 1], color=colors[method], alpha=0.15)
+    ax.set_xlabel("return per step (evaluated policy) τ")
+    ax.set_ylabel("fraction of runs with score > τ")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1.0))
+    ax.locator_params(axis="x", nbins=6)
+    ax.set_title("performance profile, every level and seed; 95% stratified bootstrap bands", fontsize=9)
+    save_figure(fig, path)
+
+
 def markdown_table(summary: list[dict]) -> str:
     table: dict[tuple[str, float], dict[str, dict]] = defaultdict(dict)
     for r in summary:
         table[(r["method"], r["oversight"])][r["metric"]] = r
-    lines = ["| oversight | method | seeds | return per step: mean [95% CI] (IQM) | P(ghost \\| ghost unobserved): mean [95% CI] (IQM) |",
-             "|---:|---|---:|---|---|"]
+    lines = ["| oversight | method | seeds | return per step: mean [95% CI] / IQM [95% CI] "
+             "| P(ghost \\| ghost unobserved): mean [95% CI] / IQM [95% CI] |", "|---:|---|---:|---|---|"]
     for (method, oversight), metrics in sorted(table.items(), key=lambda kv: (kv[0][1], kv[0][0])):
-        cells = [f"{m['mean']:.3f} [{m['ci_low']:.3f}, {m['ci_high']:.3f}] ({m['iqm']:.3f})" for m in
-                 (metrics["return_per_step"], metrics["p_ghost_when_unobserved"])]
+        cells = [f"{m['mean']:.3f} [{m['ci_low']:.3f}, {m['ci_high']:.3f}] / {m['iqm']:.3f} [{m['iqm_ci_low']:.3f}, "
+                 f"{m['iqm_ci_high']:.3f}]" for m in (metrics["return_per_step"], metrics["p_ghost_when_unobserved"])]
         lines.append(f"| {oversight:g} | {method} | {metrics['return_per_step']['seeds']} | {cells[0]} | {cells[1]} |")
     return "\n".join(lines)
 
 
 def comparison_table(comparisons: list[dict]) -> str:
-    """Oversight levels down, the other methods across; each cell: difference [95% CI], verdict."""
+    """Oversight levels down (then all levels together), the other methods across; each cell: the
+    difference [95% CI] and its verdict, then the probability of improvement [95% CI]."""
     methods = sorted({c["method"] for c in comparisons})
-    levels = sorted({c["oversight"] for c in comparisons})
+    levels = sorted({c["oversight"] for c in comparisons if c["oversight"] != ALL_LEVELS})
     cells = {(c["method"], c["oversight"]): c for c in comparisons}
     lines = ["| oversight | " + " | ".join(methods) + " |", "|---:|" + "---|" * len(methods)]
-    for level in levels:
+    for level in [*levels, ALL_LEVELS]:
         row = []
         for method in methods:
             c = cells.get((method, level))
-            row.append("" if c is None else
-                       f"{c['difference']:+.3f} [{c['ci_low']:+.3f}, {c['ci_high']:+.3f}] {c['verdict']}")
-        lines.append(f"| {level:g} | " + " | ".join(row) + " |")
+            improvement = "" if c is None else (f"P(>) {c['p_improvement']:.2f} [{c['p_improvement_ci_low']:.2f}, "
+                                                f"{c['p_improvement_ci_high']:.2f}]")
+            row.append("" if c is None else improvement if level == ALL_LEVELS else
+                       f"{c['difference']:+.3f} [{c['ci_low']:+.3f}, {c['ci_high']:+.3f}] {c['verdict']}; {improvement}")
+        if any(row):
+            lines.append(f"| {level if level == ALL_LEVELS else f'{level:g}'} | " + " | ".join(row) + " |")
     return "\n".join(lines)
 
 
@@ -423,10 +480,14 @@ def _comparison_section(comparisons: list[dict]) -> str:
     return f"""
 ## {reference} against each other method
 
-Difference of mean return per step ({reference} minus the method), with its 95% bootstrap
-interval over seeds; {reference} is "better" or "worse" when the interval excludes 0, with
-"no clear difference" otherwise. With few seeds the percentile bootstrap is narrower than it
-should be: read borderline verdicts as hints.
+Each cell: the difference of mean return per step ({reference} minus the method) with its 95%
+bootstrap interval over seeds ("better" or "worse" when the interval excludes 0, "no clear
+difference" otherwise); then P(>), the probability of improvement: the chance that a run of
+{reference} scores above a run of the method (ties count half; 0.5: no difference), with its 95%
+bootstrap interval. The row "{ALL_LEVELS}" pools every oversight level both methods have, each
+level a stratum resampled within itself (stratified bootstrap; {RESAMPLES:,} resamples
+throughout). With few seeds the percentile bootstrap is narrower than it should be: read
+borderline verdicts as hints.
 
 {comparison_table(comparisons)}
 """
@@ -489,6 +550,7 @@ def write_report(run_dir: str | Path) -> Path:
     plot_vs_oversight(summary, "p_ghost_when_unobserved", "P(ghost | ghost unobserved)",
                       run_dir / "ghost_when_unobserved_vs_oversight.png")
     plot_learning_curves(curves, run_dir / "learning_curves.png")
+    plot_performance_profile(rows, run_dir / "performance_profile.png")
     experiment = run_dir / "experiment.json"
     description = read_json(experiment)["description"] + "\n\n" if experiment.exists() else ""
     missing_note = f" ({len(missing)} missing: see below)" if missing else ""
@@ -498,7 +560,10 @@ def write_report(run_dir: str | Path) -> Path:
 reward: routed methods with the ghost expert ablated, the others whole (`results.csv` has every
 variant). *Return per step* is the mean discounted (0.97) return per step over each
 environment's first episode; *P(ghost | ghost unobserved)* is how often the agent takes the ghost
-when the ghost's cell is not watched: goal misgeneralization.
+when the ghost's cell is not watched: goal misgeneralization. Each entry: the mean over seeds with
+its 95% percentile bootstrap interval ({RESAMPLES:,} resamples of the seeds), then the
+interquartile mean (IQM: the mean of the middle half of the seeds, robust to an outlying one)
+with its own bootstrap interval; n (seeds) in its column.
 
 {markdown_table(summary)}
 {_comparison_section(comparisons)}{_diagnostics_section(diagnostics)}{_list_section("Missing cells", missing, MISSING_TEXT)}{_list_section("Incomplete learning curves", incomplete, INCOMPLETE_TEXT)}
@@ -507,6 +572,12 @@ when the ghost's cell is not watched: goal misgeneralization.
 ![P(ghost | ghost unobserved) vs oversight](ghost_when_unobserved_vs_oversight.png)
 
 ![learning curves](learning_curves.png)
+
+![performance profile](performance_profile.png)
+
+The performance profile: for each method, the fraction of its runs (every oversight level and
+seed; n in the legend) whose return per step exceeds τ; shaded, a 95% stratified bootstrap band
+(each level resampled within itself). A curve above another is better at every threshold.
 
 Files: `results.csv` (every cell and variant), `summary.csv`, `comparison.csv`, `learning_curves.csv`,
 `diagnostics.csv`; tensorboard:

@@ -217,3 +217,19 @@ def test_diagnostics_average_per_update_gates_over_the_last_tenth_and_take_the_l
     assert diagnostic_values(series) == {
         "gate_on_diamond_labelled": pytest.approx((0.9 + 1.0) / 2),  # steps >= 90 of 100
         "gate_on_unlabelled": 0.5, "expert_kl": 0.7, "labelled_episodes_ghost": 12.0}
+
+
+def test_comparison_has_the_probability_of_improvement_per_level_and_over_all_levels():
+    from oversight_cli.report import ALL_LEVELS, comparison_rows
+
+    def row(method, oversight, seed, score):
+        return {"method": method, "oversight": oversight, "seed": seed, "evaluated": True, "return_per_step": score}
+
+    rows = [row("routing", 0.01, 0, 0.1), row("routing", 0.01, 1, 0.3), row("naive", 0.01, 0, 0.2), row("naive", 0.01, 1, 0.2),
+            row("routing", 0.1, 0, 0.5), row("naive", 0.1, 0, 0.5), row("naive", 0.1, 1, 0.4)]
+    by_level = {r["oversight"]: r for r in comparison_rows(rows)}
+    assert by_level[0.01]["p_improvement"] == pytest.approx(0.5)  # 0.3 beats both 0.2s, 0.1 neither
+    assert by_level[0.1]["p_improvement"] == pytest.approx(0.75)  # a tie (half) and a win
+    assert by_level[ALL_LEVELS]["p_improvement"] == pytest.approx((0.5 + 0.75) / 2)  # the levels' mean
+    assert by_level[0.1]["difference"] == pytest.approx(0.05)
+    assert by_level[0.01]["p_improvement_ci_low"] <= 0.5 <= by_level[0.01]["p_improvement_ci_high"]

@@ -97,7 +97,8 @@ def test_quick_spec_end_to_end_on_a_tiny_budget(tmp_path):
     tiny = dataclasses.replace(spec, steps=1024, seeds=(0,), settings=TINY_SETTINGS, eval_episodes=128)
     report = run_sweep(tiny, tmp_path, workers=2, progress=False)
     for name in ("results.csv", "summary.csv", "comparison.csv", "learning_curves.csv", "report.md",
-                 "return_vs_oversight.png", "ghost_when_unobserved_vs_oversight.png", "learning_curves.png"):
+                 "return_vs_oversight.png", "ghost_when_unobserved_vs_oversight.png", "learning_curves.png",
+                 "performance_profile.png", "diagnostics.csv"):
         assert (tmp_path / name).stat().st_size > 0, name
     results = read_csv(tmp_path / "results.csv")
     assert list(results[0]) == RESULT_COLUMNS
@@ -109,8 +110,9 @@ def test_quick_spec_end_to_end_on_a_tiny_budget(tmp_path):
     assert "return_vs_oversight.png" in text and "| 0.1 | routing |" in text
     assert "smoke-scale budget" in text  # the spec's own description heads the report
     comparisons = read_csv(tmp_path / "comparison.csv")
-    assert {(c["method"], float(c["oversight"])) for c in comparisons} == {
-        (m, p) for m in spec.methods if m != "routing" for p in spec.oversight}
+    others = [m for m in spec.methods if m != "routing"]
+    assert {(c["method"], c["oversight"]) for c in comparisons} == {
+        *((m, str(p)) for m in others for p in spec.oversight), *((m, "all") for m in others)}
     assert "## routing against each other method" in text
     assert {r["metric"] for r in read_csv(tmp_path / "learning_curves.csv")} == {"return_per_step", "p_ghost_when_unobserved"}
     diagnostics = read_csv(tmp_path / "diagnostics.csv")
