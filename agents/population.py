@@ -40,10 +40,22 @@ from torch.func import functional_call, stack_module_state
 from tqdm import tqdm
 
 from agents.config import TrainConfig
-from agents.losses import Samples, UpdateSettings, minibatches, output_loss, routing_labels
+from agents.lean_trainer import (
+    LeanRun,
+    bf16_autocast,
+    record_step,
+    return_rule,
+    rollout_buffers,
+)
+from agents.losses import (
+    Samples,
+    UpdateSettings,
+    minibatches,
+    output_loss,
+    routing_labels,
+)
 from agents.methods import Method
 from agents.networks import ActorCritic, ActorCriticOutput, sample_actions
-from agents.lean_trainer import LeanRun, bf16_autocast, record_step, return_rule, rollout_buffers
 from oversight_env.spec import invalid_argument
 
 
