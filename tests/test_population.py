@@ -258,3 +258,133 @@ def test_a_one_seed_population_is_the_lean_run(tmp_path):
     lean = torch.load(tmp_path / "lean" / "checkpoint.pt", weights_only=False)["model"]
     pop = torch.load(tmp_path / "pop" / "checkpoint.pt", weights_only=False)["model"]
     assert all(torch.allclose(lean[k], pop[k], atol=1e-5) for k in lean)
+
+
+# ---------------------------------------------------------------------- the sweep's population jobs
+def job(seed, method="routing", oversight=0.1, trainer="lean"):
+    algorithm = "ppo" if trainer == "sb3" else "reinforce"
+    config = TrainConfig(method=method, oversight_prob=oversight, seed=seed, trainer=trainer, algorithm=algorithm)
+    return config.to_json(), f"out/{method}/p{oversight:g}/s{seed}"
+
+
+def test_the_sweep_groups_cells_that_differ_only_in_seed():
+    from oversight_cli.sweep import population_groups, tasks, train_cell, train_population_cells
+
+    jobs = [job(0), job(0, "naive"), job(1), job(0, oversight=0.2), job(2), job(1, "naive"),
+            job(0, "filtering", trainer="sb3"), job(1, "filtering", trainer="sb3")]
+    groups = population_groups(jobs)
+    assert [[cell_dir for _, cell_dir in group] for group in groups] == [
+        ["out/routing/p0.1/s0", "out/routing/p0.1/s1", "out/routing/p0.1/s2"],
+        ["out/naive/p0.1/s0", "out/naive/p0.1/s1"],
+        ["out/routing/p0.2/s0"],
+        ["out/filtering/p0.1/s0"], ["out/filtering/p0.1/s1"],  # the sb3 trainer: one seed per process
+    ]
+    assert groups[0] == [jobs[0], jobs[2], jobs[4]]  # the jobs themselves, configs and seeds untouched
+    changed = job(1)[0] | {"learning_rate": 0.5}
+    assert len(population_groups([job(0), (changed, "elsewhere")])) == 2  # any other setting: another population
+    run = tasks(jobs, population=True)
+    assert [(function, cell_dirs) for function, _, cell_dirs in run] == [
+        (train_population_cells, [d for _, d in groups[0]]), (train_population_cells, [d for _, d in groups[1]]),
+        (train_cell, ["out/routing/p0.2/s0"]), (train_cell, ["out/filtering/p0.1/s0"]), (train_cell, ["out/filtering/p0.1/s1"])]
+    assert run[0][1] == ([c for c, _ in groups[0]], [d for _, d in groups[0]]) and run[2][1] == jobs[3]
+    assert tasks(jobs, population=False) == [(train_cell, j, [j[1]]) for j in jobs]  # off: one cell per task, as ever
+
+
+def test_population_auto_is_on_where_the_cells_train_on_cuda(monkeypatch):
+    from oversight_cli.sweep import population_on
+
+    config = TrainConfig()
+    assert population_on("on", config) and not population_on("off", config)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert not population_on("auto", config)
+    assert not population_on("auto", dataclasses.replace(config, device="cuda"))  # each cell reports the missing GPU
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert population_on("auto", config) and population_on("auto", dataclasses.replace(config, device="cuda"))
+    assert not population_on("auto", dataclasses.replace(config, device="cpu"))
+    with pytest.raises(ValueError, match=r"^population='yes' is invalid: expected one of \('auto', 'on', 'off'\)$"):
+        population_on("yes", config)
+
+
+SPEC = """
+name = "tiny"
+[env]
+id = "OversightGrid/DiamondGhost-5x5-v0"
+[train]
+methods = ["routing", "naive"]
+oversight = [0.2]
+seeds = [0, 1]
+steps = 1024
+[train.settings]
+num_envs = 32
+rollout_steps = 16
+hidden = 32
+bf16 = false
+eval_every_steps = 512
+eval_episodes = 64
+checkpoint_every_steps = 512
+[eval]
+episodes = 128
+"""
+
+
+def test_a_sweep_of_populations_gives_the_results_of_a_sweep_of_cells(tmp_path):
+    from agents.run_dir import locked
+    from oversight_cli.spec import load_spec
+    from oversight_cli.sweep import run_sweep
+
+    spec_file = tmp_path / "tiny.toml"
+    spec_file.write_text(SPEC)
+    spec = load_spec(spec_file)
+    run_sweep(spec, tmp_path / "cells", workers=2, progress=False, population="off")
+    busy = tmp_path / "populations" / "naive/p0.2/s1"
+    busy.mkdir(parents=True)
+    with locked(busy), pytest.raises(RuntimeError) as error:  # another process trains one seed: its population fails
+        run_sweep(spec, tmp_path / "populations", workers=2, progress=False, population="on")
+    assert str(error.value).startswith("2 of 4 cells failed (naive/p0.2/s0: out=") and "naive/p0.2/s1: out=" in str(error.value)
+    assert sorted(p.parent.name for p in (tmp_path / "populations").glob("routing/**/eval.json")) == ["s0", "s1"]
+    run_sweep(spec, tmp_path / "populations", workers=2, progress=False, population="on")
+    for cell in spec.cells():
+        a, b = tmp_path / "cells" / cell.path(), tmp_path / "populations" / cell.path()
+        assert close(json.loads((b / "eval.json").read_text()), json.loads((a / "eval.json").read_text())), cell
+        assert "speed/population_steps_per_second" in scalars(b, skip=()) and "speed/population_steps_per_second" not in scalars(a, skip=())
+
+
+def test_the_ray_backend_runs_a_population_as_one_task(tmp_path, monkeypatch):
+    import sys
+
+    from oversight_cli.spec import load_spec
+    from oversight_cli.sweep import run_sweep
+
+    tasks = []
+
+    class FakeRay:  # runs tasks in process (Ray is an optional extra, not installed for the tests)
+        @staticmethod
+        def is_initialized():
+            return True
+
+        @staticmethod
+        def remote(**resources):
+            def wrap(fn):
+                class Remote:
+                    @staticmethod
+                    def remote(*args):
+                        tasks.append((fn.__name__, resources, args[1]))
+                        return lambda: fn(*args)
+                return Remote
+            return wrap
+
+        @staticmethod
+        def wait(refs, num_returns):
+            return refs[:num_returns], refs[num_returns:]
+
+        @staticmethod
+        def get(ref):
+            return ref()
+
+    monkeypatch.setitem(sys.modules, "ray", FakeRay)
+    spec_file = tmp_path / "tiny.toml"
+    spec_file.write_text(SPEC.replace('["routing", "naive"]', '["naive"]').replace("[0, 1]", "[0, 1, 2]"))
+    run_sweep(load_spec(spec_file), tmp_path / "out", backend="ray", progress=False, population="on")
+    cells = [str(tmp_path / "out" / f"naive/p0.2/s{seed}") for seed in (0, 1, 2)]
+    assert tasks == [("train_population_cells", {"num_cpus": 1}, cells)]  # no GPU here: none asked for
+    assert all((tmp_path / "out" / f"naive/p0.2/s{seed}" / "eval.json").exists() for seed in (0, 1, 2))
