@@ -268,7 +268,12 @@ def job(seed, method="routing", oversight=0.1, trainer="lean"):
 
 
 def test_the_sweep_groups_cells_that_differ_only_in_seed():
-    from oversight_cli.sweep import population_groups, tasks, train_cell, train_population_cells
+    from oversight_cli.sweep import (
+        population_groups,
+        tasks,
+        train_cell,
+        train_population_cells,
+    )
 
     jobs = [job(0), job(0, "naive"), job(1), job(0, oversight=0.2), job(2), job(1, "naive"),
             job(0, "filtering", trainer="sb3"), job(1, "filtering", trainer="sb3")]
