@@ -18,9 +18,9 @@ import argparse
 import os
 import statistics
 import tempfile
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
