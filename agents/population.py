@@ -229,6 +229,8 @@ def train_population(configs: Sequence[TrainConfig], out_dirs: Sequence[Path],
     runs = [LeanRun(config, out_dir) for config, out_dir in zip(configs, out_dirs)]
     at = sorted({run.env_steps for run in runs})
     if len(at) > 1:
+        for run in runs:
+            run.writer.close()
         raise invalid_argument("out_dirs", [str(d) for d in out_dirs],
                                f"their checkpoints are at different steps {at}; a population trains its seeds in step")
     config, lead, device = configs[0], runs[0], runs[0].device
