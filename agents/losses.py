@@ -5,6 +5,7 @@ trainer and `RoutedPPO`).
 loss), plus the gate loss on labelled samples. The policy-gradient term is REINFORCE with a
 baseline (`-log pi(a|s) * advantage`) or PPO's clipped surrogate. Sample weights (filtering) are
 0 or 1 and the mean is over all samples, so the loss is scaled by the kept fraction.
+`policy_loss` is the network's forward followed by `output_loss`, the loss of an output.
 
 `update` applies one rollout's samples: REINFORCE takes one gradient step on all of them; PPO
 takes `epochs` passes over `minibatches` random minibatches, each with its advantages normalized.
@@ -21,7 +22,7 @@ import torch
 from torch.distributions import Categorical
 
 from agents.methods import ROUTES, Method
-from agents.networks import ActorCritic
+from agents.networks import ActorCritic, ActorCriticOutput
 from routing import UNLABELLED, gate_loss
 
 if TYPE_CHECKING:
@@ -74,11 +75,31 @@ def policy_loss(
     samples: Samples,
     normalize_advantages: bool = False,
 ) -> tuple[torch.Tensor, dict[str, float]]:
-    """The method's loss on `samples`, and its parts for logging."""
-    obs, actions, old_log_prob, advantages, returns, labels, weights = samples
+    """The method's loss on `samples`, and its parts for logging: the network's forward, then
+    `output_loss`."""
+    out = net(samples.obs, routing_labels(method, samples))
+    return output_loss(out, method, settings, samples, normalize_advantages)
+
+
+def routing_labels(method: Method, samples: Samples) -> torch.Tensor | None:
+    """The labels the network's forward routes gradients by: the samples' own, or None."""
+    return samples.labels if method.route_labels else None
+
+
+def output_loss(
+    out: ActorCriticOutput,
+    method: Method,
+    settings: UpdateSettings,
+    samples: Samples,
+    normalize_advantages: bool = False,
+) -> tuple[torch.Tensor, dict[str, float]]:
+    """The method's loss on `samples` given the network's output on them, `out`, and its parts
+    for logging. Apart from the forward so that a population of networks (`agents.population`)
+    can run one batched forward (`torch.vmap`, which cannot run this function's data-dependent
+    Python) and take each seed's loss on its slice of the output."""
+    _, actions, old_log_prob, advantages, returns, labels, weights = samples
     if normalize_advantages:
         advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
-    out = net(obs, labels if method.route_labels else None)
     dist = Categorical(logits=out.logits.float())
     log_prob = dist.log_prob(actions)
     entropy = dist.entropy()
@@ -127,12 +148,17 @@ def update(
     if settings.algorithm != "ppo":
         return _gradient_step(net, optimizer, method, settings, samples, autocast, normalize=False)
     stats: dict[str, float] = {}
-    for _ in range(settings.epochs):
-        order = torch.randperm(len(samples.obs), generator=generator, device=generator.device)
-        for idx in order.chunk(settings.minibatches):
-            stats = _gradient_step(net, optimizer, method, settings, Samples(*(x[idx] for x in samples)), autocast,
-                                   normalize=len(idx) > 1)
+    for idx in minibatches(len(samples.obs), settings, generator):
+        stats = _gradient_step(net, optimizer, method, settings, Samples(*(x[idx] for x in samples)), autocast,
+                               normalize=len(idx) > 1)
     return stats
+
+
+def minibatches(count: int, settings: UpdateSettings, generator: torch.Generator) -> list[torch.Tensor]:
+    """PPO's minibatches of `count` samples, in order: each epoch a random order drawn with
+    `generator`, cut into `settings.minibatches` pieces."""
+    return [idx for _ in range(settings.epochs)
+            for idx in torch.randperm(count, generator=generator, device=generator.device).chunk(settings.minibatches)]
 
 
 def _gradient_step(net, optimizer, method, settings, samples, autocast, normalize: bool) -> dict[str, float]:

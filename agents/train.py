@@ -1,12 +1,16 @@
-"""`train(config, out_dir)`: one entry point for every trainer, with resume and finished-run reuse."""
+"""`train(config, out_dir)`: one entry point for every trainer, with resume and finished-run reuse;
+`train_population(configs, out_dirs)`: the same for seeds of one cell trained as one population."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
 from agents.config import TrainConfig
 from agents.run_dir import (
+    CHECKPOINT,
     is_finished,
     locked,
     prepare_run_dir,
@@ -34,3 +38,40 @@ def train(config: TrainConfig, out_dir: str | Path, progress: bool = True) -> di
             from agents.lean_trainer import train_lean as trainer
         net, env_steps = trainer(config, out_dir, progress)
         return write_evaluation(net, config, out_dir, env_steps)
+
+
+def train_population(configs: Sequence[TrainConfig], out_dirs: Sequence[str | Path], progress: bool = True) -> list[dict[str, Any]]:
+    """`train` for configs that differ only in `seed`: each in its own run directory, prepared and
+    locked like `train`'s; finished ones return their reports, the rest train as one population
+    (`agents.population`), and each gets its evaluation. Returns the reports, in order.
+
+    Seeds whose checkpoints stand at different steps (a population killed while writing them)
+    train as one population per step. A directory another process is training is an error
+    before anything trains.
+    """
+    from agents.files import load_checkpoint
+    from agents.population import check_population
+    from agents.population import train_population as train_seeds
+
+    configs, out_dirs = list(configs), [Path(d) for d in out_dirs]
+    check_population(configs, out_dirs)
+    configs[0].torch_device()
+    for config, out_dir in zip(configs, out_dirs):
+        prepare_run_dir(config, out_dir)
+    reports: dict[int, dict[str, Any]] = {}
+    with ExitStack() as locks:
+        for out_dir in out_dirs:
+            locks.enter_context(locked(out_dir))
+        by_step: dict[int, list[int]] = {}
+        for i, out_dir in enumerate(out_dirs):
+            if is_finished(out_dir):
+                reports[i] = read_evaluation(out_dir)
+            else:
+                checkpoint = out_dir / CHECKPOINT
+                step = load_checkpoint(checkpoint)["state"]["env_steps"] if checkpoint.exists() else 0
+                by_step.setdefault(step, []).append(i)
+        for group in by_step.values():
+            trained = train_seeds([configs[i] for i in group], [out_dirs[i] for i in group], progress)
+            for i, (net, env_steps) in zip(group, trained):
+                reports[i] = write_evaluation(net, configs[i], out_dirs[i], env_steps)
+    return [reports[i] for i in range(len(configs))]

@@ -130,6 +130,9 @@ def _add_sweep(commands: argparse._SubParsersAction) -> None:
     sweep.add_argument("--backend", default="local", help="local (worker processes, default) or ray")
     sweep.add_argument("--workers", type=int, help="local worker processes (default: one per core)")
     sweep.add_argument("--address", help="Ray cluster address (default: start Ray locally)")
+    sweep.add_argument("--population", choices=("auto", "on", "off"), default="auto",
+                       help="train the seeds of each (method, oversight) cell together, as one population job with "
+                       "batched networks (auto, default: on when the cells' device resolves to CUDA)")
     sweep.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
@@ -401,7 +404,8 @@ def run_command(args: argparse.Namespace) -> None:
         from oversight_cli.spec import load_spec
         from oversight_cli.sweep import run_sweep
 
-        path = run_sweep(load_spec(args.spec), args.out, args.backend, args.workers, args.address, not args.quiet)
+        path = run_sweep(load_spec(args.spec), args.out, args.backend, args.workers, args.address, not args.quiet,
+                         args.population)
         print(f"report: {path}")
     elif args.command == "report":
         from oversight_cli.report import write_report

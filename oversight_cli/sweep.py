@@ -9,11 +9,18 @@ ends with the same results as an uninterrupted sweep. Local workers end with the
 process, however it ends (even SIGKILL), so a sweep started again never trains beside orphans of
 the last one; and each cell's directory is locked while it trains, so two sweeps on one directory
 cannot train the same cell: the second reports that cell as failed.
+
+With `population` on, cells that differ only in their seed train as one population job
+(`agents.population`: one process, the seeds' networks batched, e.g. on one GPU); "auto", the
+default, turns it on when the cells' device resolves to CUDA. A population job fails or
+finishes as a whole: a cell of it that another process is training fails the job's other
+cells too, and a rerun retries them.
 """
 
 from __future__ import annotations
 
 import ctypes
+import json
 import os
 import signal
 import sys
@@ -34,6 +41,7 @@ from oversight_cli.spec import ExperimentSpec
 from oversight_env.spec import invalid_argument
 
 BACKENDS = ("local", "ray")
+POPULATION = ("auto", "on", "off")
 
 # Set for worker processes before they start: glibc reads these once, at process start. Large
 # rollout batches otherwise pay page faults on every freed-and-reallocated buffer.
@@ -44,6 +52,7 @@ WORKER_ENVIRONMENT = {
 }
 
 Job = tuple[dict[str, Any], str]  # (TrainConfig fields, cell directory)
+Task = tuple[Callable[..., Any], tuple[Any, ...], list[str]]  # (worker function, its arguments, the cells it trains)
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
 PARENT_POLL_SECONDS = 0.5
 
@@ -94,6 +103,52 @@ def train_cell(config: dict[str, Any], cell_dir: str) -> str:
     return cell_dir
 
 
+def train_population_cells(configs: list[dict[str, Any]], cell_dirs: list[str]) -> list[str]:
+    """Train cells that differ only in seed as one population (resuming or skipping each as its
+    directory says); runs in a worker."""
+    import torch
+
+    from agents.train import train_population
+
+    torch.set_num_threads(1)
+    train_population([TrainConfig(**config) for config in configs], cell_dirs, progress=False)
+    return cell_dirs
+
+
+def population_groups(jobs: list[Job]) -> list[list[Job]]:
+    """`jobs` grouped into populations: jobs whose configs differ only in `seed` share a group.
+    Groups come in the order of their first job, jobs within a group in their order; a job of
+    the sb3 trainer, which trains one seed per process, is a group of its own."""
+    groups: dict[str, list[Job]] = {}
+    for config, cell_dir in jobs:
+        key = json.dumps({k: v for k, v in config.items() if k != "seed"}, sort_keys=True)
+        groups.setdefault(key if config["trainer"] == "lean" else f"one cell: {cell_dir}", []).append((config, cell_dir))
+    return list(groups.values())
+
+
+def population_on(population: str, config: TrainConfig) -> bool:
+    """Whether a sweep of cells like `config` trains populations: "on", "off", or "auto" (on
+    when the cells' device resolves to CUDA on this machine)."""
+    if population not in POPULATION:
+        raise invalid_argument("population", population, f"expected one of {POPULATION}")
+    if population != "auto":
+        return population == "on"
+    try:
+        return config.torch_device().type == "cuda"
+    except ValueError:  # device="cuda" without CUDA: each cell fails with that error, as without populations
+        return False
+
+
+def tasks(jobs: list[Job], population: bool) -> list[Task]:
+    """What the workers run: one task per cell, or with `population` one per group of cells that
+    differ only in seed (a group of one trains as a plain cell)."""
+    if not population:
+        return [(train_cell, (config, cell_dir), [cell_dir]) for config, cell_dir in jobs]
+    return [(train_cell, group[0], [group[0][1]]) if len(group) == 1
+            else (train_population_cells, ([c for c, _ in group], [d for _, d in group]), [d for _, d in group])
+            for group in population_groups(jobs)]
+
+
 def run_sweep(
     spec: ExperimentSpec,
     out_dir: str | Path | None = None,
@@ -101,12 +156,16 @@ def run_sweep(
     workers: int | None = None,
     address: str | None = None,
     progress: bool = True,
+    population: str = "auto",
 ) -> Path:
-    """Train every unfinished cell of `spec`, write the report, and return the report's path."""
+    """Train every unfinished cell of `spec` (with `population` on, the seeds of a cell together:
+    see the module docstring), write the report, and return the report's path."""
     from oversight_cli.report import write_report
 
     if backend not in BACKENDS:
         raise invalid_argument("backend", backend, f"expected one of {BACKENDS}")
+    if population not in POPULATION:
+        raise invalid_argument("population", population, f"expected one of {POPULATION}")
     if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
         raise invalid_argument("workers", workers, "expected an integer >= 1")
     out = make_output_dir(out_dir or Path("runs") / spec.name)
@@ -126,7 +185,7 @@ def run_sweep(
 
     if jobs:
         run = _run_local if backend == "local" else _run_ray
-        run(jobs, finished, workers=workers, address=address)
+        run(tasks(jobs, population_on(population, todo[0][1])), finished, workers=workers, address=address)
     bar.close()
     if not failures:
         return write_report(out)
@@ -162,19 +221,20 @@ def _expected_cost(config: TrainConfig) -> float:
     return method.training_steps(config.steps, config.oversight_prob) * len(method.experts)
 
 
-def _run_local(jobs: list[Job], finished: Callable, workers: int | None, address: str | None) -> None:
+def _run_local(jobs: list[Task], finished: Callable, workers: int | None, address: str | None) -> None:
     workers = min(workers or os.cpu_count() or 1, len(jobs))
     previous = {k: os.environ.get(k) for k in WORKER_ENVIRONMENT}
     os.environ.update(WORKER_ENVIRONMENT)  # inherited by the workers started below
     try:
         with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn"),
                                  initializer=end_with_parent, initargs=(os.getpid(),)) as pool:
-            pending = {pool.submit(train_cell, config, cell_dir): cell_dir for config, cell_dir in jobs}
+            pending = {pool.submit(function, *args): cell_dirs for function, args, cell_dirs in jobs}
             try:
                 while pending:
                     done, _ = wait(pending, return_when=FIRST_COMPLETED)
                     for future in done:
-                        finished(pending.pop(future), future.exception())
+                        for cell_dir in pending.pop(future):
+                            finished(cell_dir, future.exception())
             except BaseException:
                 for future in pending:
                     future.cancel()
@@ -187,21 +247,29 @@ def _run_local(jobs: list[Job], finished: Callable, workers: int | None, address
                 os.environ[key] = value
 
 
-def _run_ray(jobs: list[Job], finished: Callable, workers: int | None, address: str | None) -> None:
+def _run_ray(jobs: list[Task], finished: Callable, workers: int | None, address: str | None) -> None:
     try:
         import ray
     except ImportError:
         raise invalid_argument("backend", "ray", "Ray is not installed: pip install 'oversight-testbed[ray]'") from None
     if not ray.is_initialized():
         ray.init(address=address, runtime_env={"env_vars": WORKER_ENVIRONMENT}, log_to_driver=False)
-    remote = ray.remote(num_cpus=1)(train_cell)
-    pending = {remote.remote(config, cell_dir): cell_dir for config, cell_dir in jobs}
+    remotes: dict[Callable, Any] = {}
+    pending = {}
+    for function, args, cell_dirs in jobs:
+        if function not in remotes:
+            # Ray hides the GPUs from a task that asks for none: a population on CUDA asks for one.
+            gpu = function is train_population_cells and population_on("auto", TrainConfig(**args[0][0]))
+            remotes[function] = ray.remote(num_cpus=1, **({"num_gpus": 1} if gpu else {}))(function)
+        pending[remotes[function].remote(*args)] = cell_dirs
     while pending:
         done, _ = ray.wait(list(pending), num_returns=1)
         for ref in done:
             try:
                 ray.get(ref)
-                finished(pending.pop(ref), None)
-            except Exception as error:  # a failed cell: report it, keep the others going
-                finished(pending.pop(ref), error)
+                error = None
+            except Exception as failure:  # a failed cell (or population): report it, keep the others going
+                error = failure
+            for cell_dir in pending.pop(ref):
+                finished(cell_dir, error)
 

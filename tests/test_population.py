@@ -1,0 +1,395 @@
+"""Population training: K seeds in one process train what K separate lean runs train (weights,
+optimizer, evaluations, tensorboard scalars, early stopping's choice), resume exactly, share run
+directories with the lean trainer both ways, and refuse configs that differ in more than the seed."""
+
+import contextlib
+import dataclasses
+import json
+import math
+
+import pytest
+import torch
+
+from agents import population
+from agents.config import TrainConfig
+from agents.lean_trainer import LeanRun, train_lean
+from agents.losses import Samples, UpdateSettings, update
+from agents.methods import get_method
+from agents.networks import ActorCritic
+from agents.population import StackedNetworks, check_population, update_population
+from agents.train import train, train_population
+from tests.test_agents import scalars
+
+TINY = {"num_envs": 16, "rollout_steps": 8, "hidden": 32, "bf16": False, "oversight_prob": 0.5, "steps": 16 * 8 * 4,
+        "eval_every_steps": 256, "eval_episodes": 32, "final_eval_episodes": 64, "checkpoint_every_steps": 256}
+SEEDS = (0, 1, 2)
+
+
+def cell(**settings):
+    """The configs of SEEDS for one cell of TINY with `settings`."""
+    base = TrainConfig(**{**TINY, **settings})
+    return [dataclasses.replace(base, seed=seed) for seed in SEEDS]
+
+
+def close(a, b, tol=1e-5):
+    """JSON-like values equal, numbers within `tol` (NaN equal to NaN)."""
+    if isinstance(a, dict):
+        return isinstance(b, dict) and a.keys() == b.keys() and all(close(a[k], b[k], tol) for k in a)
+    if isinstance(a, list):
+        return isinstance(b, list) and len(a) == len(b) and all(close(x, y, tol) for x, y in zip(a, b))
+    if isinstance(a, float) and not isinstance(b, bool):
+        return (math.isnan(a) and math.isnan(b)) or a == pytest.approx(b, rel=tol, abs=tol)
+    return a == b
+
+
+def assert_same_run(a, b, atol=1e-5):
+    """Two run directories hold the same run: weights and optimizer within `atol`; generator,
+    environments, budget and method state equal; evaluation and tensorboard scalars close; and
+    early stopping's choice the same."""
+    ca, cb = (torch.load(d / "checkpoint.pt", weights_only=False) for d in (a, b))
+    for name in ca["model"]:
+        assert torch.allclose(ca["model"][name], cb["model"][name], atol=atol), name
+    assert ca["optimizer"]["param_groups"] == cb["optimizer"]["param_groups"]
+    for i, entry in ca["optimizer"]["state"].items():
+        for key, value in entry.items():
+            assert value.shape == cb["optimizer"]["state"][i][key].shape, (i, key)
+            assert torch.allclose(value, cb["optimizer"]["state"][i][key], atol=atol, rtol=1e-4), (i, key)
+    assert torch.equal(ca["generator"], cb["generator"])
+    assert all(torch.equal(ca["twin"][k], cb["twin"][k]) for k in ca["twin"])
+    assert close(ca["state"], cb["state"])
+    assert close(json.loads((a / "eval.json").read_text()), json.loads((b / "eval.json").read_text()))
+    sa, sb = scalars(a, skip=("speed/",)), scalars(b, skip=("speed/",))
+    assert sa.keys() == sb.keys()
+    for tag in sa:
+        assert [s for s, _ in sa[tag]] == [s for s, _ in sb[tag]], tag
+        assert [v for _, v in sa[tag]] == pytest.approx([v for _, v in sb[tag]], rel=1e-4, abs=1e-5, nan_ok=True), tag
+    assert (a / "best.pt").exists() == (b / "best.pt").exists()
+    if (a / "best.pt").exists():
+        ba, bb = (torch.load(d / "best.pt", weights_only=False) for d in (a, b))
+        assert ba["env_steps"] == bb["env_steps"]
+        assert all(torch.allclose(ba["model"][k], bb["model"][k], atol=atol) for k in ba["model"])
+
+
+CASES = {
+    "routing": {"method": "routing"},
+    "ppo": {"method": "routing", "algorithm": "ppo", "env_kwargs": {"max_steps": 6}},  # timeouts: bootstrapped values
+    "early_stopping": {"method": "naive_early_stopping", "steps": 16 * 8 * 6, "oversight_prob": 1.0},
+    "max_grad_norm": {"method": "filtering", "algorithm": "ppo", "max_grad_norm": 0.05, "anneal_lr": True},
+}
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_a_population_trains_what_separate_lean_runs_train(tmp_path, case):
+    configs = cell(**CASES[case])
+    singles = [train(c, tmp_path / f"lean{c.seed}", progress=False) for c in configs]
+    reports = train_population(configs, [tmp_path / f"pop{c.seed}" for c in configs], progress=False)
+    for config, single, report in zip(configs, singles, reports):
+        assert close(report, single)
+        assert_same_run(tmp_path / f"pop{config.seed}", tmp_path / f"lean{config.seed}")
+    first, second = (torch.load(tmp_path / f"pop{s}" / "checkpoint.pt", weights_only=False)["model"] for s in SEEDS[:2])
+    assert any(not torch.allclose(first[k], second[k], atol=1e-3) for k in first)  # the seeds did differ
+    if case == "early_stopping":  # the comparison covers early stopping's choice: not the last weights, for some seed
+        chosen = [torch.load(tmp_path / f"pop{s}" / "best.pt", weights_only=False)["env_steps"] for s in SEEDS]
+        assert min(chosen) < 16 * 8 * 6, chosen
+
+
+@pytest.mark.parametrize("algorithm", ["reinforce", "ppo"])
+def test_one_population_update_moves_each_seed_as_its_own_update_would(algorithm):
+    """With plain SGD (no Adam to hide a gradient's scale) and clipping that binds for some seeds
+    only: each seed's step is the one `agents.losses.update` takes for it alone."""
+    method, k = get_method("routing"), 3
+    settings = UpdateSettings(algorithm, learning_rate=1.0, ent_coef=0.1, vf_coef=0.5, gate_coef=0.01, max_grad_norm=0.9,
+                              epochs=2, minibatches=2)
+    nets = []
+    for seed in range(k):
+        torch.manual_seed(seed)
+        nets.append(ActorCritic((4, 5, 5), hidden=16))
+    initial = [{name: value.clone() for name, value in net.state_dict().items()} for net in nets]
+    torch.manual_seed(10)
+    n = 24
+    samples = Samples(torch.rand(k, n, 4, 5, 5), torch.randint(0, 4, (k, n)), -torch.rand(k, n), torch.randn(k, n) * 3,
+                      torch.randn(k, n), torch.randint(0, 3, (k, n)), torch.ones(k, n))
+    singles = []
+    for seed, net in enumerate(nets):
+        alone = ActorCritic((4, 5, 5), hidden=16)
+        alone.load_state_dict(net.state_dict())
+        update(alone, torch.optim.SGD(alone.parameters(), lr=1.0), method, settings,
+               Samples(*(x[seed] for x in samples)), torch.Generator().manual_seed(seed), contextlib.nullcontext())
+        singles.append(alone.state_dict())
+    stacked = StackedNetworks(nets)
+    update_population(stacked, torch.optim.SGD(stacked.params.values(), lr=1.0), method, settings, samples,
+                      [torch.Generator().manual_seed(seed) for seed in range(k)], contextlib.nullcontext())
+    stacked.sync()
+    moved = []
+    for seed, net in enumerate(nets):
+        for name, value in net.state_dict().items():
+            assert torch.allclose(value, singles[seed][name], atol=1e-5), (seed, name)
+        moved.append(math.sqrt(sum(float(((value - initial[seed][name]) ** 2).sum())
+                                   for name, value in net.state_dict().items())))
+    if algorithm == "reinforce":  # one clipped step moves at most 0.9; some seeds' gradients were smaller
+        assert max(moved) == pytest.approx(0.9, rel=1e-3) and min(moved) < 0.85, moved
+
+
+def test_a_killed_population_resumes_to_the_uninterrupted_result(tmp_path, monkeypatch):
+    configs = cell(method="naive_early_stopping", algorithm="ppo", steps=16 * 8 * 6)
+    reference = train_population(configs, [tmp_path / f"a{c.seed}" for c in configs], progress=False)
+    real, calls = population.update_population, {"n": 0}
+
+    def dies_in_the_fourth_update(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 4:
+            raise KeyboardInterrupt  # the last checkpoint is after update 2 (every 256 steps)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(population, "update_population", dies_in_the_fourth_update)
+    dirs = [tmp_path / f"b{c.seed}" for c in configs]
+    with pytest.raises(KeyboardInterrupt):
+        train_population(configs, dirs, progress=False)
+    assert [torch.load(d / "checkpoint.pt", weights_only=False)["state"]["env_steps"] for d in dirs] == [256] * 3
+    assert not any((d / "eval.json").exists() for d in dirs)
+    calls["n"] = -100
+    resumed = train_population(configs, dirs, progress=False)
+    assert calls["n"] == -96  # four updates left, not six
+    assert [json.dumps(r["variants"]) for r in resumed] == [json.dumps(r["variants"]) for r in reference]
+    for config, d in zip(configs, dirs):
+        a = torch.load(tmp_path / f"a{config.seed}" / "checkpoint.pt", weights_only=False)
+        b = torch.load(d / "checkpoint.pt", weights_only=False)
+        assert all(torch.equal(a["model"][k], b["model"][k]) for k in a["model"])
+        assert scalars(d) == scalars(tmp_path / f"a{config.seed}")  # every point once, none purged that should stay
+    assert "early_stopping/validation_true_return" in scalars(dirs[0])
+    # Finished: nothing trains again.
+    assert train_population(configs, dirs, progress=False) == [json.loads((d / "eval.json").read_text()) for d in dirs]
+
+
+def killed_at_256(monkeypatch, module, name, train_it):
+    """Run `train_it()` with `module.name` (an update function) dying in the fourth update."""
+    real, calls = getattr(module, name), {"n": 0}
+
+    def dies(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 4:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(module, name, dies)
+        with pytest.raises(KeyboardInterrupt):
+            train_it()
+
+
+def test_lean_and_population_continue_each_others_run_directories(tmp_path, monkeypatch):
+    from agents import lean_trainer
+
+    configs = cell(method="routing", algorithm="ppo", steps=16 * 8 * 6, max_grad_norm=0.5)
+    for config in configs:
+        train(config, tmp_path / f"lean{config.seed}", progress=False)
+
+    # A population's seed directories, continued one by one by the lean trainer.
+    dirs = [tmp_path / f"pop{c.seed}" for c in configs]
+    killed_at_256(monkeypatch, population, "update_population", lambda: train_population(configs, dirs, progress=False))
+    for config, d in zip(configs, dirs):
+        saved = torch.load(d / "checkpoint.pt", weights_only=False)
+        assert saved["state"]["env_steps"] == 256
+        assert all(v.dim() == 0 or v.shape == saved["model"][name].shape  # the lean trainer's shapes, one seed's slice
+                   for entry, name in zip(saved["optimizer"]["state"].values(), saved["model"]) for v in entry.values())
+        train(config, d, progress=False)
+        assert_same_run(d, tmp_path / f"lean{config.seed}")
+
+    # Lean run directories, continued as one population.
+    dirs = [tmp_path / f"lean_then_pop{c.seed}" for c in configs]
+    for config, d in zip(configs, dirs):
+        killed_at_256(monkeypatch, lean_trainer, "update", lambda c=config, d=d: train(c, d, progress=False))
+    train_population(configs, dirs, progress=False)
+    for config, d in zip(configs, dirs):
+        assert_same_run(d, tmp_path / f"lean{config.seed}")
+
+
+def test_seeds_checkpointed_at_different_steps_train_as_one_population_per_step(tmp_path, monkeypatch):
+    """A population killed between two seeds' checkpoints leaves them at different steps."""
+    configs = cell(method="naive", steps=16 * 8 * 6)
+    reference = [train(c, tmp_path / f"lean{c.seed}", progress=False) for c in configs]
+    dirs = [tmp_path / f"pop{c.seed}" for c in configs]
+    real, saves = LeanRun.save_checkpoint, {"n": 0}
+
+    def dies_saving_the_sixth(self, optimizer_state):
+        saves["n"] += 1
+        if saves["n"] == 6:  # seeds 0 and 1 saved step 512, seed 2 is still at 256
+            raise KeyboardInterrupt
+        return real(self, optimizer_state)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(LeanRun, "save_checkpoint", dies_saving_the_sixth)
+        with pytest.raises(KeyboardInterrupt):
+            train_population(configs, dirs, progress=False)
+    assert [torch.load(d / "checkpoint.pt", weights_only=False)["state"]["env_steps"] for d in dirs] == [512, 512, 256]
+    with pytest.raises(ValueError, match=r"their checkpoints are at different steps \[256, 512\]"):
+        population.train_population(configs, dirs, progress=False)
+    reports = train_population(configs, dirs, progress=False)
+    for config, d, report, single in zip(configs, dirs, reports, reference):
+        assert close(report, single)
+        assert_same_run(d, tmp_path / f"lean{config.seed}")
+
+
+def test_configs_that_differ_in_more_than_the_seed_are_refused_in_one_line(tmp_path):
+    configs = cell(method="naive")
+    dirs = [tmp_path / str(s) for s in SEEDS]
+    for other, pattern in (
+        (dataclasses.replace(configs[1], num_envs=32), r"^num_envs=\[16, 32, 16\] is invalid: a population's configs may differ only in seed$"),
+        (dataclasses.replace(configs[1], method="routing", hidden=8),
+         r"^hidden=\[32, 8, 32\] is invalid: a population's configs may differ only in seed \(they differ in \['hidden', 'method'\]\)$"),
+    ):
+        with pytest.raises(ValueError, match=pattern):
+            train_population([configs[0], other, configs[2]], dirs, progress=False)
+    with pytest.raises(ValueError, match=r"^trainer='sb3' is invalid: a population trains with the lean trainer$"):
+        check_population([dataclasses.replace(c, trainer="sb3", algorithm="ppo") for c in configs], dirs)
+    with pytest.raises(ValueError, match=r"expected one directory per config \(3\)"):
+        train_population(configs, dirs[:2], progress=False)
+    with pytest.raises(ValueError, match="expected a distinct directory per seed"):
+        train_population(configs, [dirs[0], dirs[1], dirs[0]], progress=False)
+    assert not any(d.exists() for d in dirs)  # refused before any directory was made
+
+
+def test_a_one_seed_population_is_the_lean_run(tmp_path):
+    config = cell(method="routing")[0]
+    (tmp_path / "lean").mkdir()
+    (tmp_path / "pop").mkdir()
+    train_lean(config, tmp_path / "lean", progress=False)
+    population.train_population([config], [tmp_path / "pop"], progress=False)
+    lean = torch.load(tmp_path / "lean" / "checkpoint.pt", weights_only=False)["model"]
+    pop = torch.load(tmp_path / "pop" / "checkpoint.pt", weights_only=False)["model"]
+    assert all(torch.allclose(lean[k], pop[k], atol=1e-5) for k in lean)
+
+
+# ---------------------------------------------------------------------- the sweep's population jobs
+def job(seed, method="routing", oversight=0.1, trainer="lean"):
+    algorithm = "ppo" if trainer == "sb3" else "reinforce"
+    config = TrainConfig(method=method, oversight_prob=oversight, seed=seed, trainer=trainer, algorithm=algorithm)
+    return config.to_json(), f"out/{method}/p{oversight:g}/s{seed}"
+
+
+def test_the_sweep_groups_cells_that_differ_only_in_seed():
+    from oversight_cli.sweep import (
+        population_groups,
+        tasks,
+        train_cell,
+        train_population_cells,
+    )
+
+    jobs = [job(0), job(0, "naive"), job(1), job(0, oversight=0.2), job(2), job(1, "naive"),
+            job(0, "filtering", trainer="sb3"), job(1, "filtering", trainer="sb3")]
+    groups = population_groups(jobs)
+    assert [[cell_dir for _, cell_dir in group] for group in groups] == [
+        ["out/routing/p0.1/s0", "out/routing/p0.1/s1", "out/routing/p0.1/s2"],
+        ["out/naive/p0.1/s0", "out/naive/p0.1/s1"],
+        ["out/routing/p0.2/s0"],
+        ["out/filtering/p0.1/s0"], ["out/filtering/p0.1/s1"],  # the sb3 trainer: one seed per process
+    ]
+    assert groups[0] == [jobs[0], jobs[2], jobs[4]]  # the jobs themselves, configs and seeds untouched
+    changed = job(1)[0] | {"learning_rate": 0.5}
+    assert len(population_groups([job(0), (changed, "elsewhere")])) == 2  # any other setting: another population
+    run = tasks(jobs, population=True)
+    assert [(function, cell_dirs) for function, _, cell_dirs in run] == [
+        (train_population_cells, [d for _, d in groups[0]]), (train_population_cells, [d for _, d in groups[1]]),
+        (train_cell, ["out/routing/p0.2/s0"]), (train_cell, ["out/filtering/p0.1/s0"]), (train_cell, ["out/filtering/p0.1/s1"])]
+    assert run[0][1] == ([c for c, _ in groups[0]], [d for _, d in groups[0]]) and run[2][1] == jobs[3]
+    assert tasks(jobs, population=False) == [(train_cell, j, [j[1]]) for j in jobs]  # off: one cell per task, as ever
+
+
+def test_population_auto_is_on_where_the_cells_train_on_cuda(monkeypatch):
+    from oversight_cli.sweep import population_on
+
+    config = TrainConfig()
+    assert population_on("on", config) and not population_on("off", config)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert not population_on("auto", config)
+    assert not population_on("auto", dataclasses.replace(config, device="cuda"))  # each cell reports the missing GPU
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert population_on("auto", config) and population_on("auto", dataclasses.replace(config, device="cuda"))
+    assert not population_on("auto", dataclasses.replace(config, device="cpu"))
+    with pytest.raises(ValueError, match=r"^population='yes' is invalid: expected one of \('auto', 'on', 'off'\)$"):
+        population_on("yes", config)
+
+
+SPEC = """
+name = "tiny"
+[env]
+id = "OversightGrid/DiamondGhost-5x5-v0"
+[train]
+methods = ["routing", "naive"]
+oversight = [0.2]
+seeds = [0, 1]
+steps = 1024
+[train.settings]
+num_envs = 32
+rollout_steps = 16
+hidden = 32
+bf16 = false
+eval_every_steps = 512
+eval_episodes = 64
+checkpoint_every_steps = 512
+[eval]
+episodes = 128
+"""
+
+
+def test_a_sweep_of_populations_gives_the_results_of_a_sweep_of_cells(tmp_path):
+    from agents.run_dir import locked
+    from oversight_cli.spec import load_spec
+    from oversight_cli.sweep import run_sweep
+
+    spec_file = tmp_path / "tiny.toml"
+    spec_file.write_text(SPEC)
+    spec = load_spec(spec_file)
+    run_sweep(spec, tmp_path / "cells", workers=2, progress=False, population="off")
+    busy = tmp_path / "populations" / "naive/p0.2/s1"
+    busy.mkdir(parents=True)
+    with locked(busy), pytest.raises(RuntimeError) as error:  # another process trains one seed: its population fails
+        run_sweep(spec, tmp_path / "populations", workers=2, progress=False, population="on")
+    assert str(error.value).startswith("2 of 4 cells failed (naive/p0.2/s0: out=") and "naive/p0.2/s1: out=" in str(error.value)
+    assert sorted(p.parent.name for p in (tmp_path / "populations").glob("routing/**/eval.json")) == ["s0", "s1"]
+    run_sweep(spec, tmp_path / "populations", workers=2, progress=False, population="on")
+    for cell in spec.cells():
+        a, b = tmp_path / "cells" / cell.path(), tmp_path / "populations" / cell.path()
+        assert close(json.loads((b / "eval.json").read_text()), json.loads((a / "eval.json").read_text())), cell
+        assert "speed/population_steps_per_second" in scalars(b, skip=()) and "speed/population_steps_per_second" not in scalars(a, skip=())
+
+
+def test_the_ray_backend_runs_a_population_as_one_task(tmp_path, monkeypatch):
+    import sys
+
+    from oversight_cli.spec import load_spec
+    from oversight_cli.sweep import run_sweep
+
+    tasks = []
+
+    class FakeRay:  # runs tasks in process (Ray is an optional extra, not installed for the tests)
+        @staticmethod
+        def is_initialized():
+            return True
+
+        @staticmethod
+        def remote(**resources):
+            def wrap(fn):
+                class Remote:
+                    @staticmethod
+                    def remote(*args):
+                        tasks.append((fn.__name__, resources, args[1]))
+                        return lambda: fn(*args)
+                return Remote
+            return wrap
+
+        @staticmethod
+        def wait(refs, num_returns):
+            return refs[:num_returns], refs[num_returns:]
+
+        @staticmethod
+        def get(ref):
+            return ref()
+
+    monkeypatch.setitem(sys.modules, "ray", FakeRay)
+    spec_file = tmp_path / "tiny.toml"
+    spec_file.write_text(SPEC.replace('["routing", "naive"]', '["naive"]').replace("[0, 1]", "[0, 1, 2]"))
+    run_sweep(load_spec(spec_file), tmp_path / "out", backend="ray", progress=False, population="on")
+    cells = [str(tmp_path / "out" / f"naive/p0.2/s{seed}") for seed in (0, 1, 2)]
+    assert tasks == [("train_population_cells", {"num_cpus": 1}, cells)]  # no GPU here: none asked for
+    assert all((tmp_path / "out" / f"naive/p0.2/s{seed}" / "eval.json").exists() for seed in (0, 1, 2))
