@@ -18,6 +18,7 @@ from agents.methods import get_method
 from agents.networks import ActorCritic
 from agents.population import StackedNetworks, check_population, update_population
 from agents.train import train, train_population
+from tests.fake_ray import FakeRay
 from tests.test_agents import scalars
 
 TINY = {"num_envs": 16, "rollout_steps": 8, "hidden": 32, "bf16": False, "oversight_prob": 0.5, "steps": 16 * 8 * 4,
@@ -360,36 +361,12 @@ def test_the_ray_backend_runs_a_population_as_one_task(tmp_path, monkeypatch):
     from oversight_cli.spec import load_spec
     from oversight_cli.sweep import run_sweep
 
-    tasks = []
-
-    class FakeRay:  # runs tasks in process (Ray is an optional extra, not installed for the tests)
-        @staticmethod
-        def is_initialized():
-            return True
-
-        @staticmethod
-        def remote(**resources):
-            def wrap(fn):
-                class Remote:
-                    @staticmethod
-                    def remote(*args):
-                        tasks.append((fn.__name__, resources, args[1]))
-                        return lambda: fn(*args)
-                return Remote
-            return wrap
-
-        @staticmethod
-        def wait(refs, num_returns):
-            return refs[:num_returns], refs[num_returns:]
-
-        @staticmethod
-        def get(ref):
-            return ref()
-
-    monkeypatch.setitem(sys.modules, "ray", FakeRay)
+    ray = FakeRay(initialized=True)
+    monkeypatch.setitem(sys.modules, "ray", ray)
     spec_file = tmp_path / "tiny.toml"
     spec_file.write_text(SPEC.replace('["routing", "naive"]', '["naive"]').replace("[0, 1]", "[0, 1, 2]"))
     run_sweep(load_spec(spec_file), tmp_path / "out", backend="ray", progress=False, population="on")
     cells = [str(tmp_path / "out" / f"naive/p0.2/s{seed}") for seed in (0, 1, 2)]
-    assert tasks == [("train_population_cells", {"num_cpus": 1}, cells)]  # no GPU here: none asked for
+    assert [(name, resources, args[1]) for name, resources, args in ray.tasks] == [
+        ("train_population_cells", {"num_cpus": 1}, cells)]  # no GPU here: none asked for
     assert all((tmp_path / "out" / f"naive/p0.2/s{seed}" / "eval.json").exists() for seed in (0, 1, 2))

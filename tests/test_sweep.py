@@ -23,6 +23,7 @@ from oversight_cli.report import (
 )
 from oversight_cli.spec import load_spec
 from oversight_cli.sweep import run_sweep
+from tests.fake_ray import FakeRay
 
 ROOT = Path(__file__).parents[1]
 TINY_SETTINGS = {"num_envs": 32, "rollout_steps": 16, "eval_every_steps": 1024, "eval_episodes": 64,
@@ -239,49 +240,17 @@ def test_a_cell_another_process_is_training_fails_and_the_others_finish(tmp_path
 def test_ray_backend_runs_every_cell_as_a_task(tmp_path, monkeypatch):
     """The Ray integration, against a stand-in `ray` module that runs tasks in process (Ray
     itself is an optional extra, not installed for the tests)."""
-    calls = {"init": [], "tasks": []}
-
-    class Ref:
-        def __init__(self, fn, args):
-            self.fn, self.args = fn, args
-
-    class FakeRay:
-        @staticmethod
-        def is_initialized():
-            return bool(calls["init"])
-
-        @staticmethod
-        def init(address=None, **kwargs):
-            calls["init"].append(address)
-
-        @staticmethod
-        def remote(num_cpus):
-            def wrap(fn):
-                class Remote:
-                    @staticmethod
-                    def remote(*args):
-                        calls["tasks"].append(Path(args[1]).parts[-3])
-                        return Ref(fn, args)
-                return Remote
-            return wrap
-
-        @staticmethod
-        def wait(refs, num_returns):
-            return refs[:num_returns], refs[num_returns:]
-
-        @staticmethod
-        def get(ref):
-            return ref.fn(*ref.args)
-
-    monkeypatch.setitem(sys.modules, "ray", FakeRay)
+    ray = FakeRay()
+    monkeypatch.setitem(sys.modules, "ray", ray)
     spec_file = tmp_path / "tiny.toml"
     spec_file.write_text(TINY.format(steps=1024).replace('["routing", "naive"]', '["oracle", "naive", "routing"]'))
     run_sweep(load_spec(spec_file), tmp_path / "out", backend="ray", address="ray://head:10001", progress=False)
     # Longest cells first (two experts, then one, then the oracle's short budget), so the tail is short.
-    assert calls == {"init": ["ray://head:10001"], "tasks": ["routing"] * 2 + ["naive"] * 2 + ["oracle"] * 2}
+    assert ray.inits == ["ray://head:10001"]
+    assert [Path(args[1]).parts[-3] for _, _, args in ray.tasks] == ["routing"] * 2 + ["naive"] * 2 + ["oracle"] * 2
     assert len(read_csv(tmp_path / "out" / "summary.csv")) == 6
     run_sweep(load_spec(spec_file), tmp_path / "out", backend="ray", progress=False)  # all finished: nothing to run
-    assert len(calls["tasks"]) == 6
+    assert len(ray.tasks) == 6
 
 
 def test_ray_backend_without_ray_is_a_clear_error(tmp_path, monkeypatch):
