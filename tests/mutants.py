@@ -23,6 +23,8 @@ SB3 = ["tests/test_sb3.py"]
 SWEEP = ["tests/test_report.py", "tests/test_spec.py", "tests/test_sweep.py"]  # fastest first (-x)
 CLI = ["tests/test_cli.py"]
 POPULATION = ["tests/test_population.py"]
+STATISTICS = ["tests/test_statistics.py", "tests/test_report.py"]
+DIAGNOSTICS = ["tests/test_diagnostics.py", "tests/test_report.py"]
 
 # (kind of bug, file, original snippet, mutated snippet, test files)
 MUTANTS: list[tuple[str, str, str, str, list[str]]] = [
@@ -108,13 +110,11 @@ MUTANTS: list[tuple[str, str, str, str, list[str]]] = [
      'if previous.get(k, "<missing>") != current.get(k, "<missing>"))', "if False)", ["tests/test_agents.py"]),
     ("comparison verdict from the wrong bound", "oversight_cli/report.py",
      'verdict = "better" if low > 0 else', 'verdict = "better" if high > 0 else', SWEEP),
-    ("interquartile mean keeps the tails", "oversight_cli/report.py",
-     "cut = int(math.floor(0.25 * len(values)))", "cut = 0", SWEEP),
     ("summary pools every variant, not the evaluated one", "oversight_cli/report.py",
      '        if row["evaluated"]:\n            groups', '        if True:\n            groups', SWEEP),
     ("bootstrap interval of a single resample", "oversight_cli/report.py",
-     "means = _bootstrap_means(values, np.random.default_rng(seed), resamples)",
-     "means = _bootstrap_means(values, np.random.default_rng(seed), 1)", SWEEP),
+     "return stratified_bootstrap_ci([values], lambda g: g[0].mean(-1), resamples, seed)",
+     "return stratified_bootstrap_ci([values], lambda g: g[0].mean(-1), 1, seed)", SWEEP),
     ("report pools cells of different settings", "oversight_cli/report.py",
      "            if value != expected:\n", "            if False:\n", SWEEP),
     ("report pools two runs of one cell as two seeds", "oversight_cli/report.py", "        if key in seen:\n",
@@ -177,6 +177,28 @@ MUTANTS: list[tuple[str, str, str, str, list[str]]] = [
      "        settings['_'] = text if parse is None else", CLI + ["tests/test_cli_bad_input.py"]),
     ("default run directories collide", "oversight_cli/main.py", '    if preset != "fast":\n        name += f"_{preset}"\n',
      "", CLI + ["tests/test_cli_bad_input.py"]),
+    ("IQM keeps the tails", "oversight_cli/statistics.py",
+     "cut = int(math.floor(0.25 * values.shape[-1]))", "cut = 0", STATISTICS),
+    ("probability of improvement counts ties as wins", "oversight_cli/statistics.py",
+     "((a > b) + 0.5 * (a == b))", "((a > b) + 1.0 * (a == b))", STATISTICS),
+    ("probability of improvement pools strata instead of averaging them", "oversight_cli/statistics.py",
+     "return np.mean(per_stratum, axis=0)", "return per_stratum[0]", STATISTICS),
+    ("bootstrap resamples every stratum from the first", "oversight_cli/statistics.py",
+     "draws = [g[rng.integers(0, len(g), size=(resamples, len(g)))] for g in groups]",
+     "draws = [groups[0][rng.integers(0, len(groups[0]), size=(resamples, len(g)))] for g in groups]", STATISTICS),
+    ("comparison's all-levels row uses one level", "oversight_cli/report.py",
+     "**_improvement([values[(reference, p)] for p in levels], [values[(method, p)] for p in levels])",
+     "**_improvement([values[(reference, levels[0])]], [values[(method, levels[0])]])", STATISTICS),
+    ("expert KL in the other direction", "agents/evaluator.py",
+     "kl = (log_probs[0].exp() * (log_probs[0] - log_probs[1])).sum(-1)",
+     "kl = (log_probs[1].exp() * (log_probs[1] - log_probs[0])).sum(-1)", DIAGNOSTICS),
+    ("labelled episodes counted whether overseen or not", "agents/methods.py",
+     "state[\"labelled_episodes\"][name] += int((overseen & (outcome == code)).sum())",
+     "state[\"labelled_episodes\"][name] += int((outcome == code).sum())", DIAGNOSTICS),
+    ("gate diagnostics averaged over the whole run", "oversight_cli/report.py",
+     "if step >= 0.9 * end]", "]", DIAGNOSTICS),
+    ("evaluation diagnostics take the first value", "oversight_cli/report.py",
+     "values[metric] = max(series[tag])[1]", "values[metric] = min(series[tag])[1]", DIAGNOSTICS),
 ]
 
 
