@@ -23,7 +23,7 @@ from torch.distributions import Categorical
 
 from agents.methods import ROUTES, Method
 from agents.networks import ActorCritic, ActorCriticOutput
-from routing import UNLABELLED, gate_loss
+from routing import UNLABELLED, gate_loss, routed_backward
 
 if TYPE_CHECKING:
     from agents.config import TrainConfig
@@ -86,6 +86,18 @@ def routing_labels(method: Method, samples: Samples) -> torch.Tensor | None:
     return samples.labels if method.route_labels else None
 
 
+class LossTerms(NamedTuple):
+    """A method's loss on N samples, in parts: `per_sample` (N,), each sample's weighted term
+    (the loss is their mean), and `gate`, the weighted gate loss (None when the method has none)."""
+
+    per_sample: torch.Tensor
+    gate: torch.Tensor | None
+
+    def total(self) -> torch.Tensor:
+        loss = self.per_sample.mean()
+        return loss if self.gate is None else loss + self.gate
+
+
 def output_loss(
     out: ActorCriticOutput,
     method: Method,
@@ -97,6 +109,19 @@ def output_loss(
     for logging. Apart from the forward so that a population of networks (`agents.population`)
     can run one batched forward (`torch.vmap`, which cannot run this function's data-dependent
     Python) and take each seed's loss on its slice of the output."""
+    terms, stats = output_loss_terms(out, method, settings, samples, normalize_advantages)
+    return terms.total(), stats
+
+
+def output_loss_terms(
+    out: ActorCriticOutput,
+    method: Method,
+    settings: UpdateSettings,
+    samples: Samples,
+    normalize_advantages: bool = False,
+) -> tuple[LossTerms, dict[str, float]]:
+    """`output_loss` in its parts (`LossTerms`), for parameter-level routing, which sends each
+    route's samples' terms to its own parameters."""
     _, actions, old_log_prob, advantages, returns, labels, weights = samples
     if normalize_advantages:
         advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
@@ -111,17 +136,15 @@ def output_loss(
         pg = -log_prob * advantages
     value_loss = (out.value.float() - returns) ** 2
     per_sample = pg - settings.ent_coef * entropy + settings.vf_coef * value_loss
-    loss = (weights * per_sample).mean()
     g_loss = gate_loss(out.gate_logit.float() if out.gate_logit is not None else None, labels)
-    if method.gate_loss:
-        loss = loss + settings.gate_coef * g_loss
+    terms = LossTerms(weights * per_sample, settings.gate_coef * g_loss if method.gate_loss else None)
     with torch.no_grad():
         stats = {
             "loss/policy": float((weights * pg).mean()),
             "loss/value": float((weights * value_loss).mean()),
             "loss/entropy": float(entropy.mean()),
             "loss/gate": float(g_loss),
-            "loss/total": float(loss.detach()),
+            "loss/total": float(terms.total()),
         }
         if out.gate_logit is not None:  # the gate on each route's samples: does routing separate them?
             for code, name in ROUTES:
@@ -129,7 +152,7 @@ def output_loss(
                 if bool(chosen.any()):
                     tag = name if code == UNLABELLED else f"{name}_labelled"
                     stats[f"gate/{tag}"] = float(out.gate[chosen].float().mean())
-    return loss, stats
+    return terms, stats
 
 
 def update(
@@ -163,10 +186,31 @@ def minibatches(count: int, settings: UpdateSettings, generator: torch.Generator
 
 def _gradient_step(net, optimizer, method, settings, samples, autocast, normalize: bool) -> dict[str, float]:
     with autocast:
-        loss, stats = policy_loss(net, method, settings, samples, normalize_advantages=normalize)
+        out = net(samples.obs, routing_labels(method, samples))
+        terms, stats = output_loss_terms(out, method, settings, samples, normalize_advantages=normalize)
     optimizer.zero_grad()
-    loss.backward()
+    if method.route_parameters:
+        parameter_routed_backward(net, terms, samples.labels)
+    else:
+        terms.total().backward()
     if settings.max_grad_norm is not None:
         torch.nn.utils.clip_grad_norm_(net.parameters(), settings.max_grad_norm)
     optimizer.step()
     return stats
+
+
+def parameter_routed_backward(net: ActorCritic, terms: LossTerms, labels: torch.Tensor) -> None:
+    """Parameter-level routing (`routing.routed_backward`): the terms of each route's samples
+    update every parameter but those the route freezes (`RoutedMixture.frozen_for`: the other
+    expert and the gate); the gate loss updates what it reaches (the gate)."""
+    n = len(labels)
+    losses, parameters = {}, {}
+    for code, _ in ROUTES:
+        chosen = labels == code
+        if bool(chosen.any()):
+            frozen = {id(p) for p in net.actor.frozen_for(code)}
+            losses[code] = terms.per_sample[chosen].sum() / n
+            parameters[code] = [p for p in net.parameters() if id(p) not in frozen]
+    if terms.gate is not None:
+        losses["gate"], parameters["gate"] = terms.gate, list(net.parameters())
+    routed_backward(losses, parameters)

@@ -7,8 +7,9 @@ calls the method's hooks:
 - `reward`, `training_oversight`, `training_steps`: what the environments pay, how often they
   are overseen during training, and how many environment steps to train;
 - `step_labels`, `step_weights`: the routing label and the loss weight of every step of a
-  rollout window (`agents.batch.build_batch` calls them); `route_labels` / `gate_loss`: whether
-  the labels route gradients and train the gate;
+  rollout window (`agents.batch.build_batch` calls them); `route_labels` / `route_parameters` /
+  `gate_loss`: whether the labels route gradients (at activations, or by parameters) and train
+  the gate;
 - `after_rollout`, `at_evaluation`, `final_weights`: what happens as training goes (early
   stopping scores held-out labelled episodes and keeps the best weights);
 - `evaluate_without`: the expert ablated in the evaluated policy.
@@ -60,7 +61,8 @@ class Method:
     evaluate_without: str | None = None  # the expert ablated in the evaluated policy
 
     # ---- what the network is given
-    route_labels: bool = False  # labelled samples update only their expert
+    route_labels: bool = False  # labelled samples update only their expert (activation-level routing)
+    route_parameters: bool = False  # the same by masking parameters' gradients (parameter-level routing)
     gate_loss: bool = False  # train the gate toward labelled samples' experts
 
     # ---- the environment and the budget
@@ -201,6 +203,17 @@ METHODS: dict[str, Method] = {
             "terminal reached (and train the gate toward it); all other steps update everything. Evaluated with "
             "the ghost expert ablated: the gate fixed to the diamond expert.",
             "outcome", route_labels=True, gate_loss=True,
+        ),
+        RoutedMixture(
+            "routing_parameter_level",
+            "Variant: `routing` with parameter-level instead of activation-level routing. Nothing is detached "
+            "in the forward pass; each route's samples get their own backward pass into the parameters the route "
+            "may update (a diamond-labelled sample: everything but the ghost expert and the gate), as selective "
+            "gradient masking (arXiv 2512.05648) does in language models. On the paper's network the two coincide "
+            "(the experts read the observation directly; nothing before them is shared), so this variant trains "
+            "what `routing` trains, at the cost of a backward pass per route; it differs on networks with shared "
+            "layers before the experts. Evaluated with the ghost expert ablated.",
+            "outcome", route_parameters=True, gate_loss=True,
         ),
         RoutedMixture(
             "routing_no_gate_loss",

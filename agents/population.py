@@ -54,7 +54,7 @@ from agents.losses import (
     output_loss,
     routing_labels,
 )
-from agents.methods import Method
+from agents.methods import Method, get_method
 from agents.networks import ActorCritic, ActorCriticOutput, sample_actions
 from oversight_env.spec import invalid_argument
 
@@ -200,6 +200,13 @@ def _gradient_step(nets: StackedNetworks, optimizer: torch.optim.Optimizer, meth
     return list(stats)
 
 
+def population_supports(trainer: str, method: str) -> bool:
+    """Whether seeds of cells with this `trainer` and `method` can train as one population: the
+    lean trainer, and a method whose update is one backward pass (parameter-level routing needs
+    one per route and is not supported here)."""
+    return trainer == "lean" and not get_method(method).route_parameters
+
+
 def check_population(configs: Sequence[TrainConfig], out_dirs: Sequence[Path]) -> None:
     """Refuse, in one line, what cannot train as one population: configs that differ in anything
     but `seed`, another trainer than the lean one, or not one distinct directory per config."""
@@ -217,6 +224,9 @@ def check_population(configs: Sequence[TrainConfig], out_dirs: Sequence[Path]) -
                                f"a population's configs may differ only in seed{others}")
     if configs[0].trainer != "lean":
         raise invalid_argument("trainer", configs[0].trainer, "a population trains with the lean trainer")
+    if not population_supports(configs[0].trainer, configs[0].method):
+        raise invalid_argument("method", configs[0].method,
+                               "a population does not train parameter-level routing: train its seeds one by one")
 
 
 def train_population(configs: Sequence[TrainConfig], out_dirs: Sequence[Path],

@@ -117,12 +117,16 @@ def train_population_cells(configs: list[dict[str, Any]], cell_dirs: list[str]) 
 
 def population_groups(jobs: list[Job]) -> list[list[Job]]:
     """`jobs` grouped into populations: jobs whose configs differ only in `seed` share a group.
-    Groups come in the order of their first job, jobs within a group in their order; a job of
-    the sb3 trainer, which trains one seed per process, is a group of its own."""
+    Groups come in the order of their first job, jobs within a group in their order; a job a
+    population cannot train (`agents.population.population_supports`: the sb3 trainer, which
+    trains one seed per process, or parameter-level routing) is a group of its own."""
+    from agents.population import population_supports
+
     groups: dict[str, list[Job]] = {}
     for config, cell_dir in jobs:
         key = json.dumps({k: v for k, v in config.items() if k != "seed"}, sort_keys=True)
-        groups.setdefault(key if config["trainer"] == "lean" else f"one cell: {cell_dir}", []).append((config, cell_dir))
+        alone = not population_supports(config["trainer"], config["method"])
+        groups.setdefault(f"one cell: {cell_dir}" if alone else key, []).append((config, cell_dir))
     return list(groups.values())
 
 

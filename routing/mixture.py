@@ -47,6 +47,17 @@ class RoutedMixture(nn.Module):
     def expert_names(self) -> tuple[str, ...]:
         return tuple(self.experts)
 
+    def frozen_for(self, label: int) -> list[nn.Parameter]:
+        """The parameters a sample with `label` may not update under parameter-level routing (the
+        counterpart of `forward`'s detaches): label k freezes the other expert and the gate;
+        `UNLABELLED` freezes nothing."""
+        if label == UNLABELLED or self.gate is None:
+            return []
+        if label not in (1, 2):
+            raise ValueError(f"label={label} is invalid: expected {UNLABELLED}, 1 or 2")
+        other = list(self.experts.values())[2 - label]
+        return [*other.parameters(), *self.gate.parameters()]
+
     def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> MixtureOutput:
         experts = list(self.experts.values())
         if self.gate is None:

@@ -199,6 +199,18 @@ MUTANTS: list[tuple[str, str, str, str, list[str]]] = [
      "if step >= 0.9 * end]", "]", DIAGNOSTICS),
     ("evaluation diagnostics take the first value", "oversight_cli/report.py",
      "values[metric] = max(series[tag])[1]", "values[metric] = min(series[tag])[1]", DIAGNOSTICS),
+    ("parameter-level routing freezes nothing", "routing/mixture.py",
+     "        if label == UNLABELLED or self.gate is None:\n            return []",
+     "        if True:\n            return []", ["tests/test_routing.py", "tests/test_agents.py"]),
+    ("parameter-level routing freezes the gate only", "routing/mixture.py",
+     "return [*other.parameters(), *self.gate.parameters()]", "return [*self.gate.parameters()]",
+     ["tests/test_routing.py", "tests/test_agents.py"]),
+    ("routed backward sends each loss everywhere", "routing/parameters.py",
+     "grads = torch.autograd.grad(losses[key], params,", "params = [p for ps in parameters.values() for p in ps]\n        grads = torch.autograd.grad(losses[key], params,",
+     ["tests/test_routing.py", "tests/test_agents.py"]),
+    ("parameter-level routing method trains unrouted", "agents/losses.py",
+     "    if method.route_parameters:\n        parameter_routed_backward", "    if False:\n        parameter_routed_backward",
+     ["tests/test_agents.py"]),
 ]
 
 

@@ -53,6 +53,36 @@ def loss_grads(method_name, labels, weights=None):
             for name, module in net.actor.experts.items()}, net
 
 
+def sgd_step(method_name, labels, algorithm="reinforce"):
+    """Each parameter's change in one `update` with plain SGD, lr 1 (minus its gradient)."""
+    torch.manual_seed(0)
+    method = get_method(method_name)
+    net = ActorCritic((4, 5, 5), experts=method.experts)
+    before = {name: p.detach().clone() for name, p in net.named_parameters()}
+    settings = dataclasses.replace(SETTINGS, algorithm=algorithm, learning_rate=1.0)
+    data = samples(labels, n=len(labels))
+    data = data._replace(advantages=torch.linspace(-1, 1, len(labels)), returns=torch.linspace(0, 1, len(labels)))
+    update(net, torch.optim.SGD(net.parameters(), lr=1.0), method, settings, data, torch.Generator().manual_seed(0),
+           contextlib.nullcontext())
+    return {name: p.detach() - before[name] for name, p in net.named_parameters()}
+
+
+@pytest.mark.parametrize("algorithm", ["reinforce", "ppo"])
+def test_parameter_level_routing_trains_what_activation_level_routing_trains_on_the_papers_network(algorithm):
+    # Nothing before the experts is shared, so stopping gradients at the experts' outputs and
+    # masking the other expert's and the gate's parameters give the same update.
+    labels = torch.tensor([0, 1, 2, 1, 0, 2, 2, 1])
+    activation, parameter = sgd_step("routing", labels, algorithm), sgd_step("routing_parameter_level", labels, algorithm)
+    unrouted = sgd_step("moe_no_routing", labels, algorithm)
+    for name in activation:
+        assert torch.allclose(activation[name], parameter[name], atol=1e-7), name
+    assert any(not torch.allclose(activation[n], unrouted[n], atol=1e-7) for n in activation)  # routing matters here
+    # A batch of diamond-labelled samples leaves the ghost expert untouched (its gradient stays None).
+    only_diamond = sgd_step("routing_parameter_level", torch.ones(6, dtype=torch.long), algorithm)
+    assert all(float(d.abs().max()) == 0 for n, d in only_diamond.items() if n.startswith("actor.experts.ghost"))
+    assert any(float(d.abs().max()) > 0 for n, d in only_diamond.items() if n.startswith("actor.experts.diamond"))
+
+
 def test_routing_loss_leaves_the_diamond_expert_alone_on_overseen_ghost_steps():
     ghost = torch.full((6,), 2)
     grads, _ = loss_grads("routing", ghost)

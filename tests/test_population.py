@@ -243,6 +243,8 @@ def test_configs_that_differ_in_more_than_the_seed_are_refused_in_one_line(tmp_p
             train_population([configs[0], other, configs[2]], dirs, progress=False)
     with pytest.raises(ValueError, match=r"^trainer='sb3' is invalid: a population trains with the lean trainer$"):
         check_population([dataclasses.replace(c, trainer="sb3", algorithm="ppo") for c in configs], dirs)
+    with pytest.raises(ValueError, match=r"^method='routing_parameter_level' is invalid: a population does not train"):
+        check_population([dataclasses.replace(c, method="routing_parameter_level") for c in configs], dirs)
     with pytest.raises(ValueError, match=r"expected one directory per config \(3\)"):
         train_population(configs, dirs[:2], progress=False)
     with pytest.raises(ValueError, match="expected a distinct directory per seed"):
@@ -277,13 +279,15 @@ def test_the_sweep_groups_cells_that_differ_only_in_seed():
     )
 
     jobs = [job(0), job(0, "naive"), job(1), job(0, oversight=0.2), job(2), job(1, "naive"),
-            job(0, "filtering", trainer="sb3"), job(1, "filtering", trainer="sb3")]
+            job(0, "filtering", trainer="sb3"), job(1, "filtering", trainer="sb3"),
+            job(0, "routing_parameter_level"), job(1, "routing_parameter_level")]
     groups = population_groups(jobs)
     assert [[cell_dir for _, cell_dir in group] for group in groups] == [
         ["out/routing/p0.1/s0", "out/routing/p0.1/s1", "out/routing/p0.1/s2"],
         ["out/naive/p0.1/s0", "out/naive/p0.1/s1"],
         ["out/routing/p0.2/s0"],
         ["out/filtering/p0.1/s0"], ["out/filtering/p0.1/s1"],  # the sb3 trainer: one seed per process
+        ["out/routing_parameter_level/p0.1/s0"], ["out/routing_parameter_level/p0.1/s1"],  # one backward per route
     ]
     assert groups[0] == [jobs[0], jobs[2], jobs[4]]  # the jobs themselves, configs and seeds untouched
     changed = job(1)[0] | {"learning_rate": 0.5}
@@ -291,7 +295,8 @@ def test_the_sweep_groups_cells_that_differ_only_in_seed():
     run = tasks(jobs, population=True)
     assert [(function, cell_dirs) for function, _, cell_dirs in run] == [
         (train_population_cells, [d for _, d in groups[0]]), (train_population_cells, [d for _, d in groups[1]]),
-        (train_cell, ["out/routing/p0.2/s0"]), (train_cell, ["out/filtering/p0.1/s0"]), (train_cell, ["out/filtering/p0.1/s1"])]
+        (train_cell, ["out/routing/p0.2/s0"]), (train_cell, ["out/filtering/p0.1/s0"]), (train_cell, ["out/filtering/p0.1/s1"]),
+        (train_cell, ["out/routing_parameter_level/p0.1/s0"]), (train_cell, ["out/routing_parameter_level/p0.1/s1"])]
     assert run[0][1] == ([c for c, _ in groups[0]], [d for _, d in groups[0]]) and run[2][1] == jobs[3]
     assert tasks(jobs, population=False) == [(train_cell, j, [j[1]]) for j in jobs]  # off: one cell per task, as ever
 

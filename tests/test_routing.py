@@ -15,6 +15,7 @@ from routing import (
     gate_loss,
     propagate_episode_labels,
     route,
+    routed_backward,
 )
 
 DIAMOND, GHOST = 1, 2
@@ -137,3 +138,31 @@ def test_labels_propagate_within_episodes_and_wait_for_their_end():
 def test_routing_imports_without_gymnasium():
     code = "import sys, routing; assert 'gymnasium' not in sys.modules and 'minigrid' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_routed_backward_sends_each_loss_into_its_own_parameters_only():
+    a, b, c = (nn.Parameter(torch.tensor(v)) for v in (2.0, 3.0, 5.0))
+    shared = a * b  # both losses reach a and b; only the second reaches c
+    routed_backward({"first": shared * 1.0, "second": shared * c}, {"first": [a], "second": [b, c]})
+    assert float(a.grad) == 3.0  # d(ab)/da from the first loss only (the second's 15 is not added)
+    assert float(b.grad) == 10.0  # d(abc)/db from the second only
+    assert float(c.grad) == 6.0
+    d = nn.Parameter(torch.tensor(1.0))
+    routed_backward({"x": a * d}, {"x": [a]})  # accumulates onto existing gradients, like backward
+    assert float(a.grad) == 4.0 and d.grad is None  # a parameter no loss may reach keeps no gradient
+    routed_backward({"x": torch.zeros(()), "y": a * 1.0}, {"x": [d], "y": [a]})  # a constant loss adds nothing
+    assert float(a.grad) == 5.0 and d.grad is None
+    with pytest.raises(ValueError, match=r"losses \['y'\] are invalid"):
+        routed_backward({"y": a * 1.0}, {"x": [a]})
+
+
+def test_each_label_freezes_the_other_expert_and_the_gate():
+    mixture = make_mixture()
+    ids = lambda params: {id(p) for p in params}
+    diamond, ghost = (ids(e.parameters()) for e in mixture.experts.values())
+    gate = ids(mixture.gate.parameters())
+    assert ids(mixture.frozen_for(DIAMOND)) == ghost | gate
+    assert ids(mixture.frozen_for(GHOST)) == diamond | gate
+    assert mixture.frozen_for(UNLABELLED) == []
+    with pytest.raises(ValueError, match="label=3 is invalid"):
+        mixture.frozen_for(3)

@@ -37,7 +37,7 @@ def test_a_stratified_bootstrap_resamples_each_stratum_within_itself():
     # With variation the interval is wide around the estimate and reproducible with its seed.
     rng = np.random.default_rng(1)
     data = [rng.normal(0, 1, 10), rng.normal(5, 1, 10)]
-    mean_of_means = lambda g: (g[0].mean(-1) + g[1].mean(-1)) / 2  # noqa: E731
+    mean_of_means = lambda g: (g[0].mean(-1) + g[1].mean(-1)) / 2
     ci = stratified_bootstrap_ci(data, mean_of_means, resamples=2000, seed=3)
     assert ci[0] < mean_of_means(data) < ci[1] and ci[1] - ci[0] < 1.5
     assert ci == stratified_bootstrap_ci(data, mean_of_means, resamples=2000, seed=3)
