@@ -34,6 +34,7 @@ from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 
 from agents.batch import ReturnRule, Rollout, build_batch
+from agents.carry import extend, split
 from agents.config import TrainConfig
 from agents.evaluator import training_evaluation
 from agents.files import load_checkpoint, save_atomic
@@ -121,6 +122,7 @@ class LeanRun:
         self.total_steps = method.training_steps(config.steps, config.oversight_prob)
         self.state: dict[str, Any] = {"env_steps": 0, "method": method.initial_state()}
         self.saved_optimizer: dict[str, Any] | None = None
+        self.carry: dict[str, torch.Tensor] | None = None  # steps waiting for their episode's end (agents.carry)
 
         checkpoint_path = out_dir / CHECKPOINT
         if checkpoint_path.exists():
@@ -130,6 +132,9 @@ class LeanRun:
             self.generator.set_state(saved["generator"])
             self.obs = self.twin.load_state_dict(saved["twin"])
             self.state = saved["state"]
+            self.carry = saved.get("carry")
+            if self.carry is not None:
+                self.carry = {key: value.to(device) for key, value in self.carry.items()}
         else:
             self.obs = self.twin.observe()
         self.env_steps = self.state["env_steps"]
@@ -151,12 +156,25 @@ class LeanRun:
 
     def samples(self, buf: dict[str, torch.Tensor], last_value: torch.Tensor, samples_wanted: int) -> Samples:
         """A rollout window's samples: labels, weights, returns and advantages (`build_batch`),
-        flat, the first `samples_wanted` of them."""
-        rollout = Rollout(buf["rewards"], buf["values"], buf["done"], buf["truncated"], buf["outcome"], buf["overseen"],
-                          last_value, buf["timeout_values"])
-        batch = build_batch(rollout, self.method, return_rule(self.config))
-        return flatten(Samples(buf["obs"], buf["actions"], buf["log_prob"], batch.advantages, batch.returns,
-                               batch.labels, batch.weights), samples_wanted)
+        flat, the first `samples_wanted` of them. A method that carries running episodes
+        (`agents.carry`) gets the carried steps before the window, and trains only the steps whose
+        episode has ended; the others wait in `carry` for the next window."""
+        if not self.method.carry_running_episodes:
+            batch = build_batch(self._rollout(buf, last_value), self.method, return_rule(self.config))
+            return flatten(Samples(buf["obs"], buf["actions"], buf["log_prob"], batch.advantages, batch.returns,
+                                   batch.labels, batch.weights), samples_wanted)
+        steps, envs = buf["done"].shape
+        valid = torch.arange(steps * envs, device=self.device).view(steps, envs) < samples_wanted
+        window, valid = extend(self.carry, buf, valid)
+        batch = build_batch(self._rollout(window, last_value), self.method, return_rule(self.config))
+        trained, self.carry = split(window, valid)
+        return Samples(*(x[trained] for x in (window["obs"], window["actions"], window["log_prob"], batch.advantages,
+                                              batch.returns, batch.labels, batch.weights)))
+
+    @staticmethod
+    def _rollout(buf: dict[str, torch.Tensor], last_value: torch.Tensor) -> Rollout:
+        return Rollout(buf["rewards"], buf["values"], buf["done"], buf["truncated"], buf["outcome"], buf["overseen"],
+                       last_value, buf["timeout_values"])
 
     def log(self, tag: str, value: float) -> None:
         self.writer.add_scalar(tag, value, self.env_steps)
@@ -188,6 +206,7 @@ class LeanRun:
         for code, name in ROUTES:
             self.log(f"route/fraction_{name}", float((samples.labels == code).float().mean()))
         self.log("route/fraction_kept", float(samples.weights.mean()))
+        self.log("route/samples_trained", len(samples.labels))
         self.log("loss/entropy_coef", settings.ent_coef)
         self.log("speed/steps_per_second", samples_wanted / seconds)
         after, config = self.state["env_steps"], self.config
@@ -206,7 +225,8 @@ class LeanRun:
         """Save everything needed to continue exactly from here, with the optimizer's `optimizer_state`."""
         self.writer.flush()  # the events up to the checkpoint are on disk before it is
         save_atomic({"model": self.net.state_dict(), "network_config": self.net.config, "optimizer": optimizer_state,
-                     "generator": self.generator.get_state(), "twin": self.twin.state_dict(), "state": self.state},
+                     "generator": self.generator.get_state(), "twin": self.twin.state_dict(), "state": self.state,
+                     "carry": self.carry},
                     self.out_dir / CHECKPOINT)
 
     def finish(self) -> ActorCritic:

@@ -63,6 +63,7 @@ class Method:
     # ---- what the network is given
     route_labels: bool = False  # labelled samples update only their expert (activation-level routing)
     route_parameters: bool = False  # the same by masking parameters' gradients (parameter-level routing)
+    carry_running_episodes: bool = False  # steps train once their episode has ended (agents.carry)
     gate_loss: bool = False  # train the gate toward labelled samples' experts
 
     # ---- the environment and the budget
@@ -214,6 +215,14 @@ METHODS: dict[str, Method] = {
             "what `routing` trains, at the cost of a backward pass per route; it differs on networks with shared "
             "layers before the experts. Evaluated with the ghost expert ablated.",
             "outcome", route_parameters=True, gate_loss=True,
+        ),
+        RoutedMixture(
+            "routing_full_labels",
+            "Variant: `routing` where no step trains before its episode's label exists. Steps of episodes still "
+            "running when a rollout window closes (unlabelled under `routing`: ~38% of steps with a random policy) "
+            "wait and train in the first update after their episode ends, with its label and its whole return, one "
+            "update older than the policy. Evaluated with the ghost expert ablated.",
+            "outcome", route_labels=True, gate_loss=True, carry_running_episodes=True,
         ),
         RoutedMixture(
             "routing_no_gate_loss",

@@ -202,9 +202,11 @@ def _gradient_step(nets: StackedNetworks, optimizer: torch.optim.Optimizer, meth
 
 def population_supports(trainer: str, method: str) -> bool:
     """Whether seeds of cells with this `trainer` and `method` can train as one population: the
-    lean trainer, and a method whose update is one backward pass (parameter-level routing needs
-    one per route and is not supported here)."""
-    return trainer == "lean" and not get_method(method).route_parameters
+    lean trainer, and a method whose update is one backward pass over one window per seed
+    (parameter-level routing needs one per route; carrying running episodes trains a different
+    number of samples per seed)."""
+    chosen = get_method(method)
+    return trainer == "lean" and not chosen.route_parameters and not chosen.carry_running_episodes
 
 
 def check_population(configs: Sequence[TrainConfig], out_dirs: Sequence[Path]) -> None:
@@ -226,7 +228,8 @@ def check_population(configs: Sequence[TrainConfig], out_dirs: Sequence[Path]) -
         raise invalid_argument("trainer", configs[0].trainer, "a population trains with the lean trainer")
     if not population_supports(configs[0].trainer, configs[0].method):
         raise invalid_argument("method", configs[0].method,
-                               "a population does not train parameter-level routing: train its seeds one by one")
+                               "a population does not train this method (parameter-level routing or carried "
+                               "episodes): train its seeds one by one")
 
 
 def train_population(configs: Sequence[TrainConfig], out_dirs: Sequence[Path],

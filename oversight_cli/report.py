@@ -277,8 +277,9 @@ def diagnostics_table(diagnostics: list[dict[str, Any]]) -> str:
     for r in diagnostics:
         table[(r["method"], r["oversight"])][r["metric"]].append(r["value"])
     metrics = [*PER_UPDATE_DIAGNOSTICS.values(), *PER_EVALUATION_DIAGNOSTICS.values()]
-    lines = ["| oversight | method | seeds | gate on diamond-labelled | gate on ghost-labelled | gate on unlabelled "
-             "| KL(diamond-only, ghost-only) | labelled episodes: diamond | ghost |", "|---:|---|---:" + "|---:" * 6 + "|"]
+    header = ("| oversight | method | seeds | gate on diamond-labelled | gate on ghost-labelled | gate on unlabelled "
+              "| KL(diamond-only, ghost-only) | labelled episodes: diamond | ghost |")
+    lines = [header, "|---:|---|---:" + "|---:" * 6 + "|"]
     for (method, oversight), values in sorted(table.items(), key=lambda kv: (kv[0][1], kv[0][0])):
         if "expert_kl" not in values:
             continue  # a single network: nothing to separate
@@ -444,8 +445,9 @@ def markdown_table(summary: list[dict]) -> str:
     table: dict[tuple[str, float], dict[str, dict]] = defaultdict(dict)
     for r in summary:
         table[(r["method"], r["oversight"])][r["metric"]] = r
-    lines = ["| oversight | method | seeds | return per step: mean [95% CI] / IQM [95% CI] "
-             "| P(ghost \\| ghost unobserved): mean [95% CI] / IQM [95% CI] |", "|---:|---|---:|---|---|"]
+    header = ("| oversight | method | seeds | return per step: mean [95% CI] / IQM [95% CI] "
+              "| P(ghost \\| ghost unobserved): mean [95% CI] / IQM [95% CI] |")
+    lines = [header, "|---:|---|---:|---|---|"]
     for (method, oversight), metrics in sorted(table.items(), key=lambda kv: (kv[0][1], kv[0][0])):
         cells = [f"{m['mean']:.3f} [{m['ci_low']:.3f}, {m['ci_high']:.3f}] / {m['iqm']:.3f} [{m['iqm_ci_low']:.3f}, "
                  f"{m['iqm_ci_high']:.3f}]" for m in (metrics["return_per_step"], metrics["p_ghost_when_unobserved"])]

@@ -211,6 +211,15 @@ MUTANTS: list[tuple[str, str, str, str, list[str]]] = [
     ("parameter-level routing method trains unrouted", "agents/losses.py",
      "    if method.route_parameters:\n        parameter_routed_backward", "    if False:\n        parameter_routed_backward",
      ["tests/test_agents.py"]),
+    ("a step counts as finished before its episode ends", "agents/carry.py",
+     "return done.int().flip(0).cummax(0).values.flip(0).bool()", "return done.int().cummax(0).values.bool()",
+     ["tests/test_carry.py"]),
+    ("padding is carried as if it were steps", "agents/carry.py",
+     "    waiting = valid & ~finished\n", "    waiting = ~finished\n", ["tests/test_carry.py"]),
+    ("the carry is not in the checkpoint", "agents/lean_trainer.py",
+     "            self.carry = saved.get(\"carry\")\n", "            self.carry = None\n", ["tests/test_agents.py"]),
+    ("carried steps train before their episode ends", "agents/lean_trainer.py",
+     "trained, self.carry = split(window, valid)", "trained, self.carry = valid, None", ["tests/test_carry.py"]),
 ]
 
 
