@@ -36,13 +36,13 @@ def extend(carry: Window | None, window: Window, valid: torch.Tensor) -> tuple[W
 def split(window: Window, valid: torch.Tensor) -> tuple[torch.Tensor, Window | None]:
     """Which steps of an (extended) window train now, (T, B) bool: the valid steps whose episode
     ends within it; and the carry for the next window: the other valid steps (each environment's
-    running episode, a suffix of its steps), right-aligned in as few rows as hold them (None when
-    there are none)."""
+    running episode, the end of its steps), in the rows from the earliest of them to the window's
+    end (None when there are none)."""
     finished = episode_finished(window["done"])
     waiting = valid & ~finished
-    rows = int(waiting.sum(0).max()) if waiting.numel() else 0
-    if rows == 0:
+    if not bool(waiting.any()):
         return valid & finished, None
+    rows = len(waiting) - int(waiting.any(1).nonzero()[0])  # from the earliest waiting step to the end
     carry = {key: value[-rows:].clone() for key, value in window.items()}
     carry["valid"] = waiting[-rows:].clone()
     carry["done"][~carry["valid"]] = True  # padding before a carried episode belongs to no episode
