@@ -113,8 +113,8 @@ class TrainConfig:
         for name in ("env_id", "method", "trainer", "algorithm", "device"):
             if not isinstance(getattr(self, name), str):
                 raise invalid_argument(name, getattr(self, name), "expected a string")
-        if get_method(self.method).carry_running_episodes and self.trainer != "lean":
-            raise invalid_argument("method", self.method, "only the lean trainer carries running episodes into the next window")
+        if get_method(self.method).lean_only and self.trainer != "lean":
+            raise invalid_argument("method", self.method, "only the lean trainer trains this method")
         if self.algorithm not in ALGORITHMS:
             raise invalid_argument("algorithm", self.algorithm, f"expected one of {ALGORITHMS}")
         if self.trainer not in TRAINERS:

@@ -272,7 +272,9 @@ def train_lean(config: TrainConfig, out_dir: Path, progress: bool = True) -> tup
         # ---- labels, weights, returns, advantages; then the update; logging
         samples = run.samples(buf, last_value, samples_wanted)
         settings = run.update_settings()
-        stats = update(net, optimizer, run.method, settings, samples, generator, autocast)
+        replay = run.method.gate_replay(run.state["method"], generator)
+        stats = update(net, optimizer, run.method, settings, samples, generator, autocast, replay)
+        run.method.after_update(run.state["method"], samples.obs, samples.labels)
         bar.update(samples_wanted)
         evaluate, checkpoint = run.after_update(samples_wanted, buf, true_rewards, samples, stats, settings,
                                                 time.perf_counter() - started)

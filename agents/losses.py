@@ -9,6 +9,7 @@ baseline (`-log pi(a|s) * advantage`) or PPO's clipped surrogate. Sample weights
 
 `update` applies one rollout's samples: REINFORCE takes one gradient step on all of them; PPO
 takes `epochs` passes over `minibatches` random minibatches, each with its advantages normalized.
+A method with a gate replay adds replayed labelled samples to every step's gate loss.
 Both clip the gradient's norm when `max_grad_norm` is set.
 """
 
@@ -119,9 +120,11 @@ def output_loss_terms(
     settings: UpdateSettings,
     samples: Samples,
     normalize_advantages: bool = False,
+    gate_replay: tuple[torch.Tensor, torch.Tensor] | None = None,
 ) -> tuple[LossTerms, dict[str, float]]:
     """`output_loss` in its parts (`LossTerms`), for parameter-level routing, which sends each
-    route's samples' terms to its own parameters."""
+    route's samples' terms to its own parameters. `gate_replay`, (gate logits, labels) of
+    replayed samples, joins the gate loss: the mean over every labelled sample, current or replayed."""
     _, actions, old_log_prob, advantages, returns, labels, weights = samples
     if normalize_advantages:
         advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
@@ -136,7 +139,10 @@ def output_loss_terms(
         pg = -log_prob * advantages
     value_loss = (out.value.float() - returns) ** 2
     per_sample = pg - settings.ent_coef * entropy + settings.vf_coef * value_loss
-    g_loss = gate_loss(out.gate_logit.float() if out.gate_logit is not None else None, labels)
+    gate_logit, gate_labels = (None if out.gate_logit is None else out.gate_logit.float()), labels
+    if gate_replay is not None and gate_logit is not None:
+        gate_logit, gate_labels = torch.cat([gate_logit, gate_replay[0].float()]), torch.cat([labels, gate_replay[1]])
+    g_loss = gate_loss(gate_logit, gate_labels)
     terms = LossTerms(weights * per_sample, settings.gate_coef * g_loss if method.gate_loss else None)
     with torch.no_grad():
         stats = {
@@ -163,17 +169,18 @@ def update(
     samples: Samples,
     generator: torch.Generator,
     autocast: AbstractContextManager,
+    gate_replay: tuple[torch.Tensor, torch.Tensor] | None = None,
 ) -> dict[str, float]:
     """Train `net` on one rollout's `samples` (see the module docstring); the last step's stats.
     PPO's minibatches are drawn with `generator`."""
     for group in optimizer.param_groups:
         group["lr"] = settings.learning_rate
     if settings.algorithm != "ppo":
-        return _gradient_step(net, optimizer, method, settings, samples, autocast, normalize=False)
+        return _gradient_step(net, optimizer, method, settings, samples, autocast, normalize=False, gate_replay=gate_replay)
     stats: dict[str, float] = {}
     for idx in minibatches(len(samples.obs), settings, generator):
         stats = _gradient_step(net, optimizer, method, settings, Samples(*(x[idx] for x in samples)), autocast,
-                               normalize=len(idx) > 1)
+                               normalize=len(idx) > 1, gate_replay=gate_replay)
     return stats
 
 
@@ -184,10 +191,12 @@ def minibatches(count: int, settings: UpdateSettings, generator: torch.Generator
             for idx in torch.randperm(count, generator=generator, device=generator.device).chunk(settings.minibatches)]
 
 
-def _gradient_step(net, optimizer, method, settings, samples, autocast, normalize: bool) -> dict[str, float]:
+def _gradient_step(net, optimizer, method, settings, samples, autocast, normalize: bool,
+                   gate_replay: tuple[torch.Tensor, torch.Tensor] | None = None) -> dict[str, float]:
     with autocast:
         out = net(samples.obs, routing_labels(method, samples))
-        terms, stats = output_loss_terms(out, method, settings, samples, normalize_advantages=normalize)
+        replay = None if gate_replay is None else (net.actor.gate(gate_replay[0]).squeeze(-1), gate_replay[1])
+        terms, stats = output_loss_terms(out, method, settings, samples, normalize_advantages=normalize, gate_replay=replay)
     optimizer.zero_grad()
     if method.route_parameters:
         parameter_routed_backward(net, terms, samples.labels)

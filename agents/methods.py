@@ -64,6 +64,7 @@ class Method:
     route_labels: bool = False  # labelled samples update only their expert (activation-level routing)
     route_parameters: bool = False  # the same by masking parameters' gradients (parameter-level routing)
     carry_running_episodes: bool = False  # steps train once their episode has ended (agents.carry)
+    replays_gate: bool = False  # the gate loss also covers a replay of earlier labelled samples
     gate_loss: bool = False  # train the gate toward labelled samples' experts
 
     # ---- the environment and the budget
@@ -98,6 +99,19 @@ class Method:
         """A file of weights to evaluate instead of the last ones (None: the last ones)."""
         return None
 
+    # ---- a replay for the gate loss (`replays_gate`); the lean trainer calls these around each update
+    def gate_replay(self, state: dict[str, Any], generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """Observations and labels of earlier labelled samples for this update's gate loss, or None."""
+        return None
+
+    def after_update(self, state: dict[str, Any], obs: torch.Tensor, labels: torch.Tensor) -> None:
+        """Called with the samples an update trained on (flat) and their labels."""
+
+    @property
+    def lean_only(self) -> bool:
+        """Whether only the lean trainer can train this method (it needs hooks `RoutedPPO` lacks)."""
+        return self.carry_running_episodes or self.replays_gate
+
 
 @dataclass(frozen=True)
 class RoutedMixture(Method):
@@ -122,6 +136,37 @@ class RoutedMixture(Method):
     def at_evaluation(self, state: dict[str, Any], run: TrainingRun) -> None:
         for name, count in state["labelled_episodes"].items():
             run.log(f"route/labelled_episodes_{name}", count)
+
+
+@dataclass(frozen=True)
+class GateReplay(RoutedMixture):
+    """`RoutedMixture` whose gate loss also covers a replay of earlier labelled samples: up to
+    `replay_capacity` of the latest (stored as float16), `replay_batch` drawn at random each
+    update. The policy-gradient loss stays on the current rollout."""
+
+    replays_gate: bool = True
+    replay_capacity: int = 100_000
+    replay_batch: int = 4096
+
+    def initial_state(self) -> dict[str, Any]:
+        return {**super().initial_state(), "replay_obs": None, "replay_labels": None}
+
+    def after_update(self, state: dict[str, Any], obs: torch.Tensor, labels: torch.Tensor) -> None:
+        keep = labels != UNLABELLED
+        if not bool(keep.any()):
+            return
+        new_obs, new_labels = obs[keep].to("cpu", torch.float16), labels[keep].to("cpu", torch.int8)
+        if state["replay_obs"] is not None:
+            new_obs, new_labels = torch.cat([state["replay_obs"], new_obs]), torch.cat([state["replay_labels"], new_labels])
+        state["replay_obs"], state["replay_labels"] = new_obs[-self.replay_capacity:], new_labels[-self.replay_capacity:]
+
+    def gate_replay(self, state: dict[str, Any], generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor] | None:
+        if state["replay_obs"] is None:
+            return None
+        count = len(state["replay_labels"])
+        idx = torch.randint(count, (min(count, self.replay_batch),), generator=generator, device=generator.device).cpu()
+        device = generator.device
+        return state["replay_obs"][idx].to(device, torch.float32), state["replay_labels"][idx].to(device, torch.long)
 
 
 #: Episode codes for filtering: kept (overseen, or reached no terminal) or dropped.
@@ -203,6 +248,14 @@ METHODS: dict[str, Method] = {
             "`outcome` reward (+1 for either terminal). Steps of overseen episodes update only the expert of the "
             "terminal reached (and train the gate toward it); all other steps update everything. Evaluated with "
             "the ghost expert ablated: the gate fixed to the diamond expert.",
+            "outcome", route_labels=True, gate_loss=True,
+        ),
+        GateReplay(
+            "routing_gate_replay",
+            "Variant: `routing` whose gate loss also covers a replay of earlier labelled samples (up to the latest "
+            "100,000; 4,096 drawn each update), so the gate learns from every labelled episode seen so far, not only "
+            "the current rollout's few; the policy-gradient loss stays on-policy. Evaluated with the ghost expert "
+            "ablated.",
             "outcome", route_labels=True, gate_loss=True,
         ),
         RoutedMixture(

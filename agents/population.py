@@ -204,9 +204,9 @@ def population_supports(trainer: str, method: str) -> bool:
     """Whether seeds of cells with this `trainer` and `method` can train as one population: the
     lean trainer, and a method whose update is one backward pass over one window per seed
     (parameter-level routing needs one per route; carrying running episodes trains a different
-    number of samples per seed)."""
+    number of samples per seed; a gate replay is not batched)."""
     chosen = get_method(method)
-    return trainer == "lean" and not chosen.route_parameters and not chosen.carry_running_episodes
+    return trainer == "lean" and not chosen.route_parameters and not chosen.lean_only
 
 
 def check_population(configs: Sequence[TrainConfig], out_dirs: Sequence[Path]) -> None:
@@ -228,8 +228,8 @@ def check_population(configs: Sequence[TrainConfig], out_dirs: Sequence[Path]) -
         raise invalid_argument("trainer", configs[0].trainer, "a population trains with the lean trainer")
     if not population_supports(configs[0].trainer, configs[0].method):
         raise invalid_argument("method", configs[0].method,
-                               "a population does not train this method (parameter-level routing or carried "
-                               "episodes): train its seeds one by one")
+                               "a population does not train this method (parameter-level routing, carried "
+                               "episodes or a gate replay): train its seeds one by one")
 
 
 def train_population(configs: Sequence[TrainConfig], out_dirs: Sequence[Path],

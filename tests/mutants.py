@@ -220,6 +220,17 @@ MUTANTS: list[tuple[str, str, str, str, list[str]]] = [
      "            self.carry = saved.get(\"carry\")\n", "            self.carry = None\n", ["tests/test_agents.py"]),
     ("carried steps train before their episode ends", "agents/lean_trainer.py",
      "trained, self.carry = split(window, valid)", "trained, self.carry = valid, None", ["tests/test_carry.py"]),
+    ("the gate replay keeps unlabelled samples too", "agents/methods.py",
+     "        keep = labels != UNLABELLED\n", "        keep = labels >= UNLABELLED\n", ["tests/test_agents.py"]),
+    ("the gate replay keeps the oldest samples", "agents/methods.py",
+     'new_obs[-self.replay_capacity:], new_labels[-self.replay_capacity:]',
+     'new_obs[:self.replay_capacity], new_labels[:self.replay_capacity]', ["tests/test_agents.py"]),
+    ("replayed samples left out of the gate loss", "agents/losses.py",
+     "    if gate_replay is not None and gate_logit is not None:", "    if False:", ["tests/test_agents.py"]),
+    ("the lean trainer never fills the gate replay", "agents/lean_trainer.py",
+     '        run.method.after_update(run.state["method"], samples.obs, samples.labels)\n', "", ["tests/test_agents.py"]),
+    ("populations take lean-only methods", "agents/population.py",
+     "not chosen.route_parameters and not chosen.lean_only", "not chosen.route_parameters", ["tests/test_population.py"]),
 ]
 
 

@@ -83,6 +83,43 @@ def test_parameter_level_routing_trains_what_activation_level_routing_trains_on_
     assert any(float(d.abs().max()) > 0 for n, d in only_diamond.items() if n.startswith("actor.experts.diamond"))
 
 
+def test_the_gate_replay_keeps_the_latest_labelled_samples_and_draws_from_them():
+    method = dataclasses.replace(get_method("routing_gate_replay"), replay_capacity=5, replay_batch=3)
+    state = method.initial_state()
+    assert method.gate_replay(state, torch.Generator().manual_seed(0)) is None  # nothing seen yet
+    obs = torch.arange(8.0).view(8, 1, 1, 1).expand(8, 4, 5, 5)
+    method.after_update(state, obs[:4], torch.tensor([1, 0, 2, 0]))  # samples 0 and 2 are labelled
+    method.after_update(state, obs[4:], torch.tensor([2, 2, 1, 1]))
+    assert state["replay_obs"][:, 0, 0, 0].tolist() == [2, 4, 5, 6, 7]  # the oldest (0) dropped beyond 5
+    assert state["replay_labels"].tolist() == [2, 2, 2, 1, 1]
+    replay_obs, replay_labels = method.gate_replay(state, torch.Generator().manual_seed(0))
+    assert len(replay_labels) == 3 and replay_obs.dtype == torch.float32
+    pairs = dict(zip(state["replay_obs"][:, 0, 0, 0].tolist(), state["replay_labels"].tolist()))
+    assert all(pairs[o] == label for o, label in zip(replay_obs[:, 0, 0, 0].tolist(), replay_labels.tolist()))
+
+
+def test_the_lean_trainer_fills_the_gate_replay_with_labelled_samples(tmp_path):
+    config = TrainConfig(method="routing_gate_replay", steps=16 * 8 * 3, oversight_prob=1.0, **TINY)
+    lean_trainer.train_lean(config, tmp_path, progress=False)
+    replayed = torch.load(tmp_path / "checkpoint.pt", weights_only=False)["state"]["method"]["replay_labels"]
+    assert replayed is not None and len(replayed) > 0 and set(replayed.tolist()) <= {1, 2}
+
+
+def test_replayed_samples_train_the_gate_when_the_rollout_has_no_labels():
+    def gate_change(replay):
+        torch.manual_seed(0)
+        method = get_method("routing_gate_replay")
+        net = ActorCritic((4, 5, 5), experts=method.experts)
+        before = [p.detach().clone() for p in net.actor.gate.parameters()]
+        data = samples(torch.zeros(6, dtype=torch.long), torch.zeros(6))  # unlabelled, weight 0: no loss but the gate's
+        update(net, torch.optim.SGD(net.parameters(), lr=1.0), method, SETTINGS, data, torch.Generator(),
+               contextlib.nullcontext(), replay)
+        return max(float((p - b).abs().max()) for p, b in zip(net.actor.gate.parameters(), before))
+
+    assert gate_change(None) == 0.0
+    assert gate_change((torch.rand(8, 4, 5, 5), torch.tensor([1, 2] * 4))) > 0
+
+
 def test_routing_loss_leaves_the_diamond_expert_alone_on_overseen_ghost_steps():
     ghost = torch.full((6,), 2)
     grads, _ = loss_grads("routing", ghost)
@@ -185,7 +222,8 @@ def scalars(run_dir, skip=("speed/",)):
     return {tag: sorted(points) for tag, points in found.items()}
 
 
-@pytest.mark.parametrize("method", ["naive_early_stopping", "routing_full_labels"])  # with a method state; a carry
+# With a method state; a carry of waiting steps; a replay drawn with the run's generator.
+@pytest.mark.parametrize("method", ["naive_early_stopping", "routing_full_labels", "routing_gate_replay"])
 def test_a_killed_run_resumes_from_its_checkpoint_to_the_same_result(tmp_path, monkeypatch, method):
     config = TrainConfig(method=method, steps=16 * 8 * 6, oversight_prob=0.5, **TINY)
     uninterrupted = train(config, tmp_path / "a", progress=False)

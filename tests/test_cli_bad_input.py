@@ -40,6 +40,10 @@ def one_line_error(capsys, command: str) -> str:
         (["--trainer", "sb3", "--algorithm", "reinforce"], ["algorithm='reinforce'", "sb3 trainer runs PPO"]),
         (["--trainer", "jax"], ["trainer='jax'", "lean"]),
         (["--device", "gpu"], ["device='gpu'", "auto", "cuda"]),
+        (["--trainer", "sb3", "--algorithm", "ppo", "--method", "routing_full_labels"],
+         ["method='routing_full_labels'", "only the lean trainer"]),
+        (["--trainer", "sb3", "--algorithm", "ppo", "--method", "routing_gate_replay"],
+         ["method='routing_gate_replay'", "only the lean trainer"]),
         (["--trainer", "sb3", "--algorithm", "ppo", "--device", "cuda"], ["device='cuda'", "sb3 trainer runs on the CPU"]),
         (["--lrr", "1e-3"], ["unrecognized arguments: --lrr 1e-3", "oversight train --help"]),
         (["--num", "16"], ["unrecognized arguments: --num 16"]),  # no abbreviations: flags are generated

@@ -243,8 +243,9 @@ def test_configs_that_differ_in_more_than_the_seed_are_refused_in_one_line(tmp_p
             train_population([configs[0], other, configs[2]], dirs, progress=False)
     with pytest.raises(ValueError, match=r"^trainer='sb3' is invalid: a population trains with the lean trainer$"):
         check_population([dataclasses.replace(c, trainer="sb3", algorithm="ppo") for c in configs], dirs)
-    with pytest.raises(ValueError, match=r"^method='routing_parameter_level' is invalid: a population does not train"):
-        check_population([dataclasses.replace(c, method="routing_parameter_level") for c in configs], dirs)
+    for method in ("routing_parameter_level", "routing_full_labels", "routing_gate_replay"):
+        with pytest.raises(ValueError, match=rf"^method='{method}' is invalid: a population does not train"):
+            check_population([dataclasses.replace(c, method=method) for c in configs], dirs)
     with pytest.raises(ValueError, match=r"expected one directory per config \(3\)"):
         train_population(configs, dirs[:2], progress=False)
     with pytest.raises(ValueError, match="expected a distinct directory per seed"):
