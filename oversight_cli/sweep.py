@@ -119,7 +119,7 @@ def population_groups(jobs: list[Job]) -> list[list[Job]]:
     """`jobs` grouped into populations: jobs whose configs differ only in `seed` share a group.
     Groups come in the order of their first job, jobs within a group in their order; a job a
     population cannot train (`agents.population.population_supports`: the sb3 trainer, which
-    trains one seed per process, or parameter-level routing) is a group of its own."""
+    trains one seed per process, or a method that trains one seed per process) is a group of its own."""
     from agents.population import population_supports
 
     groups: dict[str, list[Job]] = {}
