@@ -190,12 +190,14 @@ class LeanRun:
         seconds: float,
     ) -> tuple[bool, bool]:
         """Count the `samples_wanted` steps trained, tell the method the rollout's episode ends and
-        log the update; return whether an evaluation and whether a checkpoint are due now."""
+        the samples trained on, and log the update; return whether an evaluation and whether a
+        checkpoint are due now."""
         before = self.state["env_steps"]
         self.state["env_steps"] = self.env_steps = before + samples_wanted
         ended = buf["done"]
         outcome, overseen = buf["outcome"][ended], buf["overseen"][ended]
         self.method.after_rollout(self.state["method"], outcome, overseen)
+        self.method.after_update(self.state["method"], samples.obs, samples.labels)
         for key, value in stats.items():
             self.log(key, value)
         for code, name in ((1, "diamond"), (2, "ghost")):
@@ -274,7 +276,6 @@ def train_lean(config: TrainConfig, out_dir: Path, progress: bool = True) -> tup
         settings = run.update_settings()
         replay = run.method.gate_replay(run.state["method"], generator)
         stats = update(net, optimizer, run.method, settings, samples, generator, autocast, replay)
-        run.method.after_update(run.state["method"], samples.obs, samples.labels)
         bar.update(samples_wanted)
         evaluate, checkpoint = run.after_update(samples_wanted, buf, true_rewards, samples, stats, settings,
                                                 time.perf_counter() - started)

@@ -10,8 +10,10 @@ calls the method's hooks:
   rollout window (`agents.batch.build_batch` calls them); `route_labels` / `route_parameters` /
   `gate_loss`: whether the labels route gradients (at activations, or by parameters) and train
   the gate;
-- `after_rollout`, `at_evaluation`, `final_weights`: what happens as training goes (early
-  stopping scores held-out labelled episodes and keeps the best weights);
+- `after_rollout`, `after_update`, `at_evaluation`, `final_weights`: what happens as training
+  goes (early stopping scores held-out labelled episodes and keeps the best weights; routed
+  methods count labelled episodes; the gate replay keeps labelled samples);
+- `gate_replay`: earlier labelled samples for this update's gate loss (lean trainer only);
 - `evaluate_without`: the expert ablated in the evaluated policy.
 
 A new method is one subclass (or one more instance) registered in `METHODS`.

@@ -228,7 +228,7 @@ MUTANTS: list[tuple[str, str, str, str, list[str]]] = [
     ("replayed samples left out of the gate loss", "agents/losses.py",
      "    if gate_replay is not None and gate_logit is not None:", "    if False:", ["tests/test_agents.py"]),
     ("the lean trainer never fills the gate replay", "agents/lean_trainer.py",
-     '        run.method.after_update(run.state["method"], samples.obs, samples.labels)\n', "", ["tests/test_agents.py"]),
+     '        self.method.after_update(self.state["method"], samples.obs, samples.labels)\n', "", ["tests/test_agents.py"]),
     ("populations take lean-only methods", "agents/population.py",
      "not chosen.route_parameters and not chosen.lean_only", "not chosen.route_parameters", ["tests/test_population.py"]),
 ]
