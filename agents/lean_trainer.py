@@ -40,7 +40,7 @@ from agents.evaluator import training_evaluation
 from agents.files import load_checkpoint, save_atomic
 from agents.losses import Samples, UpdateSettings, flatten, update
 from agents.methods import ROUTES, get_method
-from agents.networks import ActorCritic, sample_actions
+from agents.networks import ActorCritic, planes_shown, sample_actions
 from agents.run_dir import CHECKPOINT
 from agents.seeding import independent_seeds
 from oversight_env import make_batched
@@ -117,7 +117,8 @@ class LeanRun:
         )
         torch.manual_seed(init_seed)  # initialised on the CPU whatever the device: the same weights everywhere
         self.net = ActorCritic(self.twin.obs_shape, experts=method.experts, hidden=config.hidden,
-                               zero_biases=config.zero_biases).to(device)
+                               zero_biases=config.zero_biases,
+                               gate_planes=planes_shown(self.twin.plane_names, method.gate_hides)).to(device)
         self.generator = torch.Generator(device).manual_seed(action_seed)  # actions and PPO's minibatches
         self.total_steps = method.training_steps(config.steps, config.oversight_prob)
         self.state: dict[str, Any] = {"env_steps": 0, "method": method.initial_state()}

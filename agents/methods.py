@@ -3,7 +3,8 @@
 A method is a small strategy object. A trainer never branches on a method's name or flags; it
 calls the method's hooks:
 
-- `experts`: which network to build (two routed experts, or one);
+- `experts`, `gate_hides`: which network to build (two routed experts, or one; the observation
+  planes the gate may not read);
 - `reward`, `training_oversight`, `training_steps`: what the environments pay, how often they
   are overseen during training, and how many environment steps to train;
 - `step_labels`, `step_weights`: the routing label and the loss weight of every step of a
@@ -68,6 +69,7 @@ class Method:
     carry_running_episodes: bool = False  # steps train once their episode has ended (agents.carry)
     replays_gate: bool = False  # the gate loss also covers a replay of earlier labelled samples
     gate_loss: bool = False  # train the gate toward labelled samples' experts
+    gate_hides: tuple[str, ...] = ()  # observation planes the gate does not read (e.g. "oversight")
 
     # ---- the environment and the budget
     def training_oversight(self, oversight_prob: float) -> float:
@@ -278,6 +280,17 @@ METHODS: dict[str, Method] = {
             "wait and train in the first update after their episode ends, with its label and its whole return, one "
             "update older than the policy. Evaluated with the ghost expert ablated.",
             "outcome", route_labels=True, gate_loss=True, carry_running_episodes=True,
+        ),
+        RoutedMixture(
+            "routing_blind_gate",
+            "Variant: `routing` whose gate does not see the oversight map (the experts still do). Under `routing` "
+            "every labelled ghost episode had its ghost overseen and every unobserved ghost episode has not, so the "
+            "gate can sort labelled samples by the oversight marks alone and learn nothing that carries over to "
+            "unobserved episodes: at 1% oversight it sorts labelled samples 0.99 vs 0.01 but gives unobserved "
+            "ghost-bound and diamond-bound steps similar weights (docs/study.md). Blind to oversight, the gate must "
+            "predict the terminal from where the agent, ghost and diamond are, which holds whether or not anyone "
+            "watches, so unobserved ghost-seeking goes to the ghost expert. Evaluated with the ghost expert ablated.",
+            "outcome", route_labels=True, gate_loss=True, gate_hides=("oversight",),
         ),
         RoutedMixture(
             "routing_no_gate_loss",

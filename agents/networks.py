@@ -2,7 +2,8 @@
 value network. Every trainer builds it here, the evaluator ablates it, SB3's policy wraps it.
 
 - Experts ("diamond", "ghost"): flatten, MLP in -> 256 -> 256, ReLU after every layer.
-- Gate: 1x1 conv (C -> C), flatten, MLP in -> 256 -> 256 -> 1 (ReLU between), sigmoid.
+- Gate: 1x1 conv (C -> C), flatten, MLP in -> 256 -> 256 -> 1 (ReLU between), sigmoid. With
+  `gate_planes` the gate reads only those observation planes (`routing_blind_gate`).
 - Actor: `g * diamond + (1 - g) * ghost` in hidden space, then a shared Linear(256 -> actions).
 - Critic: 1x1 conv (C -> 16), flatten, Linear -> 256 -> 32 -> 1 with no nonlinearities, as published.
 - The single network of the baselines is the diamond expert with the shared head, no gate.
@@ -39,6 +40,29 @@ def mlp(sizes: Sequence[int], relu_last: bool) -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
+class SelectPlanes(nn.Module):
+    """The observation planes `planes` of (B, C, H, W) input, in that order."""
+
+    def __init__(self, planes: Sequence[int], channels: int):
+        super().__init__()
+        if not planes or any(not 0 <= p < channels for p in planes) or len(set(planes)) != len(planes):
+            raise ValueError(f"gate_planes={list(planes)} is invalid: expected distinct plane indices in [0, {channels})")
+        self.planes = tuple(int(p) for p in planes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x[:, list(self.planes)]
+
+    def extra_repr(self) -> str:
+        return f"planes={self.planes}"
+
+
+def planes_shown(plane_names: Sequence[str], hidden: Sequence[str]) -> tuple[int, ...] | None:
+    """The indices of the planes of `plane_names` not named in `hidden` (None when none is hidden)."""
+    if not any(name in plane_names for name in hidden):
+        return None
+    return tuple(i for i, name in enumerate(plane_names) if name not in hidden)
+
+
 class ActorCritic(nn.Module):
     """Routed (two experts) or single-expert actor, and a critic, over (C, H, W) observations."""
 
@@ -49,6 +73,7 @@ class ActorCritic(nn.Module):
         experts: Sequence[str] = ("diamond", "ghost"),
         hidden: int = 256,
         zero_biases: bool = False,
+        gate_planes: Sequence[int] | None = None,
     ):
         super().__init__()
         channels, height, width = obs_shape
@@ -57,7 +82,14 @@ class ActorCritic(nn.Module):
                        "zero_biases": zero_biases}
         gate = None
         if len(experts) == 2:
-            gate = nn.Sequential(nn.Conv2d(channels, channels, 1), nn.Flatten(), mlp([n_in, hidden, hidden, 1], relu_last=False))
+            gate_layers: list[nn.Module] = []
+            gate_channels = channels
+            if gate_planes is not None:
+                self.config["gate_planes"] = tuple(gate_planes)
+                gate_layers.append(SelectPlanes(gate_planes, channels))
+                gate_channels = len(gate_planes)
+            gate = nn.Sequential(*gate_layers, nn.Conv2d(gate_channels, gate_channels, 1), nn.Flatten(),
+                                 mlp([gate_channels * height * width, hidden, hidden, 1], relu_last=False))
         self.actor = RoutedMixture(
             {name: nn.Sequential(nn.Flatten(), mlp([n_in, hidden, hidden], relu_last=True)) for name in experts},
             head=nn.Linear(hidden, n_actions),
