@@ -42,9 +42,12 @@ def _device(net: ActorCritic) -> torch.device:
     return next(net.parameters()).device
 
 
-def _act(net: ActorCritic, obs: torch.Tensor, generator: torch.Generator, greedy: bool = False) -> torch.Tensor:
-    logits = net(obs).logits
-    return logits.float().argmax(dim=-1) if greedy else sample_actions(logits, generator)[0]
+def _act(net: ActorCritic, obs: torch.Tensor, generator: torch.Generator,
+         greedy: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    """The policy's actions on `obs`, and its gate there (the first expert's weight)."""
+    out = net(obs)
+    actions = out.logits.float().argmax(dim=-1) if greedy else sample_actions(out.logits, generator)[0]
+    return actions, out.gate.float()
 
 
 @contextmanager
@@ -74,9 +77,11 @@ def run_episodes(
     oversight_prob: float | None = None,
     env_kwargs: dict | None = None,
     greedy: bool = False,
+    record_gate: bool = False,
 ) -> dict[str, np.ndarray]:
     """One episode in each of `episodes` fresh environments; per-episode arrays. The policy
-    samples its actions, or with `greedy` takes the most probable one."""
+    samples its actions, or with `greedy` takes the most probable one. With `record_gate`, also
+    `mean_gate`: each episode's mean gate over its steps (the first expert's weight)."""
     twin, generator = _fresh_environments(env_id, episodes, seed, oversight_prob, env_kwargs, _device(net))
     obs, facts = twin.reset()
     result = {k: np.zeros(episodes, dtype=dtype) for k, dtype in
@@ -85,10 +90,12 @@ def run_episodes(
     result["nearer"] = facts["nearer"].cpu().numpy().copy()
     finished = torch.zeros(episodes, dtype=torch.bool, device=twin.device)
     actions = torch.zeros(episodes, dtype=torch.long, device=twin.device)  # finished environments keep stepping, ignored
+    gate_sum = torch.zeros(episodes, device=twin.device)
     with _evaluating(net, ablate):
         while not bool(finished.all()):
             running = (~finished).nonzero().squeeze(1)  # only unfinished episodes need the network
-            actions[running] = _act(net, obs[running], generator, greedy)
+            actions[running], gate = _act(net, obs[running], generator, greedy)
+            gate_sum[running] += gate
             step = twin.step(actions)
             new = (step.done & ~finished).cpu().numpy()
             for key, value in (("outcome", step.outcome), ("overseen", step.overseen), ("true_reward", step.true_reward),
@@ -96,6 +103,8 @@ def run_episodes(
                 result[key][new] = value.cpu().numpy()[new]
             finished |= step.done
             obs = step.obs
+    if record_gate:
+        result["mean_gate"] = (gate_sum / torch.as_tensor(result["length"], device=twin.device)).cpu().numpy()
     return result
 
 
@@ -120,7 +129,7 @@ def paper_window_return_per_step(
     rewards, dones = torch.zeros(window, num_envs, device=twin.device), torch.zeros(window, num_envs, device=twin.device)
     with _evaluating(net, ablate):
         for t in range(window):
-            step = twin.step(_act(net, obs, generator))
+            step = twin.step(_act(net, obs, generator)[0])
             rewards[t], dones[t], obs = step.reward, step.done.float(), step.obs
     running, total = torch.zeros(num_envs, device=twin.device), 0.0
     for t in reversed(range(window)):
@@ -190,7 +199,33 @@ def training_evaluation(net: ActorCritic, config: TrainConfig, seed: int) -> dic
     if net.actor.gate is not None:
         scalars["eval/expert_kl"] = expert_divergence(net, config.env_id, config.eval_episodes, seed,
                                                       config.oversight_prob, config.env_kwargs)
+        for group, gate in gate_by_outcome(net, config.env_id, config.eval_episodes, seed, config.oversight_prob,
+                                           config.env_kwargs).items():
+            scalars[f"eval/gate_{group}"] = gate
     return scalars
+
+
+def gate_by_outcome(
+    net: ActorCritic,
+    env_id: str,
+    episodes: int = 1024,
+    seed: int = 0,
+    oversight_prob: float | None = None,
+    env_kwargs: dict | None = None,
+) -> dict[str, float]:
+    """Does a routed network's gate tell what the whole policy is doing, or only whether it is
+    watched? The mean over episodes of each episode's mean gate (the first expert's weight), by
+    terminal reached and whether the overseer saw it: `diamond_overseen`, `diamond_unobserved`,
+    `ghost_overseen`, `ghost_unobserved` (groups without episodes left out). Training never sees
+    the unobserved episodes' outcomes; the testbed does."""
+    data = run_episodes(net, env_id, episodes, seed, None, oversight_prob, env_kwargs, record_gate=True)
+    groups = {}
+    for code, name in ((1, "diamond"), (2, "ghost")):
+        for seen, seen_name in ((True, "overseen"), (False, "unobserved")):
+            chosen = (data["outcome"] == code) & (data["overseen"] == seen)
+            if chosen.any():
+                groups[f"{name}_{seen_name}"] = float(data["mean_gate"][chosen].mean())
+    return groups
 
 
 def variant_name(ablate: str | None) -> str:

@@ -118,7 +118,8 @@ class LeanRun:
         torch.manual_seed(init_seed)  # initialised on the CPU whatever the device: the same weights everywhere
         self.net = ActorCritic(self.twin.obs_shape, experts=method.experts, hidden=config.hidden,
                                zero_biases=config.zero_biases,
-                               gate_planes=planes_shown(self.twin.plane_names, method.gate_hides)).to(device)
+                               gate_planes=planes_shown(self.twin.plane_names, method.gate_hides),
+                               gate_from_policy=method.gate_from_policy).to(device)
         self.generator = torch.Generator(device).manual_seed(action_seed)  # actions and PPO's minibatches
         self.total_steps = method.training_steps(config.steps, config.oversight_prob)
         self.state: dict[str, Any] = {"env_steps": 0, "method": method.initial_state()}

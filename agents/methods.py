@@ -70,6 +70,7 @@ class Method:
     replays_gate: bool = False  # the gate loss also covers a replay of earlier labelled samples
     gate_loss: bool = False  # train the gate toward labelled samples' experts
     gate_hides: tuple[str, ...] = ()  # observation planes the gate does not read (e.g. "oversight")
+    gate_from_policy: bool = True  # the policy's loss trains the gate on unlabelled samples (the paper's rule)
 
     # ---- the environment and the budget
     def training_oversight(self, oversight_prob: float) -> float:
@@ -286,11 +287,22 @@ METHODS: dict[str, Method] = {
             "Variant: `routing` whose gate does not see the oversight map (the experts still do). Under `routing` "
             "every labelled ghost episode had its ghost overseen and every unobserved ghost episode has not, so the "
             "gate can sort labelled samples by the oversight marks alone and learn nothing that carries over to "
-            "unobserved episodes: at 1% oversight it sorts labelled samples 0.99 vs 0.01 but gives unobserved "
-            "ghost-bound and diamond-bound steps similar weights (docs/study.md). Blind to oversight, the gate must "
+            "unobserved episodes: at 1% oversight it sorts labelled samples 0.99 vs 0.01, but along unobserved "
+            "episodes it gives the diamond expert 0.14-0.38 of the weight on the way to a ghost (0.37-0.46 on the "
+            "way to a diamond; docs/study.md). Blind to oversight, the gate must "
             "predict the terminal from where the agent, ghost and diamond are, which holds whether or not anyone "
             "watches, so unobserved ghost-seeking goes to the ghost expert. Evaluated with the ghost expert ablated.",
             "outcome", route_labels=True, gate_loss=True, gate_hides=("oversight",),
+        ),
+        GateReplay(
+            "routing_blind_gate_replay",
+            "TUNING: blind gate + gate replay.",
+            "outcome", route_labels=True, gate_loss=True, gate_hides=("oversight",),
+        ),
+        GateReplay(
+            "routing_blind_supervised_gate",
+            "TUNING: blind gate + gate replay + the gate learns only from the gate loss.",
+            "outcome", route_labels=True, gate_loss=True, gate_hides=("oversight",), gate_from_policy=False,
         ),
         RoutedMixture(
             "routing_no_gate_loss",

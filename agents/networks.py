@@ -3,7 +3,8 @@ value network. Every trainer builds it here, the evaluator ablates it, SB3's pol
 
 - Experts ("diamond", "ghost"): flatten, MLP in -> 256 -> 256, ReLU after every layer.
 - Gate: 1x1 conv (C -> C), flatten, MLP in -> 256 -> 256 -> 1 (ReLU between), sigmoid. With
-  `gate_planes` the gate reads only those observation planes (`routing_blind_gate`).
+  `gate_planes` the gate reads only those observation planes (`routing_blind_gate`); without
+  `gate_from_policy` it learns only from the gate loss, not from the policy's loss.
 - Actor: `g * diamond + (1 - g) * ghost` in hidden space, then a shared Linear(256 -> actions).
 - Critic: 1x1 conv (C -> 16), flatten, Linear -> 256 -> 32 -> 1 with no nonlinearities, as published.
 - The single network of the baselines is the diamond expert with the shared head, no gate.
@@ -74,6 +75,7 @@ class ActorCritic(nn.Module):
         hidden: int = 256,
         zero_biases: bool = False,
         gate_planes: Sequence[int] | None = None,
+        gate_from_policy: bool = True,
     ):
         super().__init__()
         channels, height, width = obs_shape
@@ -88,12 +90,15 @@ class ActorCritic(nn.Module):
                 self.config["gate_planes"] = tuple(gate_planes)
                 gate_layers.append(SelectPlanes(gate_planes, channels))
                 gate_channels = len(gate_planes)
+            if not gate_from_policy:
+                self.config["gate_from_policy"] = False
             gate = nn.Sequential(*gate_layers, nn.Conv2d(gate_channels, gate_channels, 1), nn.Flatten(),
                                  mlp([gate_channels * height * width, hidden, hidden, 1], relu_last=False))
         self.actor = RoutedMixture(
             {name: nn.Sequential(nn.Flatten(), mlp([n_in, hidden, hidden], relu_last=True)) for name in experts},
             head=nn.Linear(hidden, n_actions),
             gate=gate,
+            detach_gate=not gate_from_policy,
         )
         self.critic = nn.Sequential(
             nn.Conv2d(channels, 16, 1),

@@ -72,7 +72,9 @@ CURVE_TAGS = {"eval/discounted_return_per_step": "return_per_step", "eval/p_ghos
 # samples) are averaged over the last tenth of the run; per-evaluation tags are the last value.
 PER_UPDATE_DIAGNOSTICS = {"gate/diamond_labelled": "gate_on_diamond_labelled", "gate/ghost_labelled": "gate_on_ghost_labelled",
                           "gate/unlabelled": "gate_on_unlabelled"}
-PER_EVALUATION_DIAGNOSTICS = {"eval/expert_kl": "expert_kl", "route/labelled_episodes_diamond": "labelled_episodes_diamond",
+PER_EVALUATION_DIAGNOSTICS = {"eval/gate_diamond_unobserved": "gate_on_unobserved_diamond_episodes",
+                              "eval/gate_ghost_unobserved": "gate_on_unobserved_ghost_episodes",
+                              "eval/expert_kl": "expert_kl", "route/labelled_episodes_diamond": "labelled_episodes_diamond",
                               "route/labelled_episodes_ghost": "labelled_episodes_ghost"}
 DIAGNOSTIC_COLUMNS = ["method", "oversight", "seed", "metric", "value"]
 # What the cells of one report may differ in; anything else (environment, budget, settings) would
@@ -278,8 +280,9 @@ def diagnostics_table(diagnostics: list[dict[str, Any]]) -> str:
         table[(r["method"], r["oversight"])][r["metric"]].append(r["value"])
     metrics = [*PER_UPDATE_DIAGNOSTICS.values(), *PER_EVALUATION_DIAGNOSTICS.values()]
     header = ("| oversight | method | seeds | gate on diamond-labelled | gate on ghost-labelled | gate on unlabelled "
+              "| gate, unobserved diamond episodes | gate, unobserved ghost episodes "
               "| KL(diamond-only, ghost-only) | labelled episodes: diamond | ghost |")
-    lines = [header, "|---:|---|---:" + "|---:" * 6 + "|"]
+    lines = [header, "|---:|---|---:" + "|---:" * len(metrics) + "|"]
     for (method, oversight), values in sorted(table.items(), key=lambda kv: (kv[0][1], kv[0][0])):
         if "expert_kl" not in values:
             continue  # a single network: nothing to separate
@@ -504,7 +507,10 @@ def _diagnostics_section(diagnostics: list[dict[str, Any]]) -> str:
 
 At the end of training, mean over seeds: the gate (the diamond expert's weight) on training
 samples labelled diamond, labelled ghost and unlabelled (averaged over the last tenth of the run;
-routing wants 1, 0 and in between); the KL divergence from the diamond-only to the ghost-only
+routing wants 1, 0 and in between); the gate along fresh episodes of the whole policy that ended at
+an unobserved diamond and at an unobserved ghost (the last evaluation; routing wants near 1 and
+near 0: a gate that sorts labelled samples but not these has learned to read the oversight marks,
+not the behaviour); the KL divergence from the diamond-only to the ghost-only
 policy on the first states of fresh episodes (0: the experts act alike); and the labelled
 episodes each expert saw. Per seed in `diagnostics.csv`.
 

@@ -28,11 +28,16 @@ class RoutedMixture(nn.Module):
     label 2 only the second, `UNLABELLED` (0) everything. The shared head always learns. The
     forward value is the same with or without labels.
 
+    With `detach_gate` the gate's weight is detached from the output for every sample: the gate
+    learns only from a loss on `gate_logit` (e.g. `gate_loss`), never from what the output is
+    trained on.
+
     With one expert there is no gate (`g = 1`): the same code serves as the unrouted baseline.
     `ablated_expert` (set through `ablated(...)`) removes an expert: the gate is fixed to the other.
     """
 
-    def __init__(self, experts: Mapping[str, nn.Module], head: nn.Module, gate: nn.Module | None = None):
+    def __init__(self, experts: Mapping[str, nn.Module], head: nn.Module, gate: nn.Module | None = None,
+                 detach_gate: bool = False):
         super().__init__()
         if len(experts) not in (1, 2):
             raise ValueError(f"experts={list(experts)} is invalid: expected one or two named experts")
@@ -41,6 +46,7 @@ class RoutedMixture(nn.Module):
         self.experts = nn.ModuleDict(experts)
         self.gate = gate
         self.head = head
+        self.detach_gate = detach_gate
         self.ablated_expert: str | None = None
 
     @property
@@ -73,6 +79,8 @@ class RoutedMixture(nn.Module):
             first = route(first, labels != 2)
             second = route(second, labels != 1)
             g = route(g, labels == UNLABELLED)
+        if self.detach_gate:
+            g = g.detach()
         g2 = g.unsqueeze(-1)
         return MixtureOutput(self.head(g2 * first + (1 - g2) * second), g, logit)
 

@@ -15,7 +15,7 @@ from agents.evaluator import evaluate, paper_window_return_per_step, run_episode
 from agents.losses import Samples, UpdateSettings, policy_loss, update
 from agents.methods import METHODS, get_method
 from agents.metrics import discounted_return_per_step, wilson
-from agents.networks import ActorCritic
+from agents.networks import ActorCritic, planes_shown
 from agents.run_dir import load_policy
 from agents.train import train
 
@@ -187,6 +187,28 @@ def test_each_method_trains_end_to_end(method, tmp_path):
         assert (tmp_path / "best.pt").exists()
     net, loaded_config = load_policy(tmp_path)
     assert loaded_config == config and net.actor.expert_names == m.experts
+
+
+@pytest.mark.parametrize("method,blind", [("routing_blind_gate", True), ("routing", False)])
+def test_the_blind_gate_does_not_read_the_oversight_map_and_the_experts_do(tmp_path, method, blind):
+    train(TrainConfig(method=method, steps=16 * 8 * 2, oversight_prob=0.5, **TINY), tmp_path, progress=False)
+    net, _ = load_policy(tmp_path)  # a saved and reloaded network: the config carries the gate's planes
+    torch.manual_seed(0)
+    obs = torch.rand(8, 4, 5, 5)
+    other = obs.clone()
+    other[:, 3] = torch.rand(8, 5, 5)  # plane 3: the oversight map
+    with torch.no_grad():
+        before, after = net(obs), net(other)
+    assert torch.equal(before.gate, after.gate) == blind
+    assert not torch.equal(before.logits, after.logits)
+
+
+def test_gate_planes_are_checked():
+    for planes in ([], [0, 4], [1, 1]):
+        with pytest.raises(ValueError, match=r"gate_planes=.* is invalid"):
+            ActorCritic((4, 5, 5), gate_planes=planes)
+    assert planes_shown(("agent", "ghost", "diamond"), ("oversight",)) is None  # nothing to hide: the paper's gate
+    assert planes_shown(("agent", "ghost", "diamond", "oversight"), ("oversight",)) == (0, 1, 2)
 
 
 @pytest.mark.parametrize("oversight,budget", [(0.1, 512), (0.13, 666)])

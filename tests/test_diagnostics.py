@@ -1,12 +1,12 @@
-"""Separation diagnostics of routed networks: how far apart the experts act, and how many labelled
-episodes each expert has seen."""
+"""Separation diagnostics of routed networks: how far apart the experts act, what the gate says
+on the episodes nobody oversaw, and how many labelled episodes each expert has seen."""
 
 import math
 
 import pytest
 import torch
 
-from agents.evaluator import expert_divergence
+from agents.evaluator import expert_divergence, gate_by_outcome
 from agents.methods import get_method
 from agents.networks import ActorCritic
 
@@ -62,3 +62,29 @@ def test_routed_methods_count_the_labelled_episodes_each_expert_has_seen():
     method.at_evaluation(state, run)
     assert run.logged == {"route/labelled_episodes_diamond": 2, "route/labelled_episodes_ghost": 3}
     assert get_method("naive").initial_state() == {}  # a single network has no experts to count for
+
+
+def _gate_reads_whether_the_ghost_is_overseen(hidden: int = 32) -> ActorCritic:
+    """A routed network whose gate is sigmoid(+10) while the ghost's cell is overseen and
+    sigmoid(-10) otherwise (planes: agent, ghost, diamond, oversight); uniform actions."""
+    net = ActorCritic((4, 5, 5), hidden=hidden)
+    conv, _, mlp = net.actor.gate
+    with torch.no_grad():
+        for parameter in net.actor.parameters():
+            parameter.zero_()
+        conv.weight[0, 1], conv.weight[0, 3], conv.bias[0] = 1.0, 1.0, -1.0  # 1 where ghost and overseen, else <= 0
+        first, _, second, _, last = mlp
+        first.weight[:25, :25] = torch.eye(25)  # channel 0's 25 cells, each through a ReLU
+        second.weight[0, :25] = 1.0
+        last.weight[0, 0], last.bias[0] = 20.0, -10.0
+    return net
+
+
+def test_gate_by_outcome_averages_each_episodes_gate_by_terminal_and_oversight():
+    groups = gate_by_outcome(_gate_reads_whether_the_ghost_is_overseen(), ENV, episodes=512, oversight_prob=0.5)
+    assert set(groups) == {"diamond_overseen", "diamond_unobserved", "ghost_overseen", "ghost_unobserved"}
+    assert groups["ghost_overseen"] == _approx(1 / (1 + math.exp(-10)))
+    assert groups["ghost_unobserved"] == _approx(1 / (1 + math.exp(10)))
+    assert 0.2 < groups["diamond_unobserved"] < 0.8  # the ghost overseen in about half of them
+    only_unobserved = gate_by_outcome(_gate_reads_whether_the_ghost_is_overseen(), ENV, episodes=64, oversight_prob=0.0)
+    assert set(only_unobserved) <= {"diamond_unobserved", "ghost_unobserved"}
