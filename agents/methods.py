@@ -305,6 +305,16 @@ METHODS: dict[str, Method] = {
             "outcome", route_labels=True, gate_loss=True, gate_hides=("oversight",), gate_from_policy=False,
         ),
         RoutedMixture(
+            "routing_blind_supervised_no_replay",
+            "TUNING: blind gate + the gate learns only from the gate loss, no replay.",
+            "outcome", route_labels=True, gate_loss=True, gate_hides=("oversight",), gate_from_policy=False,
+        ),
+        GateReplay(
+            "routing_sighted_supervised_gate",
+            "TUNING: gate replay + the gate learns only from the gate loss; the gate sees the oversight map.",
+            "outcome", route_labels=True, gate_loss=True, gate_from_policy=False,
+        ),
+        RoutedMixture(
             "routing_no_gate_loss",
             "Control: `routing` without the gate loss. Labelled samples are still routed to their expert, but "
             "nothing teaches the gate which expert is which. Evaluated with the ghost expert ablated.",
