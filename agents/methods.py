@@ -115,7 +115,7 @@ class Method:
     @property
     def lean_only(self) -> bool:
         """Whether only the lean trainer can train this method (it needs hooks `RoutedPPO` lacks)."""
-        return self.carry_running_episodes or self.replays_gate
+        return self.carry_running_episodes or self.replays_gate or bool(self.gate_hides) or not self.gate_from_policy
 
 
 @dataclass(frozen=True)
@@ -282,37 +282,17 @@ METHODS: dict[str, Method] = {
             "update older than the policy. Evaluated with the ghost expert ablated.",
             "outcome", route_labels=True, gate_loss=True, carry_running_episodes=True,
         ),
-        RoutedMixture(
+        GateReplay(
             "routing_blind_gate",
-            "Variant: `routing` whose gate does not see the oversight map (the experts still do). Under `routing` "
-            "every labelled ghost episode had its ghost overseen and every unobserved ghost episode has not, so the "
-            "gate can sort labelled samples by the oversight marks alone and learn nothing that carries over to "
-            "unobserved episodes: at 1% oversight it sorts labelled samples 0.99 vs 0.01, but along unobserved "
-            "episodes it gives the diamond expert 0.14-0.38 of the weight on the way to a ghost (0.37-0.46 on the "
-            "way to a diamond; docs/study.md). Blind to oversight, the gate must "
-            "predict the terminal from where the agent, ghost and diamond are, which holds whether or not anyone "
-            "watches, so unobserved ghost-seeking goes to the ghost expert. Evaluated with the ghost expert ablated.",
-            "outcome", route_labels=True, gate_loss=True, gate_hides=("oversight",),
-        ),
-        GateReplay(
-            "routing_blind_gate_replay",
-            "TUNING: blind gate + gate replay.",
-            "outcome", route_labels=True, gate_loss=True, gate_hides=("oversight",),
-        ),
-        GateReplay(
-            "routing_blind_supervised_gate",
-            "TUNING: blind gate + gate replay + the gate learns only from the gate loss.",
+            "Variant: `routing` with a gate that judges behaviour, not oversight. Under `routing` every labelled ghost "
+            "episode had its ghost overseen and no unobserved one has, so the gate learns to read the oversight map: at "
+            "1% oversight it sorts labelled samples 0.99 vs 0.01 but gives the diamond expert much of the weight on the "
+            "way to unobserved ghosts, and that expert learns to seek them. Here the gate does not see the oversight map "
+            "(the experts do), learns only from its supervised loss (the policy's loss does not train it), and that "
+            "loss covers a replay of earlier labelled samples (as `routing_gate_replay`), so it learns to predict from "
+            "where the agent, ghost and diamond are which terminal the policy is heading for, whether or not anyone "
+            "watches. Each of the three is needed (docs/study.md). Evaluated with the ghost expert ablated.",
             "outcome", route_labels=True, gate_loss=True, gate_hides=("oversight",), gate_from_policy=False,
-        ),
-        RoutedMixture(
-            "routing_blind_supervised_no_replay",
-            "TUNING: blind gate + the gate learns only from the gate loss, no replay.",
-            "outcome", route_labels=True, gate_loss=True, gate_hides=("oversight",), gate_from_policy=False,
-        ),
-        GateReplay(
-            "routing_sighted_supervised_gate",
-            "TUNING: gate replay + the gate learns only from the gate loss; the gate sees the oversight map.",
-            "outcome", route_labels=True, gate_loss=True, gate_from_policy=False,
         ),
         RoutedMixture(
             "routing_no_gate_loss",

@@ -49,7 +49,7 @@ from agents.files import atomic_write, damage, load_checkpoint
 from agents.lean_trainer import crossed
 from agents.losses import Samples, UpdateSettings, update
 from agents.methods import ROUTES, get_method
-from agents.networks import ActorCritic, planes_shown, sample_actions
+from agents.networks import ActorCritic, sample_actions
 from agents.run_dir import SB3_CHECKPOINT
 from agents.sb3_env import TwinVecEnv, make_twin_vec_env
 from agents.seeding import independent_seeds
@@ -68,11 +68,9 @@ class RoutedActorCriticPolicy(ActorCriticPolicy):
         hidden: int = TrainConfig.hidden,
         zero_biases: bool = TrainConfig.zero_biases,
         bf16: bool = False,
-        gate_planes: tuple[int, ...] | None = None,
         **kwargs: Any,
     ):
         self.experts, self.hidden, self.zero_biases, self.bf16 = tuple(experts), hidden, zero_biases, bf16
-        self.gate_planes = gate_planes
         kwargs.setdefault("ortho_init", False)  # the network initialises itself (agents.networks)
         kwargs.setdefault("optimizer_kwargs", {"eps": TrainConfig.adam_eps})
         self.action_generator = torch.Generator()
@@ -80,12 +78,12 @@ class RoutedActorCriticPolicy(ActorCriticPolicy):
 
     def _build(self, lr_schedule) -> None:
         self.net = ActorCritic(self.observation_space.shape, int(self.action_space.n), self.experts, self.hidden,
-                               self.zero_biases, self.gate_planes)
+                               self.zero_biases)
         self.optimizer = self.optimizer_class(self.net.parameters(), lr=lr_schedule(1), **self.optimizer_kwargs)
 
     def _get_constructor_parameters(self) -> dict[str, Any]:
         return {**super()._get_constructor_parameters(), "experts": self.experts, "hidden": self.hidden,
-                "zero_biases": self.zero_biases, "bf16": self.bf16, "gate_planes": self.gate_planes}
+                "zero_biases": self.zero_biases, "bf16": self.bf16}
 
     def autocast(self) -> torch.autocast:
         """bfloat16 autocast for the network's forward passes when `bf16`, else nothing."""
@@ -214,8 +212,6 @@ class RoutedPPO(PPO):
         self.update_hooks: list[Callable[[RoutedPPO], None]] = []
         self._action_seed: int | None = None
         policy_kwargs = {**kwargs.pop("policy_kwargs", {}), "experts": self.method.experts}
-        if env is not None and self.method.gate_hides:
-            policy_kwargs["gate_planes"] = planes_shown(env.get_attr("plane_names")[0], self.method.gate_hides)
         super().__init__(
             policy, env, learning_rate=learning_rate, n_steps=n_steps, batch_size=batch_size, n_epochs=n_epochs,
             gamma=gamma, gae_lambda=gae_lambda, clip_range=clip_range, ent_coef=ent_coef, vf_coef=vf_coef,

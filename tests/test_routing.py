@@ -43,7 +43,7 @@ def grads_from_sample(mixture, x, labels, i):
     mixture.zero_grad()
     out = mixture(x, labels).out
     out[i].pow(2).sum().backward()
-    return {name: sum(p.grad.abs().sum() for p in part.parameters()) for name, part in
+    return {name: sum(float(p.grad.abs().sum()) for p in part.parameters() if p.grad is not None) for name, part in
             [("diamond", mixture.experts["diamond"]), ("ghost", mixture.experts["ghost"]), ("gate", mixture.gate), ("head", mixture.head)]}
 
 
@@ -64,6 +64,22 @@ def test_each_sample_updates_only_what_its_label_allows(label, zero, nonzero):
         assert grads[name] == 0.0, name
     for name in nonzero:
         assert grads[name] > 0.0, name
+
+
+@pytest.mark.parametrize("label", [DIAMOND, GHOST, UNLABELLED])
+def test_a_detached_gate_learns_from_the_gate_loss_only(label):
+    mixture = make_mixture()
+    mixture.detach_gate = True
+    x = torch.randn(3, 5) + 2.0
+    labels = torch.tensor([DIAMOND, GHOST, UNLABELLED])
+    i = [DIAMOND, GHOST, UNLABELLED].index(label)
+    grads = grads_from_sample(mixture, x, labels, i)
+    assert grads["gate"] == 0.0 and grads["head"] > 0.0
+    assert (grads["diamond"] > 0.0) == (label != GHOST) and (grads["ghost"] > 0.0) == (label != DIAMOND)
+    mixture.zero_grad()
+    gate_loss(mixture(x, labels).gate_logit, labels).backward()
+    assert sum(p.grad.abs().sum() for p in mixture.gate.parameters()) > 0.0
+    torch.testing.assert_close(mixture(x, labels).out, make_mixture()(x, labels).out)  # the same forward value
 
 
 def test_routing_does_not_change_the_forward_value():

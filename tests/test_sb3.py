@@ -88,7 +88,7 @@ def trained_weights(tmp_path, **settings):
     return net.state_dict(), env_steps
 
 
-@pytest.mark.parametrize("method", ["routing", "routing_blind_gate", "filtering", "naive_early_stopping"])
+@pytest.mark.parametrize("method", ["routing", "filtering", "naive_early_stopping"])
 def test_lean_ppo_and_routed_ppo_train_the_same_weights_from_the_same_seed(tmp_path, method):
     lean, lean_steps = trained_weights(tmp_path, trainer="lean", method=method)
     sb3, sb3_steps = trained_weights(tmp_path, trainer="sb3", method=method)
