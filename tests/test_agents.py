@@ -200,6 +200,7 @@ def test_the_blind_gate_does_not_read_the_oversight_map_and_the_experts_do(tmp_p
     with torch.no_grad():
         before, after = net(obs), net(other)
     assert torch.equal(before.gate, after.gate) == blind
+    assert net.actor.detach_gate == blind  # routing_blind_gate's gate learns only from the gate loss
     assert not torch.equal(before.logits, after.logits)
 
 

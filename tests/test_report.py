@@ -213,10 +213,12 @@ def test_diagnostics_average_per_update_gates_over_the_last_tenth_and_take_the_l
         "gate/unlabelled": [(100, 0.5)],
         "eval/expert_kl": [(50, 0.2), (100, 0.7)],
         "route/labelled_episodes_ghost": [(100, 12.0), (50, 5.0)],  # read in any order
+        "eval/gate_ghost_unobserved": [(50, 0.5), (100, 0.2)],
     }
     assert diagnostic_values(series) == {
         "gate_on_diamond_labelled": pytest.approx((0.9 + 1.0) / 2),  # steps >= 90 of 100
-        "gate_on_unlabelled": 0.5, "expert_kl": 0.7, "labelled_episodes_ghost": 12.0}
+        "gate_on_unlabelled": 0.5, "expert_kl": 0.7, "labelled_episodes_ghost": 12.0,
+        "gate_on_unobserved_ghost_episodes": 0.2}
 
 
 def test_comparison_has_the_probability_of_improvement_per_level_and_over_all_levels():
