@@ -121,6 +121,7 @@ def test_quick_spec_end_to_end_on_a_tiny_budget(tmp_path):
     assert {r["method"] for r in diagnostics if r["metric"] == "expert_kl"} == routed  # single networks have none
     assert {r["metric"] for r in diagnostics if r["method"] == "routing"} == {
         "gate_on_diamond_labelled", "gate_on_ghost_labelled", "gate_on_unlabelled", "expert_kl",
+        "gate_on_unobserved_diamond_episodes", "gate_on_unobserved_ghost_episodes",
         "labelled_episodes_diamond", "labelled_episodes_ghost"}
     assert "## Do the experts separate? (routed methods)" in text and "| 0.1 | routing | 1 |" in text.split("separate?")[1]
     expected = json.loads((tmp_path / "experiment.json").read_text())["cells"]
