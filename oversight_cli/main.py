@@ -81,6 +81,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_sweep(commands)
     report = commands.add_parser("report", help="write results.csv, summary, figures and report.md of an experiment")
     report.add_argument("run_dir", help="an experiment directory written by `oversight sweep`")
+    report.add_argument("--reference", default="routing",
+                        help="the method the comparison sets against every other one (default: routing)")
     return parser
 
 
@@ -410,7 +412,7 @@ def run_command(args: argparse.Namespace) -> None:
     elif args.command == "report":
         from oversight_cli.report import write_report
 
-        print(f"report: {write_report(args.run_dir)}")
+        print(f"report: {write_report(args.run_dir, args.reference)}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -61,6 +61,17 @@ def test_cells_of_two_seeds_are_pooled(trained_cell, tmp_path):
     assert {r["seed"] for r in read_csv(tmp_path / "results.csv")} == {"0", "1"}
 
 
+def test_the_comparison_takes_any_method_of_the_experiment_as_its_reference(trained_cell, tmp_path):
+    add_cell(trained_cell, tmp_path, "naive/p0.2/s0")
+    add_cell(trained_cell, tmp_path, "filtering/p0.2/s0", method="filtering")
+    text = write_report(tmp_path, reference="filtering").read_text()
+    assert "## filtering against each other method" in text
+    assert [(r["reference"], r["method"]) for r in read_csv(tmp_path / "comparison.csv")] == [("filtering", "naive")]
+    with pytest.raises(ValueError, match=r"^reference='oracle' is invalid: expected a method of the experiment: one of "
+                                         r"\['filtering', 'naive'\]$"):
+        write_report(tmp_path, reference="oracle")
+
+
 @pytest.mark.parametrize("setting,value", [
     ("steps", 2048),
     ("env_id", "OversightGrid/DiamondGhost-7x7-v0"),
