@@ -81,8 +81,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_sweep(commands)
     report = commands.add_parser("report", help="write results.csv, summary, figures and report.md of an experiment")
     report.add_argument("run_dir", help="an experiment directory written by `oversight sweep`")
-    report.add_argument("--reference", default="routing",
-                        help="the method the comparison sets against every other one (default: routing)")
+    report.add_argument("--reference", help="the method the comparison sets against every other one "
+                        "(default: routing, when the experiment has it)")
     return parser
 
 

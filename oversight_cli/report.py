@@ -531,11 +531,11 @@ def _list_section(title: str, lines: list[str], text: str) -> str:
     return f"\n## {title}\n\n{text}\n\n{items}\n"
 
 
-def write_report(run_dir: str | Path, reference: str = REFERENCE_METHOD) -> Path:
+def write_report(run_dir: str | Path, reference: str | None = None) -> Path:
     """Write every table and figure of `run_dir` and return the path of `report.md`; print each
     missing cell and each incomplete learning curve to stderr (report.md lists them too). The
-    comparison sets `reference` against every other method (the default: `routing`, when the
-    experiment has it)."""
+    comparison sets `reference` against every other method (None: `routing`, when the experiment
+    has it)."""
     run_dir = Path(run_dir)
     finished, unreadable = read_cells(run_dir)
     if not finished:
@@ -544,7 +544,7 @@ def write_report(run_dir: str | Path, reference: str = REFERENCE_METHOD) -> Path
     check_poolable(run_dir, finished)
     rows = result_rows(finished)
     methods = sorted({r["method"] for r in rows})
-    if reference != REFERENCE_METHOD and reference not in methods:
+    if reference is not None and reference not in methods:
         raise invalid_argument("reference", reference, f"expected a method of the experiment: one of {methods}")
     missing = missing_cells(run_dir, finished, unreadable)
     summary = summary_rows(rows)
@@ -557,7 +557,7 @@ def write_report(run_dir: str | Path, reference: str = REFERENCE_METHOD) -> Path
     write_csv(run_dir / "summary.csv", summary, SUMMARY_COLUMNS)
     write_csv(run_dir / "learning_curves.csv", curves, ["method", "oversight", "seed", "env_steps", "metric", "value"])
     write_csv(run_dir / "diagnostics.csv", diagnostics, DIAGNOSTIC_COLUMNS)
-    comparisons = comparison_rows(rows, reference)
+    comparisons = comparison_rows(rows, reference or REFERENCE_METHOD)
     write_csv(run_dir / "comparison.csv", comparisons, COMPARISON_COLUMNS)
     plot_vs_oversight(summary, "return_per_step", "return per step", run_dir / "return_vs_oversight.png")
     plot_vs_oversight(summary, "p_ghost_when_unobserved", "P(ghost | ghost unobserved)",

@@ -250,7 +250,7 @@ MUTANTS: list[tuple[str, str, str, str, list[str]]] = [
     ("finished episodes keep adding to their gate", "agents/evaluator.py",
      "            gate_sum[running] += gate\n", "            gate_sum += net(obs).gate.float()\n", DIAGNOSTICS),
     ("the report ignores the chosen reference", "oversight_cli/report.py",
-     "comparisons = comparison_rows(rows, reference)", "comparisons = comparison_rows(rows)", ["tests/test_report.py"]),
+     "comparisons = comparison_rows(rows, reference or REFERENCE_METHOD)", "comparisons = comparison_rows(rows)", ["tests/test_report.py"]),
     ("the report leaves out the gate on unobserved ghost episodes", "oversight_cli/report.py",
      '"eval/gate_ghost_unobserved": "gate_on_unobserved_ghost_episodes",', "", DIAGNOSTICS),
 ]
