@@ -20,6 +20,7 @@ from agents.metrics import episode_statistics
 from agents.networks import ActorCritic, sample_actions
 from agents.seeding import independent_seeds
 from oversight_env import make_batched
+from oversight_env.spec import Outcome
 from routing import ablated
 
 if TYPE_CHECKING:
@@ -220,11 +221,11 @@ def gate_by_outcome(
     the unobserved episodes' outcomes; the testbed does."""
     data = run_episodes(net, env_id, episodes, seed, None, oversight_prob, env_kwargs, record_gate=True)
     groups = {}
-    for code, name in ((1, "diamond"), (2, "ghost")):
+    for outcome in (Outcome.DIAMOND, Outcome.GHOST):
         for seen, seen_name in ((True, "overseen"), (False, "unobserved")):
-            chosen = (data["outcome"] == code) & (data["overseen"] == seen)
+            chosen = (data["outcome"] == outcome) & (data["overseen"] == seen)
             if chosen.any():
-                groups[f"{name}_{seen_name}"] = float(data["mean_gate"][chosen].mean())
+                groups[f"{outcome.label}_{seen_name}"] = float(data["mean_gate"][chosen].mean())
     return groups
 
 

@@ -169,8 +169,8 @@ class GateReplay(RoutedMixture):
         if state["replay_obs"] is None:
             return None
         count = len(state["replay_labels"])
-        idx = torch.randint(count, (min(count, self.replay_batch),), generator=generator, device=generator.device).cpu()
         device = generator.device
+        idx = torch.randint(count, (min(count, self.replay_batch),), generator=generator, device=device).cpu()
         return state["replay_obs"][idx].to(device, torch.float32), state["replay_labels"][idx].to(device, torch.long)
 
 
