@@ -1,4 +1,4 @@
-"""Entry point of the `oversight` command (demo, train, eval, sweep, report): parses arguments and
+"""Entry point of the `oversight` command (demo, train, eval, sweep, report, ladder): parses arguments and
 turns bad input into one line.
 
 The `oversight train` flags are generated from `TrainConfig`'s fields, so every setting a run
@@ -83,6 +83,10 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("run_dir", help="an experiment directory written by `oversight sweep`")
     report.add_argument("--reference", help="the method the comparison sets against every other one "
                         "(default: routing, when the experiment has it)")
+    ladder = commands.add_parser("ladder", help="draw several experiments together: each method's result against the budget")
+    ladder.add_argument("run_dirs", nargs="+", metavar="run_dir", help="experiment directories, e.g. one per budget")
+    ladder.add_argument("--out", required=True, help="directory for ladder.csv, ladder.png and ladder.md")
+    ladder.add_argument("--oversight", type=float, help="the oversight level to draw (needed when the cells have several)")
     return parser
 
 
@@ -413,6 +417,10 @@ def run_command(args: argparse.Namespace) -> None:
         from oversight_cli.report import write_report
 
         print(f"report: {write_report(args.run_dir, args.reference)}")
+    elif args.command == "ladder":
+        from oversight_cli.ladder import write_ladder
+
+        print(f"ladder: {write_ladder(args.run_dirs, args.out, args.oversight)}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -79,7 +79,7 @@ PER_EVALUATION_DIAGNOSTICS = {"eval/gate_diamond_unobserved": "gate_on_unobserve
 DIAGNOSTIC_COLUMNS = ["method", "oversight", "seed", "metric", "value"]
 # What the cells of one report may differ in; anything else (environment, budget, settings) would
 # pool incomparable runs as if they were seeds of one.
-POOLED_OVER = {"method", "oversight_prob", "seed"}
+POOLED_OVER = frozenset({"method", "oversight_prob", "seed"})
 
 Evaluations = dict[str, dict[str, Any]]  # cell directory, relative to the experiment's -> its eval.json
 
@@ -100,27 +100,41 @@ def read_cells(run_dir: Path) -> tuple[Evaluations, dict[str, str]]:
     return finished, unreadable
 
 
-def check_poolable(run_dir: Path, finished: Evaluations) -> None:
-    """Refuse cells that differ in a setting other than method, oversight and seed, and two cells
-    of the same method, oversight and seed: pooled as seeds, either would make the numbers lie."""
+_SETTING_NAMES = {"oversight_prob": "oversight", "learning_rate": "learning rate"}
+
+
+def _describe(config: dict[str, Any], settings: list[str]) -> str:
+    """E.g. "method naive, oversight 0.2, seed 0": the values of `settings` in `config`."""
+    return ", ".join(f"{_SETTING_NAMES.get(s, s)} {config.get(s):{'g' if isinstance(config.get(s), float) else ''}}"
+                     for s in settings)
+
+
+def check_poolable(
+    run_dir: Path | str, finished: Evaluations, pooled_over: frozenset[str] = POOLED_OVER, argument: str = "run_dir"
+) -> None:
+    """Refuse cells that differ in a setting outside `pooled_over` (by default: method, oversight
+    and seed), and two cells with the same values of `pooled_over`: pooled as seeds, either would
+    make the numbers lie."""
+    order = ["method", "oversight_prob", "seed", *sorted(pooled_over - POOLED_OVER)]
     first: dict[str, tuple[str, Any]] = {}  # setting -> (the first cell, its value)
     seen: dict[tuple, str] = {}
     for cell, report in finished.items():
         config = report["config"]
-        key = (config["method"], config["oversight_prob"], config["seed"])
+        key = tuple(repr(config.get(s)) for s in order)
         if key in seen:
-            raise invalid_argument("run_dir", str(run_dir), f"cells {seen[key]} and {cell} are both method {key[0]}, "
-                                   f"oversight {key[1]:g}, seed {key[2]}; move one out to report the other")
+            raise invalid_argument(argument, str(run_dir), f"cells {seen[key]} and {cell} are both "
+                                   f"{_describe(config, order)}; move one out to report the other")
         seen[key] = cell
         for setting in sorted(set(config) | set(first)):
-            if setting in POOLED_OVER:
+            if setting in pooled_over:
                 continue
             value = config.get(setting, "(unset)")
             other, expected = first.setdefault(setting, (cell, value))
             if value != expected:
-                raise invalid_argument("run_dir", str(run_dir), f"its cells differ in {setting} ({other}: {expected!r}, "
-                                       f"{cell}: {value!r}); a report pools cells that differ only in method, oversight "
-                                       "and seed: report each setting's cells from a directory of their own")
+                differ_only = ", ".join(_SETTING_NAMES.get(s, s) for s in order)
+                raise invalid_argument(argument, str(run_dir), f"its cells differ in {setting} ({other}: {expected!r}, "
+                                       f"{cell}: {value!r}); a report pools cells that differ only in {differ_only}: "
+                                       "report each setting's cells from a directory of their own")
 
 
 def missing_cells(run_dir: Path, finished: Evaluations, unreadable: dict[str, str]) -> list[str]:
@@ -357,14 +371,14 @@ def save_figure(fig: plt.Figure, path: Path) -> None:
     plt.close(fig)
 
 
-def _method_colors(methods: list[str]) -> dict[str, Any]:
+def method_colors(methods: list[str]) -> dict[str, Any]:
     cmap = plt.get_cmap("tab10")
     return {m: cmap(i % 10) for i, m in enumerate(methods)}
 
 
 def plot_vs_oversight(summary: list[dict], metric: str, ylabel: str, path: Path, reference: float | None = None) -> None:
     methods = sorted({r["method"] for r in summary})
-    colors = _method_colors(methods)
+    colors = method_colors(methods)
     fig, ax = plt.subplots(figsize=(6.5, 4.2))
     for method in methods:
         pts = sorted((r["oversight"], r["mean"], r["ci_low"], r["ci_high"]) for r in summary
@@ -389,7 +403,7 @@ def plot_learning_curves(curves: list[dict], path: Path) -> None:
     rows = [r for r in curves if r["metric"] == "return_per_step"]
     levels = sorted({r["oversight"] for r in rows})
     methods = sorted({r["method"] for r in rows})
-    colors = _method_colors(methods)
+    colors = method_colors(methods)
     fig, axes = plt.subplots(1, max(1, len(levels)), figsize=(4.2 * max(1, len(levels)), 3.4), squeeze=False, sharey=True)
     for ax, level in zip(axes[0], levels):
         for method in methods:
@@ -415,7 +429,7 @@ def plot_performance_profile(rows: list[dict[str, Any]], path: Path, band_resamp
     return per step exceeds each threshold, with a 95% bootstrap band (levels as strata)."""
     evaluated = [r for r in rows if r["evaluated"]]
     methods = sorted({r["method"] for r in evaluated})
-    colors = _method_colors(methods)
+    colors = method_colors(methods)
     scores = np.array([r["return_per_step"] for r in evaluated], dtype=float)
     thresholds = np.linspace(scores.min(), scores.max(), 101) if len(scores) else np.zeros(1)
     fig, ax = plt.subplots(figsize=(6.5, 4.2))

@@ -11,6 +11,7 @@ import torch
 
 from agents.config import TrainConfig
 from agents.train import train
+from oversight_cli.ladder import write_ladder
 from oversight_cli.report import diagnostic_values, event_file_records, write_report
 from oversight_cli.spec import load_spec
 from oversight_cli.sweep import experiment_record
@@ -246,3 +247,46 @@ def test_comparison_has_the_probability_of_improvement_per_level_and_over_all_le
     assert by_level[ALL_LEVELS]["p_improvement"] == pytest.approx((0.5 + 0.75) / 2)  # the levels' mean
     assert by_level[0.1]["difference"] == pytest.approx(0.05)
     assert by_level[0.01]["p_improvement_ci_low"] <= 0.5 <= by_level[0.01]["p_improvement_ci_high"]
+
+
+def set_return(cell: Path, value: float, p_ghost: float = 0.5) -> None:
+    """Make the evaluated variant of `cell` score `value` (and take unobserved ghosts with `p_ghost`)."""
+    report = json.loads((cell / "eval.json").read_text())
+    variant = report["variants"][report["evaluated_variant"]]
+    variant["discounted_return_per_step"]["mean"] = value
+    variant["p_ghost_when_unobserved"] = p_ghost
+    (cell / "eval.json").write_text(json.dumps(report))
+
+
+def test_the_ladder_groups_cells_by_learning_rate_method_and_budget(trained_cell, tmp_path):
+    for steps, values in ((1024, (0.1, 0.3)), (4096, (0.5, 0.7))):
+        for seed, value in enumerate(values):
+            set_return(add_cell(trained_cell, tmp_path / f"rung{steps}", f"naive/p0.2/s{seed}", seed=seed, steps=steps),
+                       value, p_ghost=value / 2)
+    set_return(add_cell(trained_cell, tmp_path / "slow", "naive/p0.2/s0", steps=1024, learning_rate=1e-4), 0.9)
+    text = write_ladder([tmp_path / "rung1024", tmp_path / "rung4096", tmp_path / "slow"], tmp_path / "out").read_text()
+    rows = {(r["learning_rate"], r["steps"], r["metric"]): r for r in read_csv(tmp_path / "out/ladder.csv")}
+    fast = str(TrainConfig().learning_rate)
+    returns = {k[:2]: (int(r["seeds"]), round(float(r["mean"]), 9)) for k, r in rows.items() if k[2] == "return_per_step"}
+    assert returns == {(fast, "1024"): (2, 0.2), (fast, "4096"): (2, 0.6), ("0.0001", "1024"): (1, 0.9)}
+    assert float(rows[(fast, "4096", "p_ghost_when_unobserved")]["mean"]) == pytest.approx(0.3)
+    assert "5 finished cells" in text and "| 0.0001 | naive | 0.001024M | 1 | 0.900" in text
+    assert (tmp_path / "out/ladder.png").stat().st_size > 0
+
+
+def test_the_ladder_needs_one_oversight_level_and_comparable_cells(trained_cell, tmp_path):
+    add_cell(trained_cell, tmp_path / "a", "naive/p0.2/s0")
+    add_cell(trained_cell, tmp_path / "a", "naive/p0.5/s0", oversight_prob=0.5)
+    with pytest.raises(ValueError, match=r"^oversight=None is invalid: the cells have several levels \[0\.2, 0\.5\]"):
+        write_ladder([tmp_path / "a"], tmp_path / "out")
+    with pytest.raises(ValueError, match=r"^oversight=0\.3 is invalid: no finished cell has it"):
+        write_ladder([tmp_path / "a"], tmp_path / "out", oversight=0.3)
+    add_cell(trained_cell, tmp_path / "b", "naive/p0.2/s0")
+    with pytest.raises(ValueError, match=r"cells .*/a/naive/p0\.2/s0 and .*/b/naive/p0\.2/s0 are both method naive, "
+                                         r"oversight 0\.2, seed 0, learning rate 0\.001, steps 1024;"):
+        write_ladder([tmp_path / "a", tmp_path / "b"], tmp_path / "out", oversight=0.2)
+    add_cell(trained_cell, tmp_path / "c", "naive/p0.2/s0", steps=2048, gamma=0.9)
+    with pytest.raises(ValueError, match=r"its cells differ in gamma .* differ only in method, oversight, seed, "
+                                         r"learning rate, steps:"):
+        write_ladder([tmp_path / "a", tmp_path / "c"], tmp_path / "out", oversight=0.2)
+    assert not (tmp_path / "out").exists()

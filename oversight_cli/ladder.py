@@ -1,0 +1,159 @@
+"""`oversight ladder RUN_DIR... --out DIR`: each method's result as the training budget grows.
+
+A sweep's experiment has one budget and one learning rate (`runs/ladder_*.toml`, one per rung);
+the ladder draws several experiments together at one oversight level. Cells are grouped by
+learning rate, method and budget (their `steps`), pooled over seeds; the cells may differ in
+nothing else (another environment or setting would make the rungs incomparable).
+
+Writes into DIR:
+- `ladder.csv`: per learning rate, method and budget, over seeds, the mean and the interquartile
+  mean of the evaluated policy's return per step and of P(ghost | ghost unobserved), each with
+  a 95% bootstrap interval.
+- `ladder.png`: both against the budget, one column per learning rate.
+- `ladder.md`: the table and the figure.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import numpy as np
+
+from agents.files import atomic_write
+from oversight_cli.report import (
+    POOLED_OVER,
+    RESAMPLES,
+    SUMMARY_METRICS,
+    Evaluations,
+    check_poolable,
+    method_colors,
+    read_cells,
+    result_rows,
+    save_figure,
+    summary_rows,
+    write_csv,
+)
+from oversight_env.spec import invalid_argument
+
+RUNG_SETTINGS = ("steps", "learning_rate")  # what the rungs of a ladder may differ in, besides the pooled
+LADDER_COLUMNS = ["learning_rate", "method", "steps", "metric", "seeds", "mean", "ci_low", "ci_high", "iqm",
+                  "iqm_ci_low", "iqm_ci_high"]
+
+
+def read_ladder(run_dirs: list[Path], oversight: float | None) -> tuple[Evaluations, float]:
+    """The finished cells of every run directory at one oversight level (the only one they have
+    when `oversight` is None), keyed `<run dir>/<cell>`, and that level."""
+    finished: Evaluations = {}
+    for run_dir in run_dirs:
+        cells, _ = read_cells(run_dir)
+        if not cells:
+            raise invalid_argument("run_dir", str(run_dir), "holds no finished cell (no readable eval.json below it)")
+        finished.update({f"{run_dir.as_posix()}/{cell}": report for cell, report in cells.items()})
+    levels = sorted({report["config"]["oversight_prob"] for report in finished.values()})
+    if oversight is None:
+        if len(levels) > 1:
+            raise invalid_argument("oversight", None, f"the cells have several levels {levels}: choose one with --oversight")
+        oversight = levels[0]
+    if oversight not in levels:
+        raise invalid_argument("oversight", oversight, f"no finished cell has it; the cells' levels: {levels}")
+    return {cell: r for cell, r in finished.items() if r["config"]["oversight_prob"] == oversight}, oversight
+
+
+def ladder_rows(finished: Evaluations) -> list[dict[str, Any]]:
+    """`summary_rows` per learning rate and budget: one row per (learning rate, method, budget, metric)."""
+    by_rung: dict[tuple[float, int], list[dict[str, Any]]] = defaultdict(list)
+    for report in finished.values():
+        rung = (report["config"]["learning_rate"], report["config"]["steps"])
+        by_rung[rung].extend(result_rows({"cell": report}))
+    rows = []
+    for (learning_rate, steps), results in by_rung.items():
+        for row in summary_rows(results):
+            del row["oversight"]
+            rows.append({"learning_rate": learning_rate, "steps": steps, **row})
+    return sorted(rows, key=lambda r: (r["learning_rate"], r["method"], r["steps"], r["metric"]))
+
+
+def plot_ladder(rows: list[dict[str, Any]], path: Path) -> None:
+    """Mean over seeds with its 95% interval against the budget (log scale): a row per metric, a
+    column per learning rate."""
+    rates = sorted({r["learning_rate"] for r in rows}, reverse=True)
+    colors = method_colors(sorted({r["method"] for r in rows}))
+    fig, axes = plt.subplots(len(SUMMARY_METRICS), len(rates), figsize=(4.6 * len(rates), 3.3 * len(SUMMARY_METRICS)),
+                             squeeze=False, sharex=True, sharey="row")
+    for column, rate in enumerate(rates):
+        for line, (metric, label) in enumerate(SUMMARY_METRICS.items()):
+            ax = axes[line][column]
+            for method, color in colors.items():
+                pts = sorted((r["steps"], r["mean"], r["ci_low"], r["ci_high"]) for r in rows
+                             if r["learning_rate"] == rate and r["method"] == method and r["metric"] == metric)
+                if pts:
+                    x, mean, low, high = map(np.array, zip(*pts))
+                    ax.errorbar(x / 1e6, mean, yerr=[mean - low, high - mean], marker="o", capsize=3, label=method,
+                                color=color)
+            ax.set_xscale("log")
+            ax.set_ylabel(label)
+            ax.grid(alpha=0.3)
+            if line == 0:
+                ax.set_title(f"learning rate {rate:g}", fontsize=9)
+        axes[-1][column].set_xlabel("environment steps (millions, log scale)")
+    budgets = sorted({r["steps"] for r in rows})
+    for ax in axes[-1]:
+        ax.set_xticks([b / 1e6 for b in budgets], [f"{b / 1e6:g}" for b in budgets])
+        ax.minorticks_off()
+    axes[0][-1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0))
+    fig.suptitle("mean over seeds, 95% bootstrap CI", fontsize=9)
+    save_figure(fig, path)
+
+
+def ladder_table(rows: list[dict[str, Any]]) -> str:
+    table: dict[tuple, dict[str, dict]] = defaultdict(dict)
+    for r in rows:
+        table[(r["learning_rate"], r["method"], r["steps"])][r["metric"]] = r
+    header = ("| learning rate | method | steps | seeds | return per step: mean [95% CI] "
+              "| P(ghost \\| ghost unobserved): mean [95% CI] |")
+    lines = [header, "|---:|---|---:|---:|---|---|"]
+    for (rate, method, steps), metrics in sorted(table.items(), key=lambda kv: (-kv[0][0], kv[0][1], kv[0][2])):
+        cells = [f"{m['mean']:.3f} [{m['ci_low']:.3f}, {m['ci_high']:.3f}]"
+                 for m in (metrics["return_per_step"], metrics["p_ghost_when_unobserved"])]
+        lines.append(f"| {rate:g} | {method} | {steps / 1e6:g}M | {metrics['return_per_step']['seeds']} | "
+                     f"{cells[0]} | {cells[1]} |")
+    return "\n".join(lines)
+
+
+def write_ladder(run_dirs: list[str | Path], out: str | Path, oversight: float | None = None) -> Path:
+    """Write the ladder of `run_dirs` at `oversight` into `out`; return the path of `ladder.md`."""
+    run_dirs = [Path(d) for d in run_dirs]
+    if not run_dirs:
+        raise invalid_argument("run_dirs", [], "expected at least one experiment directory")
+    finished, oversight = read_ladder(run_dirs, oversight)
+    check_poolable(" ".join(d.as_posix() for d in run_dirs), finished, POOLED_OVER | set(RUNG_SETTINGS), "run_dirs")
+    rows = ladder_rows(finished)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    write_csv(out / "ladder.csv", rows, LADDER_COLUMNS)
+    plot_ladder(rows, out / "ladder.png")
+    sources = "\n".join(f"- `{d}`" for d in run_dirs)
+    text = f"""# Budget ladder at {100 * oversight:g}% oversight
+
+{len(finished)} finished cells from:
+{sources}
+
+Per learning rate, method and budget, over seeds (n in its column): the evaluated policy's
+return per step (routed methods with the ghost expert ablated) and P(ghost | ghost unobserved),
+each the mean with its 95% percentile bootstrap interval ({RESAMPLES:,} resamples of the seeds).
+`ladder.csv` also has the interquartile means. Each rung is a run of its own budget (the entropy
+bonus decays over the whole run), not a point on a longer run's learning curve.
+
+{ladder_table(rows)}
+
+![the ladder](ladder.png)
+"""
+    with atomic_write(out / "ladder.md") as tmp:
+        tmp.write_text(text)
+    return out / "ladder.md"
