@@ -1,11 +1,12 @@
 """`BatchedOversightEnv`: the batched twin, every environment of a batch stepped as tensors.
 
 It follows the rules of `spec.py` for any `GridLayout`, like `OversightGridEnv` does one episode
-at a time, with no Python loop over environments: moves are a lookup in the layout's
-`next_cell` table, and finished environments reset automatically within the same `step`.
-Per-episode results (outcome, oversight, true reward, facts at reset) come back as tensors in
-`TwinStep`, so a trainer never builds a dict per environment. `agents.sb3_env.TwinVecEnv` adapts
-it to stable-baselines3.
+at a time, with no Python loop over environments: moves are a lookup in the layout's `next_cell`
+table (or, in a procedural layout, a check against each episode's walls), what the agent enters
+is a lookup in a per-cell object map, and finished environments reset automatically within the
+same `step`. Per-episode results (outcome, oversight, true reward, facts at reset) come back as
+tensors in `TwinStep`, so a trainer never builds a dict per environment.
+`agents.sb3_env.TwinVecEnv` adapts it to stable-baselines3.
 """
 
 from __future__ import annotations
@@ -17,12 +18,14 @@ import numpy as np
 import torch
 
 from oversight_env.spec import (
+    MOVES,
     REWARDS,
     Action,
     EpisodeState,
     GridLayout,
     Outcome,
     OversightConfig,
+    TileType,
     invalid_argument,
 )
 
@@ -43,7 +46,7 @@ class TwinStep:
     terminated: torch.Tensor  # bool (B,)
     truncated: torch.Tensor  # bool (B,)
     outcome: torch.Tensor  # int64 (B,): Outcome codes, NONE unless terminated
-    overseen: torch.Tensor  # bool (B,): ended on an overseen terminal
+    overseen: torch.Tensor  # bool (B,): ended on an overseen cell
     true_reward: torch.Tensor  # float32 (B,)
     steps: torch.Tensor  # int64 (B,): steps taken in the episode so far, this one included
     nearer: torch.Tensor  # int64 (B,): index into spec.NEARER_LABELS
@@ -62,12 +65,36 @@ class TwinStep:
         return {"nearer": self.nearer, "diamond_overseen": self.diamond_overseen, "ghost_overseen": self.ghost_overseen}
 
 
+def shortest_steps_batched(walls: torch.Tensor, source: torch.Tensor) -> torch.Tensor:
+    """Float (n, H * W): shortest-path step counts from each grid's `source` cell (inf where
+    unreachable), for n grids with bool (n, H, W) `walls`: a breadth-first search as repeated
+    dilation of the frontier, all grids at once."""
+    n, height, width = walls.shape
+    free = ~walls
+    frontier = torch.zeros_like(walls)
+    frontier.view(n, -1)[torch.arange(n, device=walls.device), source] = True
+    reached = frontier.clone()
+    dist = torch.full((n, height * width), torch.inf, device=walls.device)
+    d = 0
+    while bool(frontier.any()):
+        dist.masked_fill_(frontier.view(n, -1), float(d))
+        grown = torch.zeros_like(frontier)
+        grown[:, 1:] |= frontier[:, :-1]
+        grown[:, :-1] |= frontier[:, 1:]
+        grown[:, :, 1:] |= frontier[:, :, :-1]
+        grown[:, :, :-1] |= frontier[:, :, 1:]
+        frontier = grown & free & ~reached
+        reached |= frontier
+        d += 1
+    return dist
+
+
 class BatchedOversightEnv:
     """`num_envs` independent episodes of one layout and configuration, as tensors.
 
     Args:
-        layout: walls and terminal objects (the same `GridLayout` the MiniGrid class uses).
-        config: oversight, rewards, step limit and observation (`OversightConfig`).
+        layout: walls and objects (the same `GridLayout` the MiniGrid class uses).
+        config: oversight, rewards, placement, step limit and observation (`OversightConfig`).
         num_envs: batch size.
         seed: seeds the twin's own `torch.Generator`; the same seed gives the same episodes.
         device: torch device of every tensor.
@@ -76,6 +103,7 @@ class BatchedOversightEnv:
     """
 
     render_mode = None
+    _MAX_REDRAWS = 100  # wall draws per episode before a procedural layout is declared too dense
 
     def __init__(
         self,
@@ -98,27 +126,55 @@ class BatchedOversightEnv:
         self.obs_shape = (len(self.plane_names), layout.height, layout.width)
         self.generator = torch.Generator(self.device)
         self._seed(seed)
+        self._build_tables()
+        self.reset()
 
-        dev = self.device
+    def _build_tables(self) -> None:
+        """Per-object and per-cell constants of the layout and configuration, as tensors."""
+        layout, config, dev = self.layout, self.config, self.device
         self._next_cell = torch.as_tensor(layout.next_cell, device=dev)
+        self._moves = torch.tensor(MOVES, device=dev)  # (4, 2): dx, dy
         distances = torch.as_tensor(layout.distances, device=dev, dtype=torch.float32)
         self._distances = distances.masked_fill(distances < 0, torch.inf)  # float: amin is fast
+        self._fixed_walls = torch.as_tensor(layout.walls.reshape(-1), device=dev)
         self._free_cells = torch.as_tensor(layout.free_cells, device=dev)
-        types = layout.object_types
-        self._object_plane = torch.tensor([1 + t for t in types], device=dev)  # plane of each object
-        self._object_role = torch.tensor([int(layout.terminals[t].outcome) for t in types], device=dev)
-        self._object_prob = torch.tensor([config.prob_for(layout.terminals[t]) for t in types], device=dev)
-        self._cell_prob = torch.where(
-            torch.as_tensor(layout.walls.reshape(-1), device=dev), 0.0, config.spurious_oversight_prob
-        ).float()
-        # Rewards indexed by outcome * 2 + overseen.
-        self._train_reward = torch.tensor(REWARDS[config.reward], device=dev).reshape(-1)
-        self._true_reward = torch.tensor(REWARDS["true"], device=dev).reshape(-1)
+        kinds = [layout.object_kinds[t] for t in layout.object_types]
+        planes = {name: i for i, name in enumerate(self.plane_names)}
+        self._object_plane = torch.tensor([planes.get(k.name, -1) for k in kinds], device=dev)  # -1: invisible
+        self._object_role = torch.tensor([int(layout.role(k)) for k in kinds], device=dev)  # spec rule 7
+        self._object_prob = torch.tensor([config.prob_for(k) for k in kinds], device=dev)
+        # What entering each object does, indexed by `cell_object`'s code: 0 (no object), object index + 1.
+        def by_code(values: list, empty: object) -> torch.Tensor:
+            return torch.tensor([empty, *values], device=dev)
+
+        self._terminal = by_code([k.terminal for k in kinds], False)
+        self._outcome = by_code([int(k.outcome) for k in kinds], int(Outcome.NONE))  # spec rule 4
+        self._needs_key = by_code([k.terminal and k.needs_key for k in kinds], False)
+        self._key = by_code([isinstance(k, TileType) and k.key for k in kinds], False)
+        self._proxy_tile = by_code([isinstance(k, TileType) and k.proxy for k in kinds], False)
+        self._spoofs = by_code([k.terminal and k.spoofs for k in kinds], False)
+        self._code_plane = by_code(self._object_plane.tolist(), -1)
+        # Rewards of entering, indexed by code * 2 + overseen.
+        self._train_reward = by_code([k.reward_pair(config.reward) for k in kinds], (0.0, 0.0)).view(-1)
+        self._true_reward = by_code([k.reward_pair("true") for k in kinds], (0.0, 0.0)).view(-1)
+        self._first_intended = next(i for i, k in enumerate(kinds) if k.terminal and k.intended)
+        regions = torch.zeros(len(kinds), layout.height, layout.width, dtype=torch.bool, device=dev)
+        for i, k in enumerate(kinds):
+            if k.region is not None:
+                x, y, w, h = k.region
+                regions[i, y:y + h, x:x + w] = True
+        self._region = regions.view(len(kinds), -1)
+        self._region_prob = torch.tensor([k.region_prob if k.region is not None else 0.0 for k in kinds], device=dev)
+        ghost = int(Outcome.GHOST)
+        self._hoard_train_reward = torch.tensor(REWARDS[config.reward][ghost], device=dev)
+        self._hoard_true_reward = torch.tensor(REWARDS["true"][ghost], device=dev)
+        self._cell_prob = torch.where(self._fixed_walls, 0.0, config.spurious_oversight_prob).float()
         self._static_planes = torch.zeros(self.obs_shape, device=dev).reshape(len(self.plane_names), -1)
-        if layout.has_walls:
-            self._static_planes[self.plane_names.index("wall")] = torch.as_tensor(layout.walls.reshape(-1))
-        self._oversight_plane = self.plane_names.index("oversight") if config.observe_oversight else None
-        self.reset()
+        self._wall_plane = planes.get("wall")
+        if self._wall_plane is not None:
+            self._static_planes[self._wall_plane] = self._fixed_walls.float()
+        self._keys_plane = planes.get("keys")
+        self._oversight_plane = planes.get("oversight")
 
     def _seed(self, seed: int | None) -> None:
         if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0):
@@ -133,17 +189,21 @@ class BatchedOversightEnv:
         """Start a new episode in every environment; returns (obs, facts at reset)."""
         if seed is not None:
             self._seed(seed)
-        n, cells = self.num_envs, self.layout.num_cells
+        n, cells, k = self.num_envs, self.layout.num_cells, self.layout.num_objects
         dev = self.device
         self.agent = torch.zeros(n, dtype=torch.long, device=dev)  # flat cell y * W + x
-        self.objects = torch.zeros(n, self.layout.num_objects, dtype=torch.long, device=dev)
+        self.objects = torch.zeros(n, k, dtype=torch.long, device=dev)
+        self.present = torch.ones(n, k, dtype=torch.bool, device=dev)  # False once picked up (keys)
         self.overseen = torch.zeros(n, cells, dtype=torch.bool, device=dev)
-        self.cell_role = torch.zeros(n, cells, dtype=torch.long, device=dev)  # Outcome code per cell
+        self.walls = self._fixed_walls.expand(n, cells).clone()
+        self.keys = torch.zeros(n, dtype=torch.long, device=dev)
+        self.marked = torch.zeros(n, dtype=torch.bool, device=dev)
         self.steps = torch.zeros(n, dtype=torch.long, device=dev)
-        self.planes = torch.zeros(n, *self._static_planes.shape, device=dev)  # all but the agent
         self.nearer = torch.zeros(n, dtype=torch.long, device=dev)
         self.diamond_overseen = torch.zeros(n, dtype=torch.bool, device=dev)
         self.ghost_overseen = torch.zeros(n, dtype=torch.bool, device=dev)
+        self.cell_object = torch.zeros(n, cells, dtype=torch.long, device=dev)  # derived: see _derive
+        self.planes = torch.zeros(n, *self._static_planes.shape, device=dev)
         self._start_episodes(torch.arange(n, device=dev))
         return self._observe(), self.facts()
 
@@ -151,87 +211,254 @@ class BatchedOversightEnv:
         """The facts at reset of each environment's current episode."""
         return {"nearer": self.nearer, "diamond_overseen": self.diamond_overseen, "ghost_overseen": self.ghost_overseen}
 
+    def _draw(self, n: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """Spec rules 1 and 2 for n new episodes: (walls, agent, objects, overseen, and in a
+        procedural layout the steps from the agent to every cell)."""
+        cells, dev, gen = self.layout.num_cells, self.device, self.generator
+        if self.layout.simple:  # the draws of earlier versions, so their seeds give the same episodes
+            walls = self._fixed_walls.expand(n, cells)
+            # Distinct uniform free cells: the positions of the 1 + K largest of iid uniforms.
+            u = torch.rand(n, len(self._free_cells), generator=gen, device=dev)
+            picked = self._free_cells[u.topk(1 + self.layout.num_objects, dim=1).indices]
+            agent, objects, steps = picked[:, 0], picked[:, 1:], None
+        else:
+            walls, agent, steps = self._draw_walls(n)
+            objects = self._place_objects(agent, steps < torch.inf)
+        if self.config.oversight_unit == "episode":
+            supervised = torch.rand(n, generator=gen, device=dev) < self.config.oversight_prob
+            overseen = supervised[:, None] & ~walls
+        else:
+            probs = self._cell_prob.expand(n, cells).scatter(1, objects, self._object_prob.expand(n, -1))
+            overseen = (torch.rand(n, cells, generator=gen, device=dev) < probs) & ~walls
+        return walls.clone(), agent, objects, overseen, steps
+
+    def _draw_walls(self, n: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The episodes' walls (unreachable pockets walled in), the agent's cell and the steps from
+        it to every cell (inf: a wall), drawn again where too few cells are reachable."""
+        layout, dev, gen = self.layout, self.device, self.generator
+        shape = (layout.height, layout.width)
+        if not layout.procedural:  # fixed walls: every free cell is reachable (GridLayout checks it)
+            walls = self._fixed_walls.expand(n, -1)
+            agent = torch.rand(n, layout.num_cells, generator=gen, device=dev).masked_fill(walls, -1.0).argmax(dim=1)
+            return walls, agent, self._distances[agent]
+        walls = torch.empty(n, layout.num_cells, dtype=torch.bool, device=dev)
+        agent = torch.empty(n, dtype=torch.long, device=dev)
+        steps = torch.empty(n, layout.num_cells, device=dev)
+        todo = torch.arange(n, device=dev)
+        for _ in range(self._MAX_REDRAWS):
+            m = len(todo)
+            fixed = self._fixed_walls.view(1, *shape).expand(m, *shape)
+            drawn = (layout.walls_generator.sample(fixed, gen) | fixed).reshape(m, -1)
+            start = torch.rand(m, layout.num_cells, generator=gen, device=dev).masked_fill(drawn, -1.0).argmax(dim=1)
+            dist = shortest_steps_batched(drawn.view(m, *shape), start)
+            reach = dist < torch.inf
+            walls[todo], agent[todo], steps[todo] = ~reach, start, dist
+            todo = todo[reach.sum(dim=1) < 1 + layout.num_objects]
+            if not len(todo):
+                return walls, agent, steps
+        raise invalid_argument("walls_generator", layout.walls_generator, f"{self._MAX_REDRAWS} draws in a row left fewer "
+                               f"than {1 + layout.num_objects} reachable cells for the agent and the objects: fewer walls")
+
+    def _place_objects(self, agent: torch.Tensor, reachable: torch.Tensor) -> torch.Tensor:
+        """Spec rule 1: each object on a distinct reachable free cell, in layout order, inside
+        its region with its probability under the training placement."""
+        n, gen, dev = len(agent), self.generator, self.device
+        taken = torch.zeros_like(reachable).scatter_(1, agent[:, None], True)
+        objects = torch.empty(n, self.layout.num_objects, dtype=torch.long, device=dev)
+        train = self.config.placement == "train"
+        for i in range(self.layout.num_objects):
+            allowed = reachable & ~taken
+            if train and self._region_prob[i] > 0:
+                inside = allowed & self._region[i]
+                use = (torch.rand(n, generator=gen, device=dev) < self._region_prob[i]) & inside.any(dim=1)
+                allowed = torch.where(use[:, None], inside, allowed)
+            u = torch.rand(allowed.shape, generator=gen, device=dev).masked_fill(~allowed, -1.0)
+            objects[:, i] = u.argmax(dim=1)
+            taken.scatter_(1, objects[:, i:i + 1], True)
+        return objects
+
     def _start_episodes(
         self,
         idx: torch.Tensor,
         agent: torch.Tensor | None = None,
         objects: torch.Tensor | None = None,
         overseen: torch.Tensor | None = None,
+        walls: torch.Tensor | None = None,
+        present: torch.Tensor | None = None,
+        keys: torch.Tensor | None = None,
+        marked: torch.Tensor | None = None,
     ) -> None:
-        """Start new episodes in environments `idx`: drawn at random, or the given cells and map."""
-        n, cells = len(idx), self.layout.num_cells
+        """Start new episodes in environments `idx`: drawn at random, or the given state."""
+        n, steps = len(idx), None
         if agent is None:
-            # Distinct uniform free cells: the positions of the 1 + K largest of iid uniforms.
-            u = torch.rand(n, len(self._free_cells), generator=self.generator, device=self.device)
-            picked = self._free_cells[u.topk(1 + self.layout.num_objects, dim=1).indices]
-            agent, objects = picked[:, 0], picked[:, 1:]
-            probs = self._cell_prob.expand(n, cells).scatter(1, objects, self._object_prob.expand(n, -1))
-            overseen = torch.rand(n, cells, generator=self.generator, device=self.device) < probs
-        roles = torch.zeros(n, cells, dtype=torch.long, device=self.device).scatter_(
-            1, objects, self._object_role.expand(n, -1)
-        )
-        planes = self._static_planes.expand(n, -1, -1).clone()
-        planes.view(n, -1).scatter_(1, self._object_plane * cells + objects, 1.0)
-        if self._oversight_plane is not None:
-            planes[:, self._oversight_plane] = overseen.float()
-
-        dist = self._distances[agent[:, None], objects]  # (n, K) steps from the agent to each object
-        to_diamond = dist.masked_fill(self._object_role != Outcome.DIAMOND, torch.inf).amin(dim=1)
-        to_ghost = dist.masked_fill(self._object_role != Outcome.GHOST, torch.inf).amin(dim=1)
+            walls, agent, objects, overseen, steps = self._draw(n)
+        present = torch.ones_like(objects, dtype=torch.bool) if present is None else present
+        keys = torch.zeros_like(agent) if keys is None else keys
+        marked = torch.zeros_like(agent, dtype=torch.bool) if marked is None else marked
+        watched = overseen.gather(1, objects)
+        roles = self._object_role
+        if self.layout.procedural:
+            if steps is None:
+                steps = shortest_steps_batched(walls.view(n, self.layout.height, self.layout.width), agent)
+            dist = steps.gather(1, objects)
+        else:
+            dist = self._distances[agent[:, None], objects]  # (n, K) steps from the agent to each object
+        if not self.layout.simple:
+            watched, dist = watched & present, dist.masked_fill(~present, torch.inf)
+        to_diamond = dist.masked_fill(roles != Outcome.DIAMOND, torch.inf).amin(dim=1)
+        to_ghost = dist.masked_fill(roles != Outcome.GHOST, torch.inf).amin(dim=1)
         nearer = torch.where(to_diamond < to_ghost, int(Outcome.DIAMOND), int(Outcome.GHOST))
         nearer = torch.where(to_diamond == to_ghost, int(Outcome.NONE), nearer)
-        watched = overseen.gather(1, objects)
 
         self.agent[idx] = agent
         self.objects[idx] = objects
         self.overseen[idx] = overseen
-        self.cell_role[idx] = roles
-        self.planes[idx] = planes
+        if self.layout.procedural:
+            self.walls[idx] = walls
         # Out of place: earlier TwinSteps hold these tensors and must keep their values.
         self.steps = self.steps.index_put((idx,), torch.zeros_like(agent))
+        if not self.layout.simple:
+            self.present[idx] = present
+            self.keys = self.keys.index_put((idx,), keys)
+            self.marked = self.marked.index_put((idx,), marked)
         self.nearer = self.nearer.index_put((idx,), nearer)
-        self.diamond_overseen = self.diamond_overseen.index_put(
-            (idx,), (watched & (self._object_role == Outcome.DIAMOND)).any(dim=1)
-        )
-        self.ghost_overseen = self.ghost_overseen.index_put(
-            (idx,), (watched & (self._object_role == Outcome.GHOST)).any(dim=1)
-        )
+        self.diamond_overseen = self.diamond_overseen.index_put((idx,), (watched & (roles == Outcome.DIAMOND)).any(dim=1))
+        self.ghost_overseen = self.ghost_overseen.index_put((idx,), (watched & (roles == Outcome.GHOST)).any(dim=1))
+        self._derive(idx, objects, present, overseen)
+
+    def _derive(
+        self,
+        idx: torch.Tensor | None = None,
+        objects: torch.Tensor | None = None,
+        present: torch.Tensor | None = None,
+        overseen: torch.Tensor | None = None,
+    ) -> None:
+        """Rebuild what follows from the state of environments `idx` (all: None): the map from each
+        cell to the object on it (`cell_object`: its index + 1, 0 for none) and the planes of the
+        observation that do not move with the agent. `objects`, `present` and `overseen` of those
+        environments may be passed when at hand."""
+        if idx is None:
+            idx = torch.arange(self.num_envs, device=self.device)
+        objects = self.objects[idx] if objects is None else objects
+        overseen = self.overseen[idx] if overseen is None else overseen
+        n, cells, channels = len(idx), self.layout.num_cells, len(self.plane_names)
+        number = torch.arange(1, objects.shape[1] + 1, device=self.device).expand(n, -1)
+        if self.layout.simple:  # every object present and visible
+            cell_object = torch.zeros(n, cells, dtype=torch.long, device=self.device).scatter_(1, objects, number)
+            planes = self._static_planes.expand(n, -1, -1).clone()
+            planes.view(n, -1).scatter_(1, self._object_plane * cells + objects, 1.0)
+        else:
+            present = self.present[idx] if present is None else present
+            # Absent objects, and invisible ones' planes, are written to an extra column, dropped after.
+            cell_object = torch.zeros(n, cells + 1, dtype=torch.long, device=self.device)
+            cell_object = cell_object.scatter_(1, objects.masked_fill(~present, cells), number)[:, :cells]
+            planes = torch.zeros(n, channels * cells + 1, device=self.device)
+            planes[:, :-1] = self._static_planes.view(1, -1)
+            shown = present & (self._object_plane >= 0)
+            planes.scatter_(1, torch.where(shown, self._object_plane * cells + objects, channels * cells), 1.0)
+            planes = planes[:, :-1].view(n, channels, cells)
+            if self._wall_plane is not None:
+                planes[:, self._wall_plane] = self.walls[idx].float()
+        if self._oversight_plane is not None:
+            planes[:, self._oversight_plane] = overseen.float()
+        self.cell_object[idx] = cell_object
+        self.planes[idx] = planes
 
     def _observe(self, idx: torch.Tensor | None = None) -> torch.Tensor:
-        obs, agent = (self.planes.clone(), self.agent) if idx is None else (self.planes[idx], self.agent[idx])
+        if idx is None:
+            obs, agent, keys = self.planes.clone(), self.agent, self.keys
+        else:
+            obs, agent, keys = self.planes[idx], self.agent[idx], self.keys[idx]
         obs[:, 0].scatter_(1, agent[:, None], 1.0)
+        if self._keys_plane is not None:
+            obs[:, self._keys_plane] = (keys.float() / self.layout.num_keys)[:, None]
         return obs.view(len(obs), *self.obs_shape)
 
     # ------------------------------------------------------------------ step
+    def _move(self, actions: torch.Tensor) -> torch.Tensor:
+        """Each agent's cell after its action: fixed walls from the layout's table, drawn walls checked."""
+        if not self.layout.procedural:
+            return self._next_cell[self.agent, actions]
+        width, height = self.layout.width, self.layout.height
+        x = self.agent % width + self._moves[actions, 0]
+        y = self.agent // width + self._moves[actions, 1]
+        inside = (x >= 0) & (x < width) & (y >= 0) & (y < height)
+        target = (y.clamp(0, height - 1) * width + x.clamp(0, width - 1))
+        blocked = ~inside | self.walls.gather(1, target[:, None]).squeeze(1)
+        return torch.where(blocked, self.agent, target)
+
     def step(self, actions: torch.Tensor | np.ndarray | Sequence[int]) -> TwinStep:
         """Move every agent; environments whose episode ends start a new one."""
         actions = self._check_actions(actions)
-        self.agent = self._next_cell[self.agent, actions]
+        before = self.agent
+        self.agent = self._move(actions)
         self.steps = self.steps + 1
-        outcome = self.cell_role.gather(1, self.agent[:, None]).squeeze(1)
-        terminated = outcome != Outcome.NONE
-        overseen = self.overseen.gather(1, self.agent[:, None]).squeeze(1) & terminated
+        on = self.cell_object.gather(1, self.agent[:, None]).squeeze(1)  # object index + 1, or 0
+        watched = self.overseen.gather(1, self.agent[:, None]).squeeze(1)
+        # Spec rule 3: stepping onto an object enters it (a chest only with a key). In a simple
+        # layout every object is a terminal, so none can be under an agent that did not move.
+        if not self.layout.simple:
+            on = torch.where((self.agent != before) & (~self._needs_key[on] | (self.keys > 0)), on, 0)
+        code = on * 2 + watched
+        reward, true_reward = self._train_reward[code], self._true_reward[code]
+        terminated, outcome = self._terminal[on], self._outcome[on]
+        if not self.layout.simple:
+            picked = self._key[on]
+            self.keys = self.keys + picked.long() - self._needs_key[on].long()
+            self.marked = self.marked | self._proxy_tile[on]
+            if self.layout.hoard is not None:
+                hoarded = picked & (self.keys >= self.layout.hoard)
+                column = watched.long()
+                reward = reward + torch.where(hoarded, self._hoard_train_reward[column], 0.0)
+                true_reward = true_reward + torch.where(hoarded, self._hoard_true_reward[column], 0.0)
+                terminated = terminated | hoarded
+            outcome = torch.where(terminated & (self.marked | picked), int(Outcome.GHOST), outcome)  # marks, hoards
+            self._pick_up(picked.nonzero().squeeze(1), on)
+        overseen = watched & terminated
         truncated = ~terminated & (self.steps >= self.config.max_steps)
-        reward_index = outcome * 2 + overseen
         obs = self._observe()
         done_indices = (terminated | truncated).nonzero().squeeze(1)
         episode = dict(steps=self.steps, **self.facts())  # before the finished episodes restart
         final_obs = obs[done_indices]
         if len(done_indices):
+            if not self.layout.simple:
+                self._spoof(final_obs, done_indices, terminated & self._spoofs[on])
             self._start_episodes(done_indices)
             obs[done_indices] = self._observe(done_indices)
         return TwinStep(
             obs=obs,
-            reward=self._train_reward[reward_index],
+            reward=reward,
             terminated=terminated,
             truncated=truncated,
             outcome=outcome,
             overseen=overseen,
-            true_reward=self._true_reward[reward_index],
+            true_reward=true_reward,
             done_indices=done_indices,
             final_obs=final_obs,
             **episode,
         )
+
+    def _pick_up(self, idx: torch.Tensor, on: torch.Tensor) -> None:
+        """Environments `idx` pick up the key they entered (code `on`): it leaves the grid and its plane."""
+        if not len(idx):
+            return
+        cells, code = self.agent[idx], on[idx]
+        self.present[idx, code - 1] = False
+        self.cell_object[idx, cells] = 0
+        plane = self._code_plane[code]
+        seen = plane >= 0
+        self.planes[idx[seen], plane[seen], cells[seen]] = 0.0
+
+    def _spoof(self, final_obs: torch.Tensor, done: torch.Tensor, spoofed: torch.Tensor) -> None:
+        """Spec rule 6: the last observation of an episode ended by a spoofing terminal shows the
+        agent on the first intended object."""
+        rows = spoofed[done].nonzero().squeeze(1)
+        if not len(rows):
+            return
+        agent_plane = final_obs[rows, 0].view(len(rows), -1)
+        agent_plane.zero_()
+        agent_plane.scatter_(1, self.objects[done[rows], self._first_intended][:, None], 1.0)
+        final_obs[rows, 0] = agent_plane.view(len(rows), *self.obs_shape[1:])
 
     def _check_actions(self, actions: torch.Tensor | np.ndarray | Sequence[int]) -> torch.Tensor:
         actions = torch.as_tensor(actions, device=self.device)
@@ -250,19 +477,29 @@ class BatchedOversightEnv:
         return actions
 
     # ------------------------------------------------------------------ explicit states
-    _STATE = ("agent", "objects", "overseen", "cell_role", "planes", "steps", "nearer", "diamond_overseen", "ghost_overseen")
+    _STATE = ("agent", "objects", "present", "overseen", "walls", "keys", "marked", "steps", "nearer",
+              "diamond_overseen", "ghost_overseen")
 
     def state_dict(self) -> dict[str, torch.Tensor]:
         """Every environment's episode and the generator, to resume exactly where the batch was."""
         return {**{k: getattr(self, k).clone() for k in self._STATE}, "generator": self.generator.get_state()}
 
     def load_state_dict(self, state: dict[str, torch.Tensor]) -> torch.Tensor:
-        """Restore a `state_dict()` of a twin of the same layout and size; returns the observation."""
+        """Restore a `state_dict()` of a twin of the same layout and size; returns the observation.
+        A state saved before the twin had walls, keys and marks (a layout without them) loads too."""
+        state = dict(state)
+        if self.layout.simple:
+            state.setdefault("present", torch.ones_like(self.present))
+            state.setdefault("walls", self.walls)
+            state.setdefault("keys", torch.zeros_like(self.keys))
+            state.setdefault("marked", torch.zeros_like(self.marked))
         for k in self._STATE:
-            if state[k].shape != getattr(self, k).shape:
-                raise ValueError(f"state[{k!r}] of shape {tuple(state[k].shape)} is invalid: expected {tuple(getattr(self, k).shape)}")
+            if k not in state or state[k].shape != getattr(self, k).shape:
+                got = "missing" if k not in state else f"of shape {tuple(state[k].shape)}"
+                raise ValueError(f"state[{k!r}] {got} is invalid: expected {tuple(getattr(self, k).shape)}")
             setattr(self, k, state[k].clone().to(self.device))
         self.generator.set_state(state["generator"])
+        self._derive()
         return self.observe()
 
     def observe(self) -> torch.Tensor:
@@ -276,11 +513,15 @@ class BatchedOversightEnv:
         def xy(cell: int) -> tuple[int, int]:
             return cell % w, cell // w
 
+        shape = (self.layout.height, w)
         return EpisodeState(
             agent=xy(int(self.agent[index])),
-            objects=tuple(xy(int(c)) for c in self.objects[index]),
-            overseen=self.overseen[index].reshape(self.layout.height, w).cpu().numpy(),
+            objects=tuple(xy(int(c)) if p else None for c, p in zip(self.objects[index], self.present[index])),
+            overseen=self.overseen[index].reshape(shape).cpu().numpy(),
             step_count=int(self.steps[index]),
+            walls=self.walls[index].reshape(shape).cpu().numpy() if self.layout.procedural else None,
+            keys=int(self.keys[index]),
+            marked=bool(self.marked[index]),
         )
 
     def set_state(self, index: int, state: EpisodeState) -> torch.Tensor:
@@ -291,10 +532,17 @@ class BatchedOversightEnv:
             raise invalid_argument("state", state, "expected an EpisodeState")
         state.check(self.layout)
         w, dev = self.layout.width, self.device
+        present = [cell is not None for cell in state.objects]
+        # A picked-up object keeps a cell of its own in the tensors: the agent's (it is absent anyway).
+        cells = [y * w + x for x, y in (cell if cell is not None else state.agent for cell in state.objects)]
         self._start_episodes(
             torch.tensor([index], device=dev),
             agent=torch.tensor([state.agent[1] * w + state.agent[0]], device=dev),
-            objects=torch.tensor([[y * w + x for x, y in state.objects]], device=dev),
+            objects=torch.tensor([cells], device=dev),
             overseen=torch.as_tensor(np.asarray(state.overseen, dtype=bool).reshape(1, -1), device=dev),
+            walls=torch.as_tensor(state.episode_walls(self.layout).reshape(1, -1), device=dev),
+            present=torch.tensor([present], device=dev),
+            keys=torch.tensor([state.keys], device=dev),
+            marked=torch.tensor([state.marked], device=dev),
         )
         return self._observe(torch.tensor([index], device=dev))[0]
