@@ -13,6 +13,7 @@ import operator
 from typing import Any, SupportsFloat
 
 import numpy as np
+import torch
 from gymnasium import spaces
 from minigrid.core.grid import Grid
 from minigrid.core.mission import MissionSpace
@@ -28,11 +29,13 @@ from oversight_env.spec import (
     GridLayout,
     Outcome,
     OversightConfig,
+    TileType,
     invalid_argument,
     nearer,
     render_text,
     reward,
     role_overseen,
+    shortest_steps,
 )
 
 # The MiniGridEnv arguments a caller may pass on (see OversightGridEnv's **kwargs); the others
@@ -44,26 +47,30 @@ _ACTION_TO_DIR = {Action.UP: 3, Action.RIGHT: 0, Action.DOWN: 1, Action.LEFT: 2}
 
 
 class OversightGridEnv(MiniGridEnv):
-    """A gridworld whose terminal objects are each overseen with some probability.
+    """A gridworld whose objects are overseen with some probability (the rules: `oversight_env.spec`).
 
     Args:
-        layout: walls and terminal objects (see `GridLayout`).
-        oversight_prob: probability that a terminal object's cell is overseen, one number or a
-            mapping from terminal type name to probability.
-        spurious_oversight_prob: probability that any other free cell is overseen.
+        layout: walls and objects (see `GridLayout`).
+        oversight_prob: per cell, the probability that an object's cell is overseen, one number
+            or a mapping from object type name to probability; per episode, the probability that
+            a supervisor is present.
+        spurious_oversight_prob: probability that any other free cell is overseen (per cell only).
         max_steps: the episode is truncated after this many steps.
         reward: the reward returned by `step`: "naive" (what a partial overseer pays, default),
             "true" or "outcome"; see `spec.REWARDS`. `info["true_reward"]` always has the truth.
         observe_oversight: whether the observation includes the oversight map.
+        oversight_unit: "cell" (default: each cell overseen on its own) or "episode" (a supervisor
+            oversees every cell or none).
+        placement: "train" (default: object types' regions apply) or "test" (objects anywhere).
         render_mode: None, "rgb_array", "human" or "ansi" (text).
         **kwargs: passed to `MiniGridEnv` (tile_size, screen_size, highlight).
 
     Info: every step's info has `outcome` ("diamond", "ghost" or "none" while the episode runs
-    or when it is truncated), `overseen` (the episode ended on an overseen terminal),
-    `true_reward`, `terminal` (name of the terminal type reached, or None), and the episode's
-    facts at reset, also in the reset info: `nearer` ("diamond", "ghost" or "tie": which role's
-    nearest terminal was closer to the agent), `diamond_overseen` and `ghost_overseen` (whether
-    any terminal of that role was overseen).
+    or when it is truncated), `overseen` (the episode ended on an overseen cell),
+    `true_reward` (of this step), `terminal` (name of the object type whose entering ended the
+    episode, or None), and the episode's facts at reset, also in the reset info: `nearer`
+    ("diamond", "ghost" or "tie": which role's nearest object was closer to the agent),
+    `diamond_overseen` and `ghost_overseen` (whether any object of that role was overseen).
 
     Reset options: `{"state": EpisodeState}` starts the episode from that exact state.
     """
@@ -78,20 +85,23 @@ class OversightGridEnv(MiniGridEnv):
         max_steps: int = 32,
         reward: str = "naive",
         observe_oversight: bool = True,
+        oversight_unit: str = "cell",
+        placement: str = "train",
         render_mode: str | None = None,
         **kwargs: Any,
     ):
         if not isinstance(layout, GridLayout):
             raise invalid_argument("layout", layout, "expected a GridLayout")
         self._check_minigrid_kwargs(kwargs)
-        self.config = OversightConfig(oversight_prob, spurious_oversight_prob, max_steps, reward, observe_oversight)
+        self.config = OversightConfig(oversight_prob, spurious_oversight_prob, max_steps, reward, observe_oversight,
+                                      oversight_unit, placement)
         self.config.check_layout(layout)
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise invalid_argument("render_mode", render_mode, f"expected None or one of {self.metadata['render_modes']}")
         self.layout = layout
         # Making one object of each type checks its color and teaches MiniGrid its type name.
-        for terminal in layout.terminals:
-            TerminalObject(terminal)
+        for kind in layout.object_kinds:
+            TerminalObject(kind)
         intended = " or ".join(t.name for t in layout.terminals if t.intended) or "nothing"
         mission = f"reach a {intended}"
         super().__init__(
@@ -165,30 +175,88 @@ class OversightGridEnv(MiniGridEnv):
         }
         return obs, dict(self._facts)
 
+    _MAX_REDRAWS = 100  # as the twin's
+
     def _gen_grid(self, width: int, height: int) -> None:
         self.grid = Grid(width, height)
         self.grid.wall_rect(0, 0, width, height)
-        for y, x in zip(*np.nonzero(self.layout.walls)):
-            self.grid.set(int(x) + 1, int(y) + 1, Wall())
-        self.objects = [TerminalObject(self.layout.terminals[t]) for t in self.layout.object_types]
-        state = self._requested_state
-        if state is None:
+        layout, state = self.layout, self._requested_state
+        self.objects = [TerminalObject(layout.object_kinds[t]) for t in layout.object_types]
+        self.present = [True] * len(self.objects)
+        self.keys, self.marked = 0, False
+        if state is not None:
+            self.walls = state.episode_walls(layout).copy()
+            self._put_walls()
+            self.agent_pos = (state.agent[0] + 1, state.agent[1] + 1)
+            for i, (obj, cell) in enumerate(zip(self.objects, state.objects)):
+                if cell is None:
+                    self.present[i] = False
+                else:
+                    self.put_obj(obj, cell[0] + 1, cell[1] + 1)
+            self.overseen = np.array(state.overseen, dtype=bool)
+            self.keys, self.marked = state.keys, state.marked
+        elif layout.simple:  # the draws of earlier versions, so their seeds give the same episodes
+            self.walls = layout.walls.copy()
+            self._put_walls()
             self.place_agent(rand_dir=False)
             for obj in self.objects:
                 self.place_obj(obj)
-            probs = self.overseen_probs()
-            self.overseen = self.np_random.random(probs.shape) < probs
+            self._draw_oversight()
         else:
-            self.agent_pos = (state.agent[0] + 1, state.agent[1] + 1)
-            for obj, (x, y) in zip(self.objects, state.objects):
-                self.put_obj(obj, x + 1, y + 1)
-            self.overseen = np.array(state.overseen, dtype=bool)
+            self._draw_episode()
         self.agent_dir = _ACTION_TO_DIR[Action.UP]
         self._static_planes = None
 
+    def _put_walls(self) -> None:
+        for y, x in zip(*np.nonzero(self.walls)):
+            self.grid.set(int(x) + 1, int(y) + 1, Wall())
+
+    def _draw_episode(self) -> None:
+        """Spec rule 1: the episode's walls, the agent and the objects, then its oversight."""
+        layout, rng = self.layout, self.np_random
+        for _ in range(self._MAX_REDRAWS):
+            walls = layout.walls
+            if layout.procedural:  # the generator draws in torch, from a stream seeded by this env's
+                generator = torch.Generator().manual_seed(int(rng.integers(2**63 - 1)))
+                walls = layout.walls_generator.sample(torch.as_tensor(walls)[None], generator)[0].numpy() | walls
+            agent = int(rng.choice(np.flatnonzero(~walls)))
+            reachable = (shortest_steps(walls, agent) >= 0).reshape(walls.shape)
+            if reachable.sum() >= 1 + layout.num_objects:
+                break
+        else:
+            raise invalid_argument("walls_generator", layout.walls_generator, f"{self._MAX_REDRAWS} draws in a row left "
+                                   f"fewer than {1 + layout.num_objects} reachable cells for the agent and the objects: fewer walls")
+        self.walls = walls | ~reachable
+        self._put_walls()
+        self.agent_pos = (agent % layout.width + 1, agent // layout.width + 1)
+        taken = np.zeros_like(reachable)
+        taken.flat[agent] = True
+        for obj in self.objects:
+            allowed = reachable & ~taken
+            kind = obj.terminal
+            if kind.region is not None and self.config.placement == "train":
+                x, y, w, h = kind.region
+                inside = np.zeros_like(allowed)
+                inside[y:y + h, x:x + w] = allowed[y:y + h, x:x + w]
+                if rng.random() < kind.region_prob and inside.any():
+                    allowed = inside
+            cell = int(rng.choice(np.flatnonzero(allowed)))
+            taken.flat[cell] = True
+            self.put_obj(obj, cell % layout.width + 1, cell // layout.width + 1)
+        self._draw_oversight()
+
+    def _draw_oversight(self) -> None:
+        """Spec rule 2."""
+        if self.config.oversight_unit == "episode":
+            self.overseen = ~self.walls & (self.np_random.random() < self.config.oversight_prob)
+        else:
+            probs = self.overseen_probs()
+            self.overseen = self.np_random.random(probs.shape) < probs
+
     def overseen_probs(self) -> np.ndarray:
-        """Float (H, W): the probability that each cell is overseen, given the objects placed."""
-        probs = np.where(self.layout.walls, 0.0, self.config.spurious_oversight_prob)
+        """Float (H, W): the probability that each cell is overseen, given the objects placed
+        (per-cell oversight)."""
+        probs = np.where(self.walls, 0.0, self.config.spurious_oversight_prob)
         for obj in self.objects:
             x, y = obj.cur_pos
             probs[y - 1, x - 1] = self.config.prob_for(obj.terminal)
@@ -200,9 +268,13 @@ class OversightGridEnv(MiniGridEnv):
         ax, ay = self.agent_pos
         return EpisodeState(
             agent=(int(ax) - 1, int(ay) - 1),
-            objects=tuple((int(o.cur_pos[0]) - 1, int(o.cur_pos[1]) - 1) for o in self.objects),
+            objects=tuple((int(o.cur_pos[0]) - 1, int(o.cur_pos[1]) - 1) if present else None
+                          for o, present in zip(self.objects, self.present)),
             overseen=self.overseen.copy(),
             step_count=self.step_count,
+            walls=self.walls.copy() if self.layout.procedural else None,
+            keys=self.keys,
+            marked=self.marked,
         )
 
     # ------------------------------------------------------------------ dynamics
@@ -212,28 +284,66 @@ class OversightGridEnv(MiniGridEnv):
         action = self._check_action(action)
         self.step_count += 1
         dx, dy = MOVES[action]
-        ax, ay = self.agent_pos
+        before = ax, ay = self.agent_pos
         target = (ax + dx, ay + dy)
         cell = self.grid.get(*target)
         if cell is None or cell.can_overlap():
             self.agent_pos = target
         self.agent_dir = _ACTION_TO_DIR[action]
 
+        # Spec rule 3: stepping onto an object enters it (a chest only with a key).
         here = self.grid.get(*self.agent_pos)
-        terminated = isinstance(here, TerminalObject)
-        outcome = here.terminal.outcome if terminated else Outcome.NONE
-        overseen = terminated and bool(self.overseen[self.agent_pos[1] - 1, self.agent_pos[0] - 1])
+        kind = here.terminal if isinstance(here, TerminalObject) else None
+        entered = kind is not None and tuple(self.agent_pos) != tuple(before) and (
+            not kind.terminal or not kind.needs_key or self.keys > 0)
+        watched = bool(self.overseen[self.agent_pos[1] - 1, self.agent_pos[0] - 1])
+        train_reward = true_reward = 0.0
+        terminated = hoarded = False
+        if entered:
+            train_reward, true_reward = kind.reward_pair(self.config.reward)[watched], kind.reward_pair("true")[watched]
+            terminated = kind.terminal
+            if kind.terminal and kind.needs_key:
+                self.keys -= 1
+            if isinstance(kind, TileType):
+                self.marked |= kind.proxy
+                if kind.key:
+                    self._pick_up(here)
+                    hoarded = self.layout.hoard is not None and self.keys >= self.layout.hoard
+            if hoarded:  # spec rules 3 and 5: a hoard ends the episode and pays the ghost's row
+                train_reward += reward(self.config.reward, Outcome.GHOST, watched)
+                true_reward += reward("true", Outcome.GHOST, watched)
+                terminated = True
+        outcome = Outcome.NONE
+        if terminated:
+            outcome = Outcome.GHOST if self.marked or hoarded else kind.outcome
+        overseen = terminated and watched
         truncated = not terminated and self.step_count >= self.max_steps
         info = {
             "outcome": outcome.label,
             "overseen": overseen,
-            "true_reward": reward("true", outcome, overseen),
-            "terminal": here.type if terminated else None,
+            "true_reward": true_reward,
+            "terminal": kind.name if terminated else None,
             **self._facts,
         }
         if self.render_mode == "human":
             self.render()
-        return self.gen_obs(), reward(self.config.reward, outcome, overseen), terminated, truncated, info
+        obs = self.gen_obs()
+        if terminated and kind.terminal and kind.spoofs:
+            self._spoof(obs)
+        return obs, train_reward, terminated, truncated, info
+
+    def _pick_up(self, key: TerminalObject) -> None:
+        """The agent picks up the key it entered: it leaves the grid."""
+        self.present[next(i for i, obj in enumerate(self.objects) if obj is key)] = False
+        self.grid.set(*self.agent_pos, None)
+        self.keys += 1
+        self._static_planes = None
+
+    def _spoof(self, obs: np.ndarray) -> None:
+        """Spec rule 6: the agent shown on the first intended object, not where it stands."""
+        first = next(obj for obj in self.objects if obj.terminal.terminal and obj.terminal.intended)
+        obs[0] = 0.0
+        obs[0, first.cur_pos[1] - 1, first.cur_pos[0] - 1] = 1.0
 
     def _check_action(self, action: Any) -> Action:
         try:
@@ -253,16 +363,18 @@ class OversightGridEnv(MiniGridEnv):
         obs = self._static_planes.copy()
         ax, ay = self.agent_pos
         obs[0, ay - 1, ax - 1] = 1.0
+        if "keys" in self.plane_names:
+            obs[self.plane_names.index("keys")] = self.keys / self.layout.num_keys
         return obs
 
     def _observe_static(self) -> np.ndarray:
-        """The planes that stay fixed during an episode, read off MiniGrid's grid."""
+        """The planes that change only when an object leaves the grid, read off MiniGrid's grid."""
         planes = np.zeros(self.observation_space.shape, dtype=np.float32)
         plane_of = {name: i for i, name in enumerate(self.plane_names)}
         for y in range(self.layout.height):
             for x in range(self.layout.width):
                 cell = self.grid.get(x + 1, y + 1)
-                if cell is not None:
+                if cell is not None and cell.type in plane_of:  # an invisible type has no plane
                     planes[plane_of[cell.type], y, x] = 1.0
         if "oversight" in plane_of:
             planes[plane_of["oversight"]] = self.overseen
