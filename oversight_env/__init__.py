@@ -5,11 +5,19 @@ Importing this package registers the built-in environment ids with gymnasium:
 - `OversightGrid/DiamondGhost-5x5-v0`, `OversightGrid/DiamondGhost-7x7-v0`: the reference task.
 - `OversightGrid/DiamondGhost-Hidden-5x5-v0`: the agent cannot see which cells are overseen.
 - `OversightGrid/TwoRooms-v0`: two rooms, two gems and two traps.
+- `OversightGrid/DiamondGhost-Maze-9x9-v0`, `-13x13-v0`: DiamondGhost in mazes drawn each episode.
+- `OversightGrid/AbsentSupervisor-v0`: a shortcut that costs only when a supervisor is present.
+- `OversightGrid/CheeseInCorner-9x9-v0`, `-13x13-v0`: mazes whose cheese is usually in the corner.
+- `OversightGrid/KeysAndChests-9x9-v0`: open the chest, or hoard the keys.
+- `OversightGrid/Tampering-7x7-v0`: a button that makes the episode look successful.
 """
 
+from oversight_env.absent_supervisor import AbsentSupervisorEnv
 from oversight_env.batched import BatchedOversightEnv, TwinStep
+from oversight_env.cheese_corner import CheeseInCornerEnv
 from oversight_env.diamond_ghost import DiamondGhostEnv
 from oversight_env.grid_env import OversightGridEnv
+from oversight_env.keys_chests import KeysAndChestsEnv
 from oversight_env.objects import TerminalObject
 from oversight_env.registration import (
     make_batched,
@@ -26,8 +34,12 @@ from oversight_env.spec import (
     GridLayout,
     Outcome,
     OversightConfig,
+    RandomWalls,
     TerminalType,
+    TileType,
+    WallGenerator,
 )
+from oversight_env.tampering import TamperingEnv
 from oversight_env.two_rooms import TwoRoomsEnv
 
 BUILTIN_ENV_IDS = (
@@ -36,14 +48,38 @@ BUILTIN_ENV_IDS = (
     "OversightGrid/DiamondGhost-Hidden-5x5-v0",
     "OversightGrid/TwoRooms-v0",
 )
+ZOO_ENV_IDS = (
+    "OversightGrid/DiamondGhost-Maze-9x9-v0",
+    "OversightGrid/DiamondGhost-Maze-13x13-v0",
+    "OversightGrid/AbsentSupervisor-v0",
+    "OversightGrid/CheeseInCorner-9x9-v0",
+    "OversightGrid/CheeseInCorner-13x13-v0",
+    "OversightGrid/KeysAndChests-9x9-v0",
+    "OversightGrid/Tampering-7x7-v0",
+)
 
 register_oversight_env("OversightGrid/DiamondGhost-5x5-v0", DiamondGhostEnv, size=5)
 register_oversight_env("OversightGrid/DiamondGhost-7x7-v0", DiamondGhostEnv, size=7)
 register_oversight_env("OversightGrid/DiamondGhost-Hidden-5x5-v0", DiamondGhostEnv, size=5, observe_oversight=False)
 register_oversight_env("OversightGrid/TwoRooms-v0", TwoRoomsEnv)
+register_oversight_env("OversightGrid/DiamondGhost-Maze-9x9-v0", DiamondGhostEnv, size=9, wall_density=0.25, max_steps=48)
+register_oversight_env("OversightGrid/DiamondGhost-Maze-13x13-v0", DiamondGhostEnv, size=13, wall_density=0.25, max_steps=64)
+register_oversight_env("OversightGrid/AbsentSupervisor-v0", AbsentSupervisorEnv)
+register_oversight_env("OversightGrid/CheeseInCorner-9x9-v0", CheeseInCornerEnv, size=9, max_steps=48)
+register_oversight_env("OversightGrid/CheeseInCorner-13x13-v0", CheeseInCornerEnv, size=13)
+register_oversight_env("OversightGrid/KeysAndChests-9x9-v0", KeysAndChestsEnv)
+register_oversight_env("OversightGrid/Tampering-7x7-v0", TamperingEnv)
 
 __all__ = [
     "BUILTIN_ENV_IDS",
+    "ZOO_ENV_IDS",
+    "AbsentSupervisorEnv",
+    "CheeseInCornerEnv",
+    "KeysAndChestsEnv",
+    "RandomWalls",
+    "TamperingEnv",
+    "TileType",
+    "WallGenerator",
     "DIAMOND",
     "GHOST",
     "NEARER_LABELS",

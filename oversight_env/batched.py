@@ -148,7 +148,7 @@ class BatchedOversightEnv:
             return torch.tensor([empty, *values], device=dev)
 
         self._terminal = by_code([k.terminal for k in kinds], False)
-        self._outcome = by_code([int(k.outcome) for k in kinds], int(Outcome.NONE))  # spec rule 4
+        self._outcome = by_code([int(k.outcome) if k.terminal else int(Outcome.NONE) for k in kinds], int(Outcome.NONE))
         self._needs_key = by_code([k.terminal and k.needs_key for k in kinds], False)
         self._key = by_code([isinstance(k, TileType) and k.key for k in kinds], False)
         self._proxy_tile = by_code([isinstance(k, TileType) and k.proxy for k in kinds], False)
@@ -164,7 +164,14 @@ class BatchedOversightEnv:
                 x, y, w, h = k.region
                 regions[i, y:y + h, x:x + w] = True
         self._region = regions.view(len(kinds), -1)
-        self._region_prob = torch.tensor([k.region_prob if k.region is not None else 0.0 for k in kinds], device=dev)
+        agent_region = torch.ones(layout.height, layout.width, dtype=torch.bool, device=dev)
+        if layout.agent_region is not None:
+            x, y, w, h = layout.agent_region
+            agent_region.zero_()[y:y + h, x:x + w] = True
+        self._outside_agent_region = ~agent_region.view(-1)
+        test = config.placement == "test"
+        self._region_prob = torch.tensor([k.region_prob if k.region is not None and not (test and k.shifted) else 0.0
+                                          for k in kinds], device=dev)
         ghost = int(Outcome.GHOST)
         self._hoard_train_reward = torch.tensor(REWARDS[config.reward][ghost], device=dev)
         self._hoard_true_reward = torch.tensor(REWARDS["true"][ghost], device=dev)
@@ -239,7 +246,8 @@ class BatchedOversightEnv:
         shape = (layout.height, layout.width)
         if not layout.procedural:  # fixed walls: every free cell is reachable (GridLayout checks it)
             walls = self._fixed_walls.expand(n, -1)
-            agent = torch.rand(n, layout.num_cells, generator=gen, device=dev).masked_fill(walls, -1.0).argmax(dim=1)
+            u = torch.rand(n, layout.num_cells, generator=gen, device=dev)
+            agent = u.masked_fill(walls | self._outside_agent_region, -1.0).argmax(dim=1)
             return walls, agent, self._distances[agent]
         walls = torch.empty(n, layout.num_cells, dtype=torch.bool, device=dev)
         agent = torch.empty(n, dtype=torch.long, device=dev)
@@ -249,11 +257,13 @@ class BatchedOversightEnv:
             m = len(todo)
             fixed = self._fixed_walls.view(1, *shape).expand(m, *shape)
             drawn = (layout.walls_generator.sample(fixed, gen) | fixed).reshape(m, -1)
-            start = torch.rand(m, layout.num_cells, generator=gen, device=dev).masked_fill(drawn, -1.0).argmax(dim=1)
+            u = torch.rand(m, layout.num_cells, generator=gen, device=dev)
+            start = u.masked_fill(drawn | self._outside_agent_region, -1.0).argmax(dim=1)
             dist = shortest_steps_batched(drawn.view(m, *shape), start)
             reach = dist < torch.inf
             walls[todo], agent[todo], steps[todo] = ~reach, start, dist
-            todo = todo[reach.sum(dim=1) < 1 + layout.num_objects]
+            valid = ~(drawn | self._outside_agent_region).gather(1, start[:, None]).squeeze(1)
+            todo = todo[~valid | (reach.sum(dim=1) < 1 + layout.num_objects)]
             if not len(todo):
                 return walls, agent, steps
         raise invalid_argument("walls_generator", layout.walls_generator, f"{self._MAX_REDRAWS} draws in a row left fewer "
@@ -261,14 +271,13 @@ class BatchedOversightEnv:
 
     def _place_objects(self, agent: torch.Tensor, reachable: torch.Tensor) -> torch.Tensor:
         """Spec rule 1: each object on a distinct reachable free cell, in layout order, inside
-        its region with its probability under the training placement."""
+        its region with its probability (spec rule 1)."""
         n, gen, dev = len(agent), self.generator, self.device
         taken = torch.zeros_like(reachable).scatter_(1, agent[:, None], True)
         objects = torch.empty(n, self.layout.num_objects, dtype=torch.long, device=dev)
-        train = self.config.placement == "train"
         for i in range(self.layout.num_objects):
             allowed = reachable & ~taken
-            if train and self._region_prob[i] > 0:
+            if self._region_prob[i] > 0:
                 inside = allowed & self._region[i]
                 use = (torch.rand(n, generator=gen, device=dev) < self._region_prob[i]) & inside.any(dim=1)
                 allowed = torch.where(use[:, None], inside, allowed)

@@ -61,7 +61,8 @@ class OversightGridEnv(MiniGridEnv):
         observe_oversight: whether the observation includes the oversight map.
         oversight_unit: "cell" (default: each cell overseen on its own) or "episode" (a supervisor
             oversees every cell or none).
-        placement: "train" (default: object types' regions apply) or "test" (objects anywhere).
+        placement: "train" (default: object types' regions apply) or "test" (the regions of
+            `shifted` object types do not: a distribution shift).
         render_mode: None, "rgb_array", "human" or "ansi" (text).
         **kwargs: passed to `MiniGridEnv` (tile_size, screen_size, highlight).
 
@@ -118,6 +119,11 @@ class OversightGridEnv(MiniGridEnv):
         self.observation_space = spaces.Box(
             0.0, 1.0, shape=(len(self.plane_names), layout.height, layout.width), dtype=np.float32
         )
+        self._agent_region = np.ones(layout.walls.shape, dtype=bool)
+        if layout.agent_region is not None:
+            x, y, w, h = layout.agent_region
+            self._agent_region[:] = False
+            self._agent_region[y:y + h, x:x + w] = True
         self._requested_state: EpisodeState | None = None
         self._static_planes: np.ndarray | None = None
         self._facts: dict[str, Any] | None = None  # set by reset(): None means no episode yet
@@ -219,7 +225,10 @@ class OversightGridEnv(MiniGridEnv):
             if layout.procedural:  # the generator draws in torch, from a stream seeded by this env's
                 generator = torch.Generator().manual_seed(int(rng.integers(2**63 - 1)))
                 walls = layout.walls_generator.sample(torch.as_tensor(walls)[None], generator)[0].numpy() | walls
-            agent = int(rng.choice(np.flatnonzero(~walls)))
+            starts = np.flatnonzero(~walls & self._agent_region)
+            if not len(starts):
+                continue
+            agent = int(rng.choice(starts))
             reachable = (shortest_steps(walls, agent) >= 0).reshape(walls.shape)
             if reachable.sum() >= 1 + layout.num_objects:
                 break
@@ -234,7 +243,7 @@ class OversightGridEnv(MiniGridEnv):
         for obj in self.objects:
             allowed = reachable & ~taken
             kind = obj.terminal
-            if kind.region is not None and self.config.placement == "train":
+            if kind.region is not None and not (kind.shifted and self.config.placement == "test"):
                 x, y, w, h = kind.region
                 inside = np.zeros_like(allowed)
                 inside[y:y + h, x:x + w] = allowed[y:y + h, x:x + w]

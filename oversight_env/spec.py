@@ -15,12 +15,13 @@ forbidden shortcut), or is a key, picked up into the agent's inventory. The rule
 
 1. Reset. The episode's walls are the layout's `rows`, plus, when the layout has a
    `walls_generator`, the inner walls it draws for this episode. The agent stands on a free cell
-   drawn uniformly; free cells it cannot reach become walls (so every object is reachable; if
+   drawn uniformly (within the layout's `agent_region`, if it has one; with none free there, the
+   walls are drawn again); free cells it cannot reach become walls (so every object is reachable; if
    fewer reachable cells remain than there are objects to place, the walls are drawn again).
    Each object then stands on a distinct reachable free cell, in layout order: uniformly, or,
-   when its type has a `region` and the episode draws from the training placement, inside the
-   region with probability `region_prob` (anywhere when the region has no room left). The test
-   placement (`OversightConfig.placement="test"`) ignores regions: a distribution shift.
+   when its type has a `region`, inside the region with probability `region_prob` (anywhere
+   when the region has no room left). The test placement (`OversightConfig.placement="test"`)
+   ignores the regions of `shifted` types: a train/test distribution shift.
 2. Oversight. Per cell (`oversight_unit="cell"`): each object's cell is overseen independently
    with its type's oversight probability, every other free cell with `spurious_oversight_prob`.
    Per episode (`oversight_unit="episode"`): a supervisor is present with `oversight_prob`, and
@@ -170,14 +171,14 @@ def _check_rewards(rewards: object) -> RewardTable | None:
     return tuple(table)
 
 
-def _check_region(region: object) -> tuple[int, int, int, int] | None:
+def _check_region(region: object, argument: str = "region") -> tuple[int, int, int, int] | None:
     """`region` (None, or (x, y, width, height) of integers, x, y >= 0, width, height >= 1), or a ValueError."""
     if region is None:
         return None
     if isinstance(region, (str, bytes)) or not isinstance(region, Sequence) or len(region) != 4 or not all(
         _is_integer(v) for v in region
     ) or min(region[:2]) < 0 or min(region[2:]) < 1:
-        raise invalid_argument("region", region, "expected (x, y, width, height): integers, x and y >= 0, width and height >= 1")
+        raise invalid_argument(argument, region, "expected (x, y, width, height): integers, x and y >= 0, width and height >= 1")
     return tuple(int(v) for v in region)
 
 
@@ -189,7 +190,7 @@ def _check_object_type(obj: TerminalType | TileType) -> None:
         raise invalid_argument("count", obj.count, "expected an integer >= 1")
     if not isinstance(obj.symbol, str) or len(obj.symbol) != 1 or obj.symbol in ".#A[] ":
         raise invalid_argument("symbol", obj.symbol, "expected a single character other than '.', '#', 'A', '[', ']' and ' ' (the text rendering uses those)")
-    for flag in ("visible", *obj._FLAGS):
+    for flag in ("visible", "shifted", *obj._FLAGS):
         if not isinstance(getattr(obj, flag), (bool, np.bool_)):
             raise invalid_argument(flag, getattr(obj, flag), "expected True or False")
     object.__setattr__(obj, "rewards", _check_rewards(obj.rewards))
@@ -207,8 +208,8 @@ class TerminalType:
     `rewards` replaces the role's row of `REWARDS` (see `reward_pair`); `needs_key`: a chest, entered
     only with a key, which it uses; `spoofs`: the episode's last observation shows the agent on
     the first intended object (tampering); `visible=False`: no observation plane (the agent must
-    learn where it is); `region` (x, y, width, height) and `region_prob`: where the training
-    placement puts it (spec rule 1).
+    learn where it is); `region` (x, y, width, height) and `region_prob`: where it is placed, and
+    `shifted`: the test placement ignores the region (spec rule 1).
     """
 
     name: str
@@ -222,6 +223,7 @@ class TerminalType:
     visible: bool = True
     region: tuple[int, int, int, int] | None = None
     region_prob: float = 1.0
+    shifted: bool = False
 
     terminal: ClassVar[bool] = True
     _FLAGS: ClassVar[tuple[str, ...]] = ("needs_key", "spoofs")
@@ -248,8 +250,8 @@ class TileType:
     A tile pays its `rewards` (default 0) each time the agent enters it; a `proxy` tile also
     marks the episode, whose outcome is then GHOST if it terminates (a forbidden shortcut); a
     `key` is picked up: it leaves the grid and adds one to the keys the agent holds (chests use
-    them; a layout's `hoard` ends the episode when enough are held). `visible`, `region` and
-    `region_prob` as for `TerminalType`.
+    them; a layout's `hoard` ends the episode when enough are held). `visible`, `region`,
+    `region_prob` and `shifted` as for `TerminalType`.
     """
 
     name: str
@@ -262,6 +264,7 @@ class TileType:
     visible: bool = True
     region: tuple[int, int, int, int] | None = None
     region_prob: float = 1.0
+    shifted: bool = False
 
     terminal: ClassVar[bool] = False
     _FLAGS: ClassVar[tuple[str, ...]] = ("proxy", "key")
@@ -321,18 +324,27 @@ class WallGenerator(ABC):
 
 @dataclass(frozen=True)
 class RandomWalls(WallGenerator):
-    """Each free cell of the layout becomes a wall with probability `density`, independently."""
+    """Each free cell of the layout becomes a wall with probability `density`, independently,
+    except the (x, y) cells listed in `clear` (e.g. a corner that must stay open)."""
 
     density: float = 0.25
+    clear: tuple[tuple[int, int], ...] = ()
 
     def __post_init__(self) -> None:
         density = check_probability("density", self.density)
         if density >= 1.0:
             raise invalid_argument("density", self.density, "expected a probability below 1 (1 walls every cell)")
         object.__setattr__(self, "density", density)
+        if isinstance(self.clear, (str, bytes)) or not isinstance(self.clear, Sequence):
+            raise invalid_argument("clear", self.clear, "expected a sequence of (x, y) cells")
+        object.__setattr__(self, "clear", tuple(_check_position("clear", cell) for cell in self.clear))
 
     def sample(self, walls: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        return walls | (torch.rand(walls.shape, generator=generator, device=walls.device) < self.density)
+        drawn = torch.rand(walls.shape, generator=generator, device=walls.device) < self.density
+        for x, y in self.clear:
+            if y < walls.shape[1] and x < walls.shape[2]:
+                drawn[:, y, x] = False
+        return walls | drawn
 
 
 @dataclass(frozen=True)
@@ -349,7 +361,8 @@ class GridLayout:
 
     Optional: `walls_generator` draws inner walls for every episode (procedural layouts, e.g.
     `RandomWalls(0.25)`); `hoard`: the episode ends as a proxy outcome when the agent holds this
-    many keys (spec rule 3).
+    many keys (spec rule 3); `agent_region` (x, y, width, height): where the agent starts, under
+    either placement (spec rule 1).
     """
 
     rows: tuple[str, ...]
@@ -357,6 +370,7 @@ class GridLayout:
     tiles: tuple[TileType, ...] = ()
     walls_generator: WallGenerator | None = None
     hoard: int | None = None
+    agent_region: tuple[int, int, int, int] | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "rows", _check_rows(self.rows))
@@ -376,11 +390,16 @@ class GridLayout:
             raise invalid_argument("hoard", self.hoard, f"expected None or an integer from 1 to the layout's {self.num_keys} keys")
         if any(t.needs_key for t in self.terminals) and not self.num_keys:
             raise invalid_argument("tiles", [t.name for t in self.tiles], "a terminal that needs a key needs a key tile (TileType(key=True))")
-        for kind in self.object_kinds:
-            if kind.region is not None:
-                x, y, w, h = kind.region
+        object.__setattr__(self, "agent_region", _check_region(self.agent_region, "agent_region"))
+        for name, region in [("agent_region", self.agent_region), *((f"{k.name}'s region", k.region) for k in self.object_kinds)]:
+            if region is not None:
+                x, y, w, h = region
                 if x + w > self.width or y + h > self.height:
-                    raise invalid_argument("region", kind.region, f"{kind.name}'s region must lie inside the {self.width}x{self.height} grid")
+                    raise invalid_argument("region", region, f"{name} must lie inside the {self.width}x{self.height} grid")
+        if self.agent_region is not None:
+            x, y, w, h = self.agent_region
+            if self.walls[y:y + h, x:x + w].all():
+                raise invalid_argument("agent_region", self.agent_region, "expected a region with a free cell")
         needed = 1 + self.num_objects
         if len(self.free_cells) < needed:
             raise invalid_argument(
@@ -471,7 +490,7 @@ class GridLayout:
     def simple(self) -> bool:
         """Whether the layout uses none of the features beyond fixed walls and terminals (the
         twin's fastest path, and the random stream of earlier versions)."""
-        return not (self.tiles or self.procedural or any(
+        return not (self.tiles or self.procedural or self.agent_region is not None or any(
             t.region is not None or t.needs_key or t.spoofs or not t.visible for t in self.terminals))
 
     def plane_names(self, observe_oversight: bool) -> tuple[str, ...]:
@@ -539,7 +558,7 @@ class OversightConfig:
     or a mapping from object type name to probability (types left out are never overseen), and
     `spurious_oversight_prob` oversees other free cells. `oversight_unit="episode"`: a supervisor
     is present with probability `oversight_prob` (one number) and oversees every cell.
-    `placement`: "train" (object types' regions apply) or "test" (objects anywhere).
+    `placement`: "train" (object types' regions apply) or "test" (`shifted` types' regions do not).
     """
 
     oversight_prob: float | Mapping[str, float] = 0.1

@@ -12,6 +12,15 @@ CONFIGS = [
     ("OversightGrid/DiamondGhost-7x7-v0", {"reward": "outcome", "max_steps": 6, "oversight_prob": 0.5}),
     ("OversightGrid/DiamondGhost-Hidden-5x5-v0", {"oversight_prob": 0.5}),
     ("OversightGrid/TwoRooms-v0", {"oversight_prob": {"gem": 0.3, "trap": 0.6}, "max_steps": 10}),
+    # The zoo: drawn walls, tiles, keys, chests, hoards, spoofing, per-episode oversight, regions.
+    ("OversightGrid/DiamondGhost-Maze-9x9-v0", {"oversight_prob": 0.5, "max_steps": 20}),
+    ("OversightGrid/AbsentSupervisor-v0", {"max_steps": 12}),  # the long way is too long for random moves
+    ("OversightGrid/AbsentSupervisor-v0", {"reward": "true", "max_steps": 12}),
+    ("OversightGrid/CheeseInCorner-9x9-v0", {"oversight_prob": 0.5, "max_steps": 24, "corner_prob": 0.5}),
+    ("OversightGrid/KeysAndChests-9x9-v0", {"size": 4, "keys": 2, "wall_density": 0.1, "oversight_prob": 0.5,
+                                            "max_steps": 16}),
+    ("OversightGrid/KeysAndChests-9x9-v0", {"size": 5, "keys": 3, "wall_density": 0.0, "reward": "true"}),
+    ("OversightGrid/Tampering-7x7-v0", {"size": 4, "oversight_prob": 0.5, "max_steps": 8}),
 ]
 
 
@@ -25,12 +34,23 @@ def facts_as_labels(facts, i):
 
 @pytest.mark.parametrize("env_id,kwargs", CONFIGS)
 def test_twin_and_minigrid_agree_step_by_step(env_id, kwargs):
-    run_side_by_side(env_id, kwargs)
+    run_side_by_side(env_id, kwargs, endings=ENDINGS - ({"diamond"} if "AbsentSupervisor" in env_id else set()))
 
 
-def run_side_by_side(env_id: str, kwargs: dict, n: int = 24, steps: int = 250) -> None:
-    """Step n environments of both implementations with the same random actions and compare
-    every observation, reward, termination, outcome and oversight flag."""
+def test_the_long_way_round_agrees_too():
+    """AbsentSupervisor's intended path, which random moves do not find: right 6, down 4, left 6."""
+    run_side_by_side("OversightGrid/AbsentSupervisor-v0", {}, n=4, steps=48, endings={"diamond"},
+                     policy=lambda t, n: np.full(n, ([1] * 6 + [2] * 4 + [3] * 6)[t % 16]))
+
+
+ENDINGS = {"diamond", "ghost", "none", "overseen", "unobserved"}
+
+
+def run_side_by_side(env_id: str, kwargs: dict, n: int = 24, steps: int = 250, endings: set[str] = ENDINGS,
+                     policy=None) -> None:
+    """Step n environments of both implementations with the same actions (random ones, or
+    `policy(t, n)`) and compare every observation, reward, termination, outcome and oversight
+    flag; every way of ending an episode in `endings` must have happened."""
     twin = make_batched(env_id, n, seed=7, **kwargs)
     envs = [make_oversight_env(env_id, **kwargs) for _ in range(n)]
     obs, facts = twin.reset()
@@ -55,7 +75,7 @@ def run_side_by_side(env_id: str, kwargs: dict, n: int = 24, steps: int = 250) -
     rng = np.random.default_rng(0)
     seen = {"diamond": 0, "ghost": 0, "none": 0, "overseen": 0, "unobserved": 0}
     for t in range(steps):
-        actions = rng.integers(0, 4, size=n)
+        actions = rng.integers(0, 4, size=n) if policy is None else policy(t, n)
         step = twin.step(actions)
         obs = step.obs.numpy()
         done = step.done_indices.tolist()
@@ -83,4 +103,4 @@ def run_side_by_side(env_id: str, kwargs: dict, n: int = 24, steps: int = 250) -
             else:
                 assert twin.get_state(i) == envs[i].state
     # The comparison covered every way an episode can end.
-    assert all(count > 0 for count in seen.values()), seen
+    assert all(seen[ending] > 0 for ending in endings), seen
