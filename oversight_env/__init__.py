@@ -42,12 +42,6 @@ from oversight_env.spec import (
 from oversight_env.tampering import TamperingEnv
 from oversight_env.two_rooms import TwoRoomsEnv
 
-BUILTIN_ENV_IDS = (
-    "OversightGrid/DiamondGhost-5x5-v0",
-    "OversightGrid/DiamondGhost-7x7-v0",
-    "OversightGrid/DiamondGhost-Hidden-5x5-v0",
-    "OversightGrid/TwoRooms-v0",
-)
 ZOO_ENV_IDS = (
     "OversightGrid/DiamondGhost-Maze-9x9-v0",
     "OversightGrid/DiamondGhost-Maze-13x13-v0",
@@ -56,6 +50,13 @@ ZOO_ENV_IDS = (
     "OversightGrid/CheeseInCorner-13x13-v0",
     "OversightGrid/KeysAndChests-9x9-v0",
     "OversightGrid/Tampering-7x7-v0",
+)
+BUILTIN_ENV_IDS = (
+    "OversightGrid/DiamondGhost-5x5-v0",
+    "OversightGrid/DiamondGhost-7x7-v0",
+    "OversightGrid/DiamondGhost-Hidden-5x5-v0",
+    "OversightGrid/TwoRooms-v0",
+    *ZOO_ENV_IDS,
 )
 
 register_oversight_env("OversightGrid/DiamondGhost-5x5-v0", DiamondGhostEnv, size=5)

@@ -169,6 +169,12 @@ class BatchedOversightEnv:
             x, y, w, h = layout.agent_region
             agent_region.zero_()[y:y + h, x:x + w] = True
         self._outside_agent_region = ~agent_region.view(-1)
+        pinned = torch.zeros(0, layout.height, layout.width, dtype=torch.bool, device=dev)
+        for x, y, w, h in layout.pinned_regions(config.placement):
+            region = torch.zeros(1, layout.height, layout.width, dtype=torch.bool, device=dev)
+            region[0, y:y + h, x:x + w] = True
+            pinned = torch.cat([pinned, region])
+        self._pinned_regions = pinned.view(len(pinned), layout.num_cells)  # (R, cells)
         test = config.placement == "test"
         self._region_prob = torch.tensor([k.region_prob if k.region is not None and not (test and k.shifted) else 0.0
                                           for k in kinds], device=dev)
@@ -263,11 +269,13 @@ class BatchedOversightEnv:
             reach = dist < torch.inf
             walls[todo], agent[todo], steps[todo] = ~reach, start, dist
             valid = ~(drawn | self._outside_agent_region).gather(1, start[:, None]).squeeze(1)
-            todo = todo[~valid | (reach.sum(dim=1) < 1 + layout.num_objects)]
+            valid &= reach.sum(dim=1) >= 1 + layout.num_objects
+            valid &= (reach[:, None] & self._pinned_regions).any(dim=2).all(dim=1)
+            todo = todo[~valid]
             if not len(todo):
                 return walls, agent, steps
-        raise invalid_argument("walls_generator", layout.walls_generator, f"{self._MAX_REDRAWS} draws in a row left fewer "
-                               f"than {1 + layout.num_objects} reachable cells for the agent and the objects: fewer walls")
+        raise invalid_argument("walls_generator", layout.walls_generator, f"{self._MAX_REDRAWS} draws in a row left no room "
+                               f"for the agent and the {layout.num_objects} objects (spec rule 1): fewer walls")
 
     def _place_objects(self, agent: torch.Tensor, reachable: torch.Tensor) -> torch.Tensor:
         """Spec rule 1: each object on a distinct reachable free cell, in layout order, inside

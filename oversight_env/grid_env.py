@@ -230,11 +230,12 @@ class OversightGridEnv(MiniGridEnv):
                 continue
             agent = int(rng.choice(starts))
             reachable = (shortest_steps(walls, agent) >= 0).reshape(walls.shape)
-            if reachable.sum() >= 1 + layout.num_objects:
+            pinned = layout.pinned_regions(self.config.placement)
+            if reachable.sum() >= 1 + layout.num_objects and all(reachable[y:y + h, x:x + w].any() for x, y, w, h in pinned):
                 break
         else:
             raise invalid_argument("walls_generator", layout.walls_generator, f"{self._MAX_REDRAWS} draws in a row left "
-                                   f"fewer than {1 + layout.num_objects} reachable cells for the agent and the objects: fewer walls")
+                                   f"no room for the agent and the {layout.num_objects} objects (spec rule 1): fewer walls")
         self.walls = walls | ~reachable
         self._put_walls()
         self.agent_pos = (agent % layout.width + 1, agent // layout.width + 1)

@@ -15,9 +15,11 @@ forbidden shortcut), or is a key, picked up into the agent's inventory. The rule
 
 1. Reset. The episode's walls are the layout's `rows`, plus, when the layout has a
    `walls_generator`, the inner walls it draws for this episode. The agent stands on a free cell
-   drawn uniformly (within the layout's `agent_region`, if it has one; with none free there, the
-   walls are drawn again); free cells it cannot reach become walls (so every object is reachable; if
-   fewer reachable cells remain than there are objects to place, the walls are drawn again).
+   drawn uniformly (within the layout's `agent_region`, if it has one); free cells it cannot reach
+   become walls, so every object is reachable. The walls are drawn again when the agent's region
+   has no free cell, when fewer reachable cells remain than there are objects to place, or when
+   the region of an object type placed there with probability 1 (under this placement) has no
+   reachable cell.
    Each object then stands on a distinct reachable free cell, in layout order: uniformly, or,
    when its type has a `region`, inside the region with probability `region_prob` (anywhere
    when the region has no room left). The test placement (`OversightConfig.placement="test"`)
@@ -485,6 +487,12 @@ class GridLayout:
         if isinstance(kind, TileType) and kind.key and self.hoard is not None:
             return Outcome.GHOST
         return kind.outcome
+
+    def pinned_regions(self, placement: str) -> list[tuple[int, int, int, int]]:
+        """The regions of object types placed there with probability 1 under `placement`: each
+        must keep a reachable cell (spec rule 1)."""
+        return [k.region for k in self.object_kinds if k.region is not None and k.region_prob == 1.0
+                and not (k.shifted and placement == "test")]
 
     @cached_property
     def simple(self) -> bool:

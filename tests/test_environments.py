@@ -28,10 +28,11 @@ def test_observation_planes(env_id):
     obs, _ = env.reset(seed=0)
     names = env.unwrapped.plane_names
     assert obs.shape == env.observation_space.shape == (len(names), *env.unwrapped.layout.walls.shape)
+    assert ("wall" in names) == (env.unwrapped.layout.has_walls or env.unwrapped.layout.procedural)
     assert obs.dtype == np.float32
     assert obs[names.index("agent")].sum() == 1
     if "wall" in names:
-        np.testing.assert_array_equal(obs[names.index("wall")], env.unwrapped.layout.walls)
+        np.testing.assert_array_equal(obs[names.index("wall")], env.unwrapped.walls)  # the episode's
     if "oversight" in names:
         np.testing.assert_array_equal(obs[names.index("oversight")], env.unwrapped.overseen)
     assert ("oversight" in names) == ("Hidden" not in env_id)
