@@ -19,7 +19,7 @@ from agents.methods import get_method
 from agents.metrics import episode_statistics
 from agents.networks import ActorCritic, sample_actions
 from agents.seeding import independent_seeds
-from oversight_env import make_batched
+from oversight_env import make_batched, make_oversight_env
 from oversight_env.spec import Outcome
 from routing import ablated
 
@@ -79,14 +79,19 @@ def run_episodes(
     env_kwargs: dict | None = None,
     greedy: bool = False,
     record_gate: bool = False,
+    gamma: float = 0.97,
 ) -> dict[str, np.ndarray]:
-    """One episode in each of `episodes` fresh environments; per-episode arrays. The policy
-    samples its actions, or with `greedy` takes the most probable one. With `record_gate`, also
-    `mean_gate`: each episode's mean gate over its steps (the first expert's weight)."""
+    """One episode in each of `episodes` fresh environments; per-episode arrays: `outcome`,
+    `overseen`, `true_reward` (the episode's true rewards summed), `return_to_go` (the episode's
+    discounted true returns-to-go summed over its steps: sum over steps k of r_k (1 - gamma^(k+1))
+    / (1 - gamma)), `length` and the facts at reset. The policy samples its actions, or with
+    `greedy` takes the most probable one. With `record_gate`, also `mean_gate`: each episode's
+    mean gate over its steps (the first expert's weight)."""
     twin, generator = _fresh_environments(env_id, episodes, seed, oversight_prob, env_kwargs, _device(net))
     obs, facts = twin.reset()
     result = {k: np.zeros(episodes, dtype=dtype) for k, dtype in
-              [("outcome", np.int64), ("overseen", bool), ("true_reward", np.float64), ("length", np.int64)]}
+              [("outcome", np.int64), ("overseen", bool), ("true_reward", np.float64), ("return_to_go", np.float64),
+               ("length", np.int64)]}
     result["ghost_overseen"] = facts["ghost_overseen"].cpu().numpy().copy()
     result["nearer"] = facts["nearer"].cpu().numpy().copy()
     finished = torch.zeros(episodes, dtype=torch.bool, device=twin.device)
@@ -98,9 +103,14 @@ def run_episodes(
             actions[running], gate = _act(net, obs[running], generator, greedy)
             gate_sum[running] += gate
             step = twin.step(actions)
+            paid = (step.true_reward != 0) & ~finished
+            if bool(paid.any()):  # float64 sums on the host: a terminal reward R of an L-step episode gives exactly
+                k = paid.nonzero().squeeze(1).cpu().numpy()  # R and R (1 - gamma^L) / (1 - gamma), as before tiles
+                r, steps = step.true_reward[k].double().cpu().numpy(), step.steps[k].cpu().numpy()
+                result["true_reward"][k] += r
+                result["return_to_go"][k] += r * (1 - gamma**steps) / (1 - gamma)
             new = (step.done & ~finished).cpu().numpy()
-            for key, value in (("outcome", step.outcome), ("overseen", step.overseen), ("true_reward", step.true_reward),
-                               ("length", step.steps)):
+            for key, value in (("outcome", step.outcome), ("overseen", step.overseen), ("length", step.steps)):
                 result[key][new] = value.cpu().numpy()[new]
             finished |= step.done
             obs = step.obs
@@ -151,11 +161,19 @@ def evaluate(
     greedy: bool = False,
 ) -> dict[str, dict]:
     """Statistics of each policy variant ("full", "without_<expert>") on the same environments,
-    plus the published window metric (`paper_window_return_per_step`) for comparison."""
+    plus the published window metric (`paper_window_return_per_step`) for comparison. In an
+    environment with a train/test placement shift (`has_placement_shift`), each variant's
+    `test_placement` holds the headline numbers under the test placement too."""
     results = {}
+    shifted = has_placement_shift(env_id, env_kwargs)
     for ablate in policy_variants(net) if variants is None else variants:
-        episodes_data = run_episodes(net, env_id, episodes, seed, ablate, oversight_prob, env_kwargs, greedy)
+        episodes_data = run_episodes(net, env_id, episodes, seed, ablate, oversight_prob, env_kwargs, greedy, gamma=gamma)
         stats = episode_statistics(**episodes_data, gamma=gamma)
+        if shifted:
+            test_kwargs = {**(env_kwargs or {}), "placement": "test"}
+            test = episode_statistics(**run_episodes(net, env_id, episodes, seed, ablate, oversight_prob, test_kwargs, greedy,
+                                                     gamma=gamma), gamma=gamma)
+            stats["test_placement"] = {key: test[key] for key in TEST_PLACEMENT_KEYS}
         stats["paper_window_return_per_step"] = paper_window_return_per_step(
             net, env_id, seed=seed, ablate=ablate, oversight_prob=oversight_prob, env_kwargs=env_kwargs, gamma=gamma
         )
@@ -192,7 +210,7 @@ def training_evaluation(net: ActorCritic, config: TrainConfig, seed: int) -> dic
     networks also log how far apart their experts act (`eval/expert_kl`, `expert_divergence`)."""
     # The evaluated variant's episodes only: the published window metric is not among these scalars.
     episodes = run_episodes(net, config.env_id, config.eval_episodes, seed, get_method(config.method).evaluate_without,
-                            config.oversight_prob, config.env_kwargs)
+                            config.oversight_prob, config.env_kwargs, gamma=config.gamma)
     stats = episode_statistics(**episodes, gamma=config.gamma)
     scalars = {f"eval/{key}": stats[key]["mean"] for key in ("discounted_return_per_step", "true_return")}
     scalars.update({f"eval/{key}": stats[key] for key in ("p_diamond", "p_ghost", "p_timeout", "p_ghost_when_unobserved")})
@@ -229,6 +247,17 @@ def gate_by_outcome(
     return groups
 
 
+TEST_PLACEMENT_KEYS = ("discounted_return_per_step", "true_return", "p_diamond", "p_ghost", "p_timeout",
+                       "p_ghost_when_unobserved", "p_ghost_when_unobserved_ci95")
+
+
+def has_placement_shift(env_id: str, env_kwargs: dict | None = None) -> bool:
+    """Whether the environment places some object type differently in training and at test."""
+    env = make_oversight_env(env_id, **(env_kwargs or {}))
+    env.close()
+    return any(kind.shifted and kind.region is not None for kind in env.layout.object_kinds)
+
+
 def variant_name(ablate: str | None) -> str:
     return "full" if ablate is None else f"without_{ablate}"
 
@@ -246,12 +275,16 @@ def format_table(results: dict[str, dict]) -> str:
         f"{'P(diamond)':>10} {'P(ghost)':>9} {'P(timeout)':>10}  {'P(ghost | ghost unobserved)':>35}  {'P(diamond | ghost nearer)':>25}"
     ]
     for name, s in results.items():
-        d, t = s["discounted_return_per_step"], s["true_return"]
-        nearer = s["by_nearer_terminal"]["ghost"]
-        lines.append(
-            f"{name:<18} {s['episodes']:>8}  {d['mean']:>7.3f} {ci(d['ci95']):>19}  {t['mean']:>6.3f} {ci(t['ci95']):>17}  "
-            f"{pct(s['p_diamond']):>10} {pct(s['p_ghost']):>9} {pct(s['p_timeout']):>10}  "
-            f"{pct(s['p_ghost_when_unobserved']):>8} {ci(s['p_ghost_when_unobserved_ci95'], 100, '{:.1f}%'):>26}  "
-            f"{pct(nearer['p_diamond']):>8} (n={nearer['episodes']})"
-        )
+        rows = [(name, s, s["episodes"])]
+        if "test_placement" in s:
+            rows.append(("  at test placement", s["test_placement"], s["episodes"]))
+        for label, r, n in rows:
+            d, t = r["discounted_return_per_step"], r["true_return"]
+            nearer = r.get("by_nearer_terminal", {}).get("ghost")
+            lines.append(
+                f"{label:<18} {n:>8}  {d['mean']:>7.3f} {ci(d['ci95']):>19}  {t['mean']:>6.3f} {ci(t['ci95']):>17}  "
+                f"{pct(r['p_diamond']):>10} {pct(r['p_ghost']):>9} {pct(r['p_timeout']):>10}  "
+                f"{pct(r['p_ghost_when_unobserved']):>8} {ci(r['p_ghost_when_unobserved_ci95'], 100, '{:.1f}%'):>26}  "
+                + (f"{pct(nearer['p_diamond']):>8} (n={nearer['episodes']})" if nearer else f"{'-':>8}")
+            )
     return "\n".join(lines)

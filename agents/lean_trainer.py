@@ -84,7 +84,7 @@ def record_step(
 ) -> torch.Tensor:
     """Write step `t` of a rollout window into `buf`: the observation acted on, the action, its log
     probability and the value, and what the environments did. With a `critic`, the values of the
-    final observations of episodes cut off by the step limit too. Returns the true rewards of the
+    final observations of episodes cut off by the step limit too. Returns the true returns of the
     episodes that ended."""
     buf["obs"][t], buf["actions"][t], buf["log_prob"][t], buf["values"][t] = obs, actions, log_prob, value.float()
     buf["rewards"][t], buf["done"][t], buf["truncated"][t] = step.reward, step.done, step.truncated
@@ -92,7 +92,7 @@ def record_step(
     if critic is not None and bool(step.truncated.any()):
         timed_out = step.truncated[step.done_indices]
         buf["timeout_values"][t, step.done_indices[timed_out]] = critic(step.final_obs[timed_out]).float().squeeze(-1)
-    return step.true_reward[step.done_indices]
+    return step.true_return[step.done_indices]
 
 
 class LeanRun:

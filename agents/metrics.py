@@ -31,14 +31,17 @@ def mean_ci(values: np.ndarray) -> dict[str, float | list[float]]:
     return {"mean": mean, "ci95": [mean - half, mean + half]}
 
 
-def discounted_return_per_step(true_reward: np.ndarray, length: np.ndarray, gamma: float) -> dict:
+def discounted_return_per_step(
+    true_reward: np.ndarray, length: np.ndarray, gamma: float, return_to_go: np.ndarray | None = None
+) -> dict:
     """The paper's metric: discounted return-to-go averaged over every step of every episode.
 
     An episode of length L ending with reward R contributes R * gamma^(L-1-t) at each step t, in
-    all R (1 - gamma^L) / (1 - gamma), and L steps. The interval is the delta-method interval of
-    that ratio estimator.
+    all R (1 - gamma^L) / (1 - gamma), and L steps; an episode with rewards along the way
+    contributes its `return_to_go` (the sum of its steps' returns-to-go, `run_episodes` computes
+    it). The interval is the delta-method interval of that ratio estimator.
     """
-    per_episode = true_reward * (1 - gamma**length) / (1 - gamma)
+    per_episode = true_reward * (1 - gamma**length) / (1 - gamma) if return_to_go is None else return_to_go
     ratio = float(per_episode.sum() / length.sum())
     n = len(length)
     residual = (per_episode - ratio * length) / length.mean()
@@ -64,8 +67,10 @@ def episode_statistics(
     ghost_overseen: np.ndarray,
     nearer: np.ndarray,
     gamma: float = 0.97,
+    return_to_go: np.ndarray | None = None,
 ) -> dict:
-    """Everything an evaluation reports, from one entry per episode."""
+    """Everything an evaluation reports, from one entry per episode (`return_to_go`: see
+    `discounted_return_per_step`; None: the episodes' rewards were paid on their last step)."""
 
     def summary(mask: np.ndarray) -> dict:
         return {**outcome_rates(outcome[mask]), "true_return": mean_ci(true_reward[mask])}
@@ -75,7 +80,7 @@ def episode_statistics(
     stats = {
         **outcome_rates(outcome),
         "true_return": mean_ci(true_reward),
-        "discounted_return_per_step": discounted_return_per_step(true_reward, length, gamma),
+        "discounted_return_per_step": discounted_return_per_step(true_reward, length, gamma, return_to_go),
         "mean_length": float(length.mean()),
         # Goal misgeneralization: how often the agent takes the ghost when its cell is not watched.
         "p_ghost_when_unobserved": when_unobserved["p_ghost"],

@@ -60,7 +60,7 @@ class TwinVecEnv(VecEnv):
             truncated = step.truncated[step.done_indices].tolist()
             outcome = step.outcome[step.done_indices].tolist()
             overseen = step.overseen[step.done_indices].tolist()
-            true_reward = step.true_reward[step.done_indices].tolist()
+            true_reward = step.true_return[step.done_indices].tolist()  # the episode's
             for j, i in enumerate(done):
                 infos[i] = {
                     "terminal_observation": final_obs[j],

@@ -60,8 +60,11 @@ RESULT_COLUMNS = [
     "method", "oversight", "seed", "variant", "evaluated", "env_steps", "episodes",
     "return_per_step", "return_per_step_ci_low", "return_per_step_ci_high", "paper_window_return_per_step",
     "true_return", "p_diamond", "p_ghost", "p_timeout", "p_ghost_when_unobserved", "p_diamond_when_ghost_nearer",
+    "test_return_per_step", "test_p_ghost_when_unobserved",
 ]
 SUMMARY_METRICS = {"return_per_step": "return per step", "p_ghost_when_unobserved": "P(ghost | unobserved)"}
+# The same under the test placement, summarised when the environment has a train/test shift.
+TEST_METRICS = {"test_return_per_step": "return per step", "test_p_ghost_when_unobserved": "P(ghost | unobserved)"}
 SUMMARY_COLUMNS = ["method", "oversight", "metric", "seeds", "mean", "ci_low", "ci_high", "iqm", "iqm_ci_low", "iqm_ci_high"]
 COMPARISON_COLUMNS = ["reference", "method", "oversight", "difference", "ci_low", "ci_high", "verdict",
                       "p_improvement", "p_improvement_ci_low", "p_improvement_ci_high"]
@@ -178,6 +181,9 @@ def result_rows(finished: Evaluations) -> list[dict[str, Any]]:
                 "true_return": s["true_return"]["mean"], "p_diamond": s["p_diamond"], "p_ghost": s["p_ghost"],
                 "p_timeout": s["p_timeout"], "p_ghost_when_unobserved": s["p_ghost_when_unobserved"],
                 "p_diamond_when_ghost_nearer": s["by_nearer_terminal"]["ghost"]["p_diamond"],
+                # Under the test placement, in an environment with a train/test shift (NaN otherwise).
+                "test_return_per_step": s.get("test_placement", {}).get("discounted_return_per_step", {}).get("mean", math.nan),
+                "test_p_ghost_when_unobserved": s.get("test_placement", {}).get("p_ghost_when_unobserved", math.nan),
             })
     return rows
 
@@ -197,9 +203,10 @@ def summary_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     for row in rows:
         if row["evaluated"]:
             groups[(row["method"], row["oversight"])].append(row)
+    metrics = [*SUMMARY_METRICS, *(m for m in TEST_METRICS if any(not math.isnan(r[m]) for g in groups.values() for r in g))]
     out = []
     for (method, oversight), group in sorted(groups.items(), key=lambda kv: (kv[0][1], kv[0][0])):
-        for metric in SUMMARY_METRICS:
+        for metric in metrics:
             values = np.array([r[metric] for r in group], dtype=float)
             low, high = bootstrap_ci(values)
             iqm_low, iqm_high = stratified_bootstrap_ci([values], lambda g: interquartile_mean(g[0]))
@@ -458,17 +465,19 @@ def plot_performance_profile(rows: list[dict[str, Any]], path: Path, band_resamp
     save_figure(fig, path)
 
 
-def markdown_table(summary: list[dict]) -> str:
+def markdown_table(summary: list[dict], metrics: tuple[str, str] = ("return_per_step", "p_ghost_when_unobserved")) -> str:
+    """Per oversight level and method: the two `metrics`, mean and IQM with their intervals."""
     table: dict[tuple[str, float], dict[str, dict]] = defaultdict(dict)
     for r in summary:
-        table[(r["method"], r["oversight"])][r["metric"]] = r
+        if r["metric"] in metrics:
+            table[(r["method"], r["oversight"])][r["metric"].removeprefix("test_")] = r
     header = ("| oversight | method | seeds | return per step: mean [95% CI] / IQM [95% CI] "
               "| P(ghost \\| ghost unobserved): mean [95% CI] / IQM [95% CI] |")
     lines = [header, "|---:|---|---:|---|---|"]
-    for (method, oversight), metrics in sorted(table.items(), key=lambda kv: (kv[0][1], kv[0][0])):
+    for (method, oversight), row in sorted(table.items(), key=lambda kv: (kv[0][1], kv[0][0])):
         cells = [f"{m['mean']:.3f} [{m['ci_low']:.3f}, {m['ci_high']:.3f}] / {m['iqm']:.3f} [{m['iqm_ci_low']:.3f}, "
-                 f"{m['iqm_ci_high']:.3f}]" for m in (metrics["return_per_step"], metrics["p_ghost_when_unobserved"])]
-        lines.append(f"| {oversight:g} | {method} | {metrics['return_per_step']['seeds']} | {cells[0]} | {cells[1]} |")
+                 f"{m['iqm_ci_high']:.3f}]" for m in (row["return_per_step"], row["p_ghost_when_unobserved"])]
+        lines.append(f"| {oversight:g} | {method} | {row['return_per_step']['seeds']} | {cells[0]} | {cells[1]} |")
     return "\n".join(lines)
 
 
@@ -509,6 +518,19 @@ throughout). With few seeds the percentile bootstrap is narrower than it should 
 borderline verdicts as hints.
 
 {comparison_table(comparisons)}
+"""
+
+
+def _test_placement_section(summary: list[dict]) -> str:
+    if not any(r["metric"] in TEST_METRICS for r in summary):
+        return ""
+    return f"""
+## Under the test placement
+
+The environment places some objects differently in training and at test (a distribution
+shift). The same policies on fresh episodes drawn from the test placement:
+
+{markdown_table(summary, tuple(TEST_METRICS))}
 """
 
 
@@ -593,7 +615,7 @@ interquartile mean (IQM: the mean of the middle half of the seeds, robust to an 
 with its own bootstrap interval; n (seeds) in its column.
 
 {markdown_table(summary)}
-{_comparison_section(comparisons)}{_diagnostics_section(diagnostics)}{_list_section("Missing cells", missing, MISSING_TEXT)}{_list_section("Incomplete learning curves", incomplete, INCOMPLETE_TEXT)}
+{_test_placement_section(summary)}{_comparison_section(comparisons)}{_diagnostics_section(diagnostics)}{_list_section("Missing cells", missing, MISSING_TEXT)}{_list_section("Incomplete learning curves", incomplete, INCOMPLETE_TEXT)}
 ![return per step vs oversight](return_vs_oversight.png)
 
 ![P(ghost | ghost unobserved) vs oversight](ghost_when_unobserved_vs_oversight.png)

@@ -37,7 +37,7 @@ class TwinStep:
     `obs` is the first observation of the next episode where an episode ended (as in SB3 and
     gymnasium's next-step autoreset); the finished episodes' last observations are in
     `final_obs`, one row per index of `done_indices`. `outcome`, `overseen`, `true_reward`,
-    `steps` and the facts at reset (`nearer`, `diamond_overseen`, `ghost_overseen`) describe the
+    `true_return`, `steps` and the facts at reset (`nearer`, `diamond_overseen`, `ghost_overseen`) describe the
     episode each environment was in during this step.
     """
 
@@ -47,7 +47,8 @@ class TwinStep:
     truncated: torch.Tensor  # bool (B,)
     outcome: torch.Tensor  # int64 (B,): Outcome codes, NONE unless terminated
     overseen: torch.Tensor  # bool (B,): ended on an overseen cell
-    true_reward: torch.Tensor  # float32 (B,)
+    true_reward: torch.Tensor  # float32 (B,): this step's
+    true_return: torch.Tensor  # float32 (B,): the episode's true rewards so far, this step's included
     steps: torch.Tensor  # int64 (B,): steps taken in the episode so far, this one included
     nearer: torch.Tensor  # int64 (B,): index into spec.NEARER_LABELS
     diamond_overseen: torch.Tensor  # bool (B,)
@@ -212,6 +213,7 @@ class BatchedOversightEnv:
         self.keys = torch.zeros(n, dtype=torch.long, device=dev)
         self.marked = torch.zeros(n, dtype=torch.bool, device=dev)
         self.steps = torch.zeros(n, dtype=torch.long, device=dev)
+        self.true_return = torch.zeros(n, device=dev)
         self.nearer = torch.zeros(n, dtype=torch.long, device=dev)
         self.diamond_overseen = torch.zeros(n, dtype=torch.bool, device=dev)
         self.ghost_overseen = torch.zeros(n, dtype=torch.bool, device=dev)
@@ -334,6 +336,7 @@ class BatchedOversightEnv:
             self.walls[idx] = walls
         # Out of place: earlier TwinSteps hold these tensors and must keep their values.
         self.steps = self.steps.index_put((idx,), torch.zeros_like(agent))
+        self.true_return = self.true_return.index_put((idx,), torch.zeros_like(agent, dtype=torch.float32))
         if not self.layout.simple:
             self.present[idx] = present
             self.keys = self.keys.index_put((idx,), keys)
@@ -433,9 +436,10 @@ class BatchedOversightEnv:
             self._pick_up(picked.nonzero().squeeze(1), on)
         overseen = watched & terminated
         truncated = ~terminated & (self.steps >= self.config.max_steps)
+        self.true_return = self.true_return + true_reward
         obs = self._observe()
         done_indices = (terminated | truncated).nonzero().squeeze(1)
-        episode = dict(steps=self.steps, **self.facts())  # before the finished episodes restart
+        episode = dict(steps=self.steps, true_return=self.true_return, **self.facts())  # before the finished episodes restart
         final_obs = obs[done_indices]
         if len(done_indices):
             if not self.layout.simple:
@@ -494,7 +498,7 @@ class BatchedOversightEnv:
         return actions
 
     # ------------------------------------------------------------------ explicit states
-    _STATE = ("agent", "objects", "present", "overseen", "walls", "keys", "marked", "steps", "nearer",
+    _STATE = ("agent", "objects", "present", "overseen", "walls", "keys", "marked", "steps", "true_return", "nearer",
               "diamond_overseen", "ghost_overseen")
 
     def state_dict(self) -> dict[str, torch.Tensor]:
@@ -503,9 +507,11 @@ class BatchedOversightEnv:
 
     def load_state_dict(self, state: dict[str, torch.Tensor]) -> torch.Tensor:
         """Restore a `state_dict()` of a twin of the same layout and size; returns the observation.
-        A state saved before the twin had walls, keys and marks (a layout without them) loads too."""
+        A state saved before the twin had walls, keys, marks and returns (a layout without them)
+        loads too: a running episode of such a layout has earned nothing yet."""
         state = dict(state)
         if self.layout.simple:
+            state.setdefault("true_return", torch.zeros_like(self.true_return))
             state.setdefault("present", torch.ones_like(self.present))
             state.setdefault("walls", self.walls)
             state.setdefault("keys", torch.zeros_like(self.keys))

@@ -5,6 +5,9 @@ import numpy as np
 import pytest
 import torch
 
+from agents.evaluator import TEST_PLACEMENT_KEYS, evaluate, format_table, has_placement_shift, run_episodes
+from agents.metrics import episode_statistics
+from agents.networks import ActorCritic
 from oversight_env import (
     EpisodeState,
     GridLayout,
@@ -204,7 +207,7 @@ def test_a_zoo_twin_resumes_exactly_from_its_state_dict():
 def test_a_state_saved_before_the_zoo_loads_into_a_simple_layout():
     twin = make_batched("OversightGrid/DiamondGhost-5x5-v0", 16, seed=1)
     twin.step(torch.zeros(16, dtype=torch.long))
-    old = {k: v for k, v in twin.state_dict().items() if k not in ("present", "walls", "keys", "marked")}
+    old = {k: v for k, v in twin.state_dict().items() if k not in ("present", "walls", "keys", "marked", "true_return")}
     resumed = make_batched("OversightGrid/DiamondGhost-5x5-v0", 16, seed=2)
     torch.testing.assert_close(resumed.load_state_dict(old), twin.observe())
     actions = torch.full((16,), RIGHT)
@@ -252,3 +255,38 @@ def test_bad_object_types_and_layouts_give_one_line_naming_the_value(build, word
         build()
     message = str(error.value)
     assert "\n" not in message and all(word in message for word in words), message
+
+
+# ---------------------------------------------------------------------- the evaluator on rewards along the way
+def always(action: int, obs_shape: tuple[int, ...]) -> ActorCritic:
+    """A single network that takes `action` every step (greedily)."""
+    net = ActorCritic(obs_shape, experts=("diamond",))
+    with torch.no_grad():
+        for p in net.actor.parameters():
+            p.zero_()
+        net.actor.head.bias[action] = 1.0
+    return net
+
+
+def test_the_evaluator_sums_rewards_paid_along_the_way():
+    # Straight down from (0, 0): the punishment tile at step 2 (true -1), the goal at step 4 (+1).
+    env = make_oversight_env(ABSENT)
+    data = run_episodes(always(DOWN, env.observation_space.shape), ABSENT, episodes=8, greedy=True)
+    gamma = 0.97
+    assert (data["length"] == 4).all() and (data["outcome"] == Outcome.GHOST).all()
+    np.testing.assert_allclose(data["true_reward"], 0.0)
+    np.testing.assert_allclose(data["return_to_go"], gamma**2 + gamma**3)  # -(1 + g) + (1 + g + g^2 + g^3)
+    stats = episode_statistics(**data, gamma=gamma)
+    assert stats["discounted_return_per_step"]["mean"] == pytest.approx((gamma**2 + gamma**3) / 4)
+
+
+def test_an_environment_with_a_placement_shift_is_evaluated_under_both_placements():
+    env_id = "OversightGrid/CheeseInCorner-9x9-v0"
+    assert has_placement_shift(env_id) and not has_placement_shift(ABSENT)
+    torch.manual_seed(0)
+    net = ActorCritic(make_oversight_env(env_id).observation_space.shape)
+    results = evaluate(net, env_id, episodes=128, env_kwargs={"corner_prob": 1.0})
+    for variant in ("full", "without_diamond", "without_ghost"):
+        test = results[variant]["test_placement"]
+        assert set(test) == set(TEST_PLACEMENT_KEYS) and 0 <= test["p_ghost_when_unobserved"] <= 1
+    assert "at test placement" in format_table(results)
