@@ -217,6 +217,7 @@ class BatchedOversightEnv:
         self.nearer = torch.zeros(n, dtype=torch.long, device=dev)
         self.diamond_overseen = torch.zeros(n, dtype=torch.bool, device=dev)
         self.ghost_overseen = torch.zeros(n, dtype=torch.bool, device=dev)
+        self.pool: tuple[torch.Tensor, ...] | None = None  # episodes drawn ahead (see _draw)
         self.cell_object = torch.zeros(n, cells, dtype=torch.long, device=dev)  # derived: see _derive
         self.planes = torch.zeros(n, *self._static_planes.shape, device=dev)
         self._start_episodes(torch.arange(n, device=dev))
@@ -226,26 +227,41 @@ class BatchedOversightEnv:
         """The facts at reset of each environment's current episode."""
         return {"nearer": self.nearer, "diamond_overseen": self.diamond_overseen, "ghost_overseen": self.ghost_overseen}
 
-    def _draw(self, n: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None]:
-        """Spec rules 1 and 2 for n new episodes: (walls, agent, objects, overseen, and in a
-        procedural layout the steps from the agent to every cell)."""
-        cells, dev, gen = self.layout.num_cells, self.device, self.generator
+    _POOL = 256  # episodes drawn at a time, at least, in a layout beyond the simple ones
+
+    def _draw(self, n: int) -> tuple[torch.Tensor, ...]:
+        """Spec rules 1 and 2 for n new episodes: (walls, agent, objects, overseen, and the steps
+        from the agent to each object, or None where the layout's distance table has them)."""
         if self.layout.simple:  # the draws of earlier versions, so their seeds give the same episodes
+            cells, dev, gen = self.layout.num_cells, self.device, self.generator
             walls = self._fixed_walls.expand(n, cells)
             # Distinct uniform free cells: the positions of the 1 + K largest of iid uniforms.
             u = torch.rand(n, len(self._free_cells), generator=gen, device=dev)
             picked = self._free_cells[u.topk(1 + self.layout.num_objects, dim=1).indices]
-            agent, objects, steps = picked[:, 0], picked[:, 1:], None
-        else:
-            walls, agent, steps = self._draw_walls(n)
-            objects = self._place_objects(agent, steps < torch.inf)
+            agent, objects = picked[:, 0], picked[:, 1:]
+            return walls.clone(), agent, objects, self._draw_oversight(walls, objects), None
+        # Drawing walls, searching paths and placing objects costs a few kernels per step of the
+        # search whatever the batch: draw episodes in bulk and hand them out in order.
+        if self.pool is None or len(self.pool[0]) < n:
+            fresh = self._draw_many(max(n, self._POOL, self.num_envs))
+            self.pool = fresh if self.pool is None else tuple(torch.cat(pair) for pair in zip(self.pool, fresh))
+        taken = tuple(t[:n] for t in self.pool)
+        self.pool = tuple(t[n:] for t in self.pool)
+        return taken
+
+    def _draw_many(self, n: int) -> tuple[torch.Tensor, ...]:
+        walls, agent, steps = self._draw_walls(n)
+        objects = self._place_objects(agent, steps < torch.inf)
+        return walls.clone(), agent, objects, self._draw_oversight(walls, objects), steps.gather(1, objects)
+
+    def _draw_oversight(self, walls: torch.Tensor, objects: torch.Tensor) -> torch.Tensor:
+        """Spec rule 2."""
+        n, cells, dev, gen = len(walls), self.layout.num_cells, self.device, self.generator
         if self.config.oversight_unit == "episode":
             supervised = torch.rand(n, generator=gen, device=dev) < self.config.oversight_prob
-            overseen = supervised[:, None] & ~walls
-        else:
-            probs = self._cell_prob.expand(n, cells).scatter(1, objects, self._object_prob.expand(n, -1))
-            overseen = (torch.rand(n, cells, generator=gen, device=dev) < probs) & ~walls
-        return walls.clone(), agent, objects, overseen, steps
+            return supervised[:, None] & ~walls
+        probs = self._cell_prob.expand(n, cells).scatter(1, objects, self._object_prob.expand(n, -1))
+        return (torch.rand(n, cells, generator=gen, device=dev) < probs) & ~walls
 
     def _draw_walls(self, n: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """The episodes' walls (unreachable pockets walled in), the agent's cell and the steps from
@@ -308,19 +324,17 @@ class BatchedOversightEnv:
         marked: torch.Tensor | None = None,
     ) -> None:
         """Start new episodes in environments `idx`: drawn at random, or the given state."""
-        n, steps = len(idx), None
+        n, dist = len(idx), None
         if agent is None:
-            walls, agent, objects, overseen, steps = self._draw(n)
+            walls, agent, objects, overseen, dist = self._draw(n)
         present = torch.ones_like(objects, dtype=torch.bool) if present is None else present
         keys = torch.zeros_like(agent) if keys is None else keys
         marked = torch.zeros_like(agent, dtype=torch.bool) if marked is None else marked
         watched = overseen.gather(1, objects)
         roles = self._object_role
-        if self.layout.procedural:
-            if steps is None:
-                steps = shortest_steps_batched(walls.view(n, self.layout.height, self.layout.width), agent)
-            dist = steps.gather(1, objects)
-        else:
+        if dist is None and self.layout.procedural:
+            dist = shortest_steps_batched(walls.view(n, self.layout.height, self.layout.width), agent).gather(1, objects)
+        elif dist is None:
             dist = self._distances[agent[:, None], objects]  # (n, K) steps from the agent to each object
         if not self.layout.simple:
             watched, dist = watched & present, dist.masked_fill(~present, torch.inf)
@@ -502,8 +516,10 @@ class BatchedOversightEnv:
               "diamond_overseen", "ghost_overseen")
 
     def state_dict(self) -> dict[str, torch.Tensor]:
-        """Every environment's episode and the generator, to resume exactly where the batch was."""
-        return {**{k: getattr(self, k).clone() for k in self._STATE}, "generator": self.generator.get_state()}
+        """Every environment's episode, the episodes drawn ahead and the generator, to resume
+        exactly where the batch was."""
+        pool = {} if self.pool is None else {f"pool_{i}": t.clone() for i, t in enumerate(self.pool)}
+        return {**{k: getattr(self, k).clone() for k in self._STATE}, **pool, "generator": self.generator.get_state()}
 
     def load_state_dict(self, state: dict[str, torch.Tensor]) -> torch.Tensor:
         """Restore a `state_dict()` of a twin of the same layout and size; returns the observation.
@@ -522,6 +538,8 @@ class BatchedOversightEnv:
                 raise ValueError(f"state[{k!r}] {got} is invalid: expected {tuple(getattr(self, k).shape)}")
             setattr(self, k, state[k].clone().to(self.device))
         self.generator.set_state(state["generator"])
+        pool = [state[f"pool_{i}"].to(self.device) for i in range(5) if f"pool_{i}" in state]
+        self.pool = tuple(pool) if pool else None
         self._derive()
         return self.observe()
 
