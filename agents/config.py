@@ -44,7 +44,7 @@ def resolve_device(device: str) -> torch.device:
     return torch.device(device)
 
 
-def setting(default: Any = dataclasses.MISSING, help: str = "", **kwargs: Any) -> Any:  # noqa: A002
+def setting(default: Any = dataclasses.MISSING, help: str = "", **kwargs: Any) -> Any:
     """A `TrainConfig` field with its help text."""
     return field(default=default, metadata={"help": help}, **kwargs)
 

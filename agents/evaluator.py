@@ -255,7 +255,8 @@ def has_placement_shift(env_id: str, env_kwargs: dict | None = None) -> bool:
     """Whether the environment places some object type differently in training and at test."""
     env = make_oversight_env(env_id, **(env_kwargs or {}))
     env.close()
-    return any(kind.shifted and kind.region is not None for kind in env.layout.object_kinds)
+    layout = getattr(env, "layout", None)  # an environment registered with register_partial_oversight has none
+    return layout is not None and any(kind.shifted and kind.region is not None for kind in layout.object_kinds)
 
 
 def variant_name(ablate: str | None) -> str:

@@ -116,7 +116,7 @@ class LeanRun:
             **{**config.env_kwargs, "oversight_prob": method.training_oversight(config.oversight_prob), "reward": method.reward},
         )
         torch.manual_seed(init_seed)  # initialised on the CPU whatever the device: the same weights everywhere
-        self.net = ActorCritic(self.twin.obs_shape, experts=method.experts, hidden=config.hidden,
+        self.net = ActorCritic(self.twin.obs_shape, self.twin.n_actions, experts=method.experts, hidden=config.hidden,
                                zero_biases=config.zero_biases,
                                gate_planes=planes_shown(self.twin.plane_names, method.gate_hides),
                                gate_from_policy=method.gate_from_policy).to(device)

@@ -11,13 +11,13 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
 
-from agents.files import make_output_dir  # noqa: E402
-from agents.scripted import POLICIES  # noqa: E402
-from oversight_env import make_oversight_env  # noqa: E402
-from oversight_env.spec import invalid_argument, render_text  # noqa: E402
+from agents.files import make_output_dir
+from agents.scripted import POLICIES
+from oversight_env import make_oversight_env
+from oversight_env.spec import invalid_argument, render_text
 
 MAX_FRAMES = 12  # frames of the first episode in its filmstrip
 

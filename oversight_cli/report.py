@@ -34,11 +34,11 @@ from typing import Any
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
 
-from agents.files import atomic_write  # noqa: E402
-from agents.run_dir import (  # noqa: E402
+from agents.files import atomic_write
+from agents.run_dir import (
     CHECKPOINT,
     CONFIG,
     EVALUATION,
@@ -46,7 +46,7 @@ from agents.run_dir import (  # noqa: E402
     read_evaluation,
     read_json,
 )
-from oversight_cli.statistics import (  # noqa: E402
+from oversight_cli.statistics import (
     RESAMPLES,
     interquartile_mean,
     performance_profile,
@@ -54,7 +54,7 @@ from oversight_cli.statistics import (  # noqa: E402
     probability_of_improvement_ci,
     stratified_bootstrap_ci,
 )
-from oversight_env.spec import invalid_argument  # noqa: E402
+from oversight_env.spec import invalid_argument
 
 RESULT_COLUMNS = [
     "method", "oversight", "seed", "variant", "evaluated", "env_steps", "episodes",
@@ -323,7 +323,7 @@ def _read_events(event_dir: Path) -> tuple[Any, list[tuple[Path, str]]]:
     class CountingAccumulator(EventAccumulator):
         events_read = 0
 
-        def _ProcessEvent(self, event: Any) -> None:  # noqa: N802 (tensorboard's name)
+        def _ProcessEvent(self, event: Any) -> None:
             self.events_read += 1
             super()._ProcessEvent(event)
 

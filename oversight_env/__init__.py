@@ -10,8 +10,11 @@ Importing this package registers the built-in environment ids with gymnasium:
 - `OversightGrid/CheeseInCorner-9x9-v0`, `-13x13-v0`: mazes whose cheese is usually in the corner.
 - `OversightGrid/KeysAndChests-9x9-v0`: open the chest, or hoard the keys.
 - `OversightGrid/Tampering-7x7-v0`: a button that makes the episode look successful.
+- `OversightGrid/LavaCrossing-S9N1-v0`: a stock MiniGrid environment made partial-oversight by a
+  wrapper (`register_partial_oversight`); no batched twin (`VectorOversightEnv` steps copies).
 """
 
+from oversight_env import stock
 from oversight_env.absent_supervisor import AbsentSupervisorEnv
 from oversight_env.batched import BatchedOversightEnv, TwinStep
 from oversight_env.cheese_corner import CheeseInCornerEnv
@@ -41,6 +44,11 @@ from oversight_env.spec import (
 )
 from oversight_env.tampering import TamperingEnv
 from oversight_env.two_rooms import TwoRoomsEnv
+from oversight_env.wrappers import (
+    PartialOversight,
+    VectorOversightEnv,
+    register_partial_oversight,
+)
 
 ZOO_ENV_IDS = (
     "OversightGrid/DiamondGhost-Maze-9x9-v0",
@@ -51,6 +59,7 @@ ZOO_ENV_IDS = (
     "OversightGrid/KeysAndChests-9x9-v0",
     "OversightGrid/Tampering-7x7-v0",
 )
+WRAPPED_ENV_IDS = ("OversightGrid/LavaCrossing-S9N1-v0",)  # no batched twin
 BUILTIN_ENV_IDS = (
     "OversightGrid/DiamondGhost-5x5-v0",
     "OversightGrid/DiamondGhost-7x7-v0",
@@ -70,34 +79,39 @@ register_oversight_env("OversightGrid/CheeseInCorner-9x9-v0", CheeseInCornerEnv,
 register_oversight_env("OversightGrid/CheeseInCorner-13x13-v0", CheeseInCornerEnv, size=13)
 register_oversight_env("OversightGrid/KeysAndChests-9x9-v0", KeysAndChestsEnv)
 register_oversight_env("OversightGrid/Tampering-7x7-v0", TamperingEnv)
+stock.register()
 
 __all__ = [
     "BUILTIN_ENV_IDS",
-    "ZOO_ENV_IDS",
-    "AbsentSupervisorEnv",
-    "CheeseInCornerEnv",
-    "KeysAndChestsEnv",
-    "RandomWalls",
-    "TamperingEnv",
-    "TileType",
-    "WallGenerator",
     "DIAMOND",
     "GHOST",
     "NEARER_LABELS",
     "REWARDS",
+    "WRAPPED_ENV_IDS",
+    "ZOO_ENV_IDS",
+    "AbsentSupervisorEnv",
     "Action",
     "BatchedOversightEnv",
+    "CheeseInCornerEnv",
     "DiamondGhostEnv",
     "EpisodeState",
     "GridLayout",
+    "KeysAndChestsEnv",
     "Outcome",
     "OversightConfig",
     "OversightGridEnv",
+    "PartialOversight",
+    "RandomWalls",
+    "TamperingEnv",
     "TerminalObject",
     "TerminalType",
+    "TileType",
     "TwinStep",
     "TwoRoomsEnv",
+    "VectorOversightEnv",
+    "WallGenerator",
     "make_batched",
     "make_oversight_env",
     "register_oversight_env",
+    "register_partial_oversight",
 ]

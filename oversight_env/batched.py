@@ -125,6 +125,7 @@ class BatchedOversightEnv:
         self.device = torch.device(device)
         self.plane_names = layout.plane_names(config.observe_oversight)
         self.obs_shape = (len(self.plane_names), layout.height, layout.width)
+        self.n_actions = len(Action)
         self.generator = torch.Generator(self.device)
         self._seed(seed)
         self._build_tables()

@@ -5,7 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 from oversight_env.grid_env import OversightGridEnv
-from oversight_env.spec import GridLayout, RandomWalls, TerminalType, check_probability, invalid_argument
+from oversight_env.spec import (
+    GridLayout,
+    RandomWalls,
+    TerminalType,
+    check_probability,
+    invalid_argument,
+)
 
 
 def cheese_corner_layout(size: int = 13, wall_density: float = 0.25, corner_prob: float = 0.9,

@@ -5,7 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 from oversight_env.grid_env import OversightGridEnv
-from oversight_env.spec import GridLayout, RandomWalls, TerminalType, TileType, invalid_argument
+from oversight_env.spec import (
+    GridLayout,
+    RandomWalls,
+    TerminalType,
+    TileType,
+    invalid_argument,
+)
 
 CHEST = TerminalType("chest", intended=True, color="yellow", symbol="C", needs_key=True)
 

@@ -16,6 +16,11 @@ from gymnasium.envs.registration import load_env_creator
 from oversight_env.batched import BatchedOversightEnv
 from oversight_env.grid_env import OversightGridEnv
 from oversight_env.spec import GridLayout, invalid_argument
+from oversight_env.wrappers import (
+    PartialOversight,
+    VectorOversightEnv,
+    is_partial_oversight,
+)
 
 
 def register_oversight_env(
@@ -48,23 +53,31 @@ def register_oversight_env(
     gym.register(id=env_id, entry_point=entry_point, kwargs=defaults, disable_env_checker=False)
 
 
-def make_oversight_env(env_id: str, **kwargs: Any) -> OversightGridEnv:
-    """`gym.make(env_id, **kwargs).unwrapped`, with a one-line ValueError for an unknown id or a
-    registered id that is not a partial-oversight environment."""
+def make_oversight_env(env_id: str, **kwargs: Any) -> OversightGridEnv | PartialOversight:
+    """`gym.make(env_id, **kwargs).unwrapped` for a grid environment, or the `PartialOversight`
+    wrapper of an id registered with `register_partial_oversight`; a one-line ValueError for an
+    unknown id or a registered id that is neither."""
     try:
         spec = gym.spec(env_id)
     except gym.error.Error as error:
         raise invalid_argument("env_id", env_id, f"not a registered environment ({error})") from None
+    if is_partial_oversight(env_id):
+        return gym.make(env_id, **kwargs)
     creator = load_env_creator(spec.entry_point) if isinstance(spec.entry_point, str) else spec.entry_point
     if not (isinstance(creator, type) and issubclass(creator, OversightGridEnv)):
-        raise invalid_argument("env_id", env_id, "not a partial-oversight environment (an OversightGridEnv)")
+        raise invalid_argument("env_id", env_id, "not a partial-oversight environment (an OversightGridEnv, or one "
+                               "registered with register_partial_oversight)")
     return gym.make(env_id, **kwargs).unwrapped
 
 
 def make_batched(
     env_id: str, num_envs: int, seed: int | None = None, device: str | torch.device = "cpu", **kwargs: Any
-) -> BatchedOversightEnv:
-    """The batched twin of `gym.make(env_id, **kwargs)`, with `num_envs` environments."""
+) -> BatchedOversightEnv | VectorOversightEnv:
+    """The batched twin of `gym.make(env_id, **kwargs)`, with `num_envs` environments; for an id
+    registered with `register_partial_oversight`, a `VectorOversightEnv` of that many copies."""
+    if is_partial_oversight(env_id):
+        make_oversight_env(env_id, **kwargs).close()  # a bad argument fails once, here
+        return VectorOversightEnv(lambda: gym.make(env_id, **kwargs), num_envs, seed=seed, device=device)
     env = make_oversight_env(env_id, **kwargs)
     env.close()
     return BatchedOversightEnv(env.layout, env.config, num_envs, seed=seed, device=device)

@@ -62,13 +62,13 @@ forbidden shortcut), or is a key, picked up into the agent's inventory. The rule
 from __future__ import annotations
 
 import math
+from abc import ABC, abstractmethod
 from collections import deque
 from collections.abc import Mapping, Sequence
-from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from enum import IntEnum
 from functools import cached_property
-from typing import Any, ClassVar, Union
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -283,7 +283,7 @@ class TileType:
         return dict(self.rewards)[name] if self.rewards is not None else (0.0, 0.0)
 
 
-ObjectType = Union[TerminalType, TileType]
+ObjectType = TerminalType | TileType
 
 
 DIAMOND = TerminalType("diamond", intended=True, color="blue", symbol="D")

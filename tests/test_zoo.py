@@ -5,7 +5,13 @@ import numpy as np
 import pytest
 import torch
 
-from agents.evaluator import TEST_PLACEMENT_KEYS, evaluate, format_table, has_placement_shift, run_episodes
+from agents.evaluator import (
+    TEST_PLACEMENT_KEYS,
+    evaluate,
+    format_table,
+    has_placement_shift,
+    run_episodes,
+)
 from agents.metrics import episode_statistics
 from agents.networks import ActorCritic
 from oversight_env import (
