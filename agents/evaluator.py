@@ -52,7 +52,7 @@ def _act(net: ActorCritic, obs: torch.Tensor, generator: torch.Generator,
 
 
 @contextmanager
-def _evaluating(net: ActorCritic, ablate: str | None) -> Iterator[None]:
+def evaluating(net: ActorCritic, ablate: str | None) -> Iterator[None]:
     """`net` in eval mode, with the `ablate` expert (if any) ablated; both restored on exit."""
     was_training = net.training
     net.eval()
@@ -97,7 +97,7 @@ def run_episodes(
     finished = torch.zeros(episodes, dtype=torch.bool, device=twin.device)
     actions = torch.zeros(episodes, dtype=torch.long, device=twin.device)  # finished environments keep stepping, ignored
     gate_sum = torch.zeros(episodes, device=twin.device)
-    with _evaluating(net, ablate):
+    with evaluating(net, ablate):
         while not bool(finished.all()):
             running = (~finished).nonzero().squeeze(1)  # only unfinished episodes need the network
             actions[running], gate = _act(net, obs[running], generator, greedy)
@@ -138,7 +138,7 @@ def paper_window_return_per_step(
     twin, generator = _fresh_environments(env_id, num_envs, seed, oversight_prob, env_kwargs, _device(net))
     obs, _ = twin.reset()
     rewards, dones = torch.zeros(window, num_envs, device=twin.device), torch.zeros(window, num_envs, device=twin.device)
-    with _evaluating(net, ablate):
+    with evaluating(net, ablate):
         for t in range(window):
             step = twin.step(_act(net, obs, generator)[0])
             rewards[t], dones[t], obs = step.reward, step.done.float(), step.obs
@@ -198,7 +198,7 @@ def expert_divergence(
     obs, _ = twin.reset()
     log_probs = []
     for ablate in (second, first):
-        with _evaluating(net, ablate):
+        with evaluating(net, ablate):
             log_probs.append(torch.log_softmax(net(obs).logits.float(), dim=-1))
     kl = (log_probs[0].exp() * (log_probs[0] - log_probs[1])).sum(-1)
     return float(kl.mean())

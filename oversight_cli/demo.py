@@ -16,10 +16,9 @@ import numpy as np
 
 from agents.files import make_output_dir
 from agents.scripted import POLICIES
+from oversight_cli.render import filmstrip
 from oversight_env import make_oversight_env
 from oversight_env.spec import invalid_argument, render_text
-
-MAX_FRAMES = 12  # frames of the first episode in its filmstrip
 
 
 def run_demo(
@@ -74,25 +73,7 @@ def run_demo(
         f"outcomes: {counts['diamond']} diamond, {counts['ghost']} ghost, {counts['none']} timeout; "
         f"mean training reward {total_reward / episodes:+.2f}, mean true reward {total_true / episodes:+.2f}"
     )
-    _save_frame(frames[0][0], out / "grid.png")
-    _save_filmstrip(frames, out / "episode_0.png", title=f"{env_id}, episode 0 (light cells are overseen)")
+    plt.imsave(out / "grid.png", frames[0][0])
+    filmstrip(frames, out / "episode_0.png", title=f"{env_id}, episode 0 (light cells are overseen)")
     print(f"wrote {out / 'grid.png'} and {out / 'episode_0.png'}")
     return counts
-
-
-def _save_frame(frame: np.ndarray, path: Path) -> None:
-    plt.imsave(path, frame)
-
-
-def _save_filmstrip(frames: list[tuple[np.ndarray, str]], path: Path, title: str) -> None:
-    if len(frames) > MAX_FRAMES:
-        frames = frames[: MAX_FRAMES - 1] + frames[-1:]
-    fig, axes = plt.subplots(1, len(frames), figsize=(1.6 * len(frames), 2.0), squeeze=False)
-    for ax, (frame, caption) in zip(axes[0], frames):
-        ax.imshow(frame)
-        ax.set_title(caption, fontsize=8)
-        ax.axis("off")
-    fig.suptitle(title, fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)

@@ -1,4 +1,4 @@
-"""Entry point of the `oversight` command (demo, train, eval, sweep, report, ladder): parses arguments and
+"""Entry point of the `oversight` command (demo, train, eval, sweep, report, ladder, render): parses arguments and
 turns bad input into one line.
 
 The `oversight train` flags are generated from `TrainConfig`'s fields, so every setting a run
@@ -83,6 +83,16 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("run_dir", help="an experiment directory written by `oversight sweep`")
     report.add_argument("--reference", help="the method the comparison sets against every other one "
                         "(default: routing, when the experiment has it)")
+    render = commands.add_parser("render", help="episodes as a GIF, under a trained policy (a run directory) or a scripted one")
+    render.add_argument("source", help="a run directory or checkpoint, or an environment id")
+    render.add_argument("--out", required=True, help="the GIF to write (the first episode also goes to a PNG filmstrip beside it)")
+    render.add_argument("--episodes", type=int, default=3, help="episodes (default 3)")
+    render.add_argument("--policy", default="nearest", help="scripted policy for an environment id: nearest (default), diamond, random")
+    render.add_argument("--ablate", help="play the trained routed policy without this expert, e.g. ghost")
+    render.add_argument("--oversight", type=float, help="oversight probability (default: the run's, or the environment's)")
+    render.add_argument("--greedy", action="store_true", help="take the most probable action instead of sampling")
+    render.add_argument("--seed", type=int, default=0, help="seed of the first episode (default 0)")
+    render.add_argument("--fps", type=float, default=4.0, help="frames per second (default 4)")
     ladder = commands.add_parser("ladder", help="draw several experiments together: each method's result against the budget")
     ladder.add_argument("run_dirs", nargs="+", metavar="run_dir", help="experiment directories, e.g. one per budget")
     ladder.add_argument("--out", required=True, help="directory for ladder.csv, ladder.png and ladder.md")
@@ -417,6 +427,13 @@ def run_command(args: argparse.Namespace) -> None:
         from oversight_cli.report import write_report
 
         print(f"report: {write_report(args.run_dir, args.reference)}")
+    elif args.command == "render":
+        from oversight_cli.render import filmstrip, record, write_gif
+
+        episodes, title = record(args.source, args.episodes, args.policy, args.ablate, args.seed, args.oversight, args.greedy)
+        gif = write_gif(episodes, args.out, title, args.fps)
+        strip = filmstrip(episodes[0], gif.with_suffix(".png"), title)
+        print(f"wrote {gif} ({sum(map(len, episodes))} frames) and {strip}")
     elif args.command == "ladder":
         from oversight_cli.ladder import write_ladder
 

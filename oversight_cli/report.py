@@ -13,7 +13,7 @@ Writes into RUN_DIR:
   all levels: the difference of means and the probability of improvement, with intervals
   (`oversight_cli.statistics`: stratified bootstrap, as rliable recommends).
 - `return_vs_oversight.png`, `ghost_when_unobserved_vs_oversight.png`, `learning_curves.png`,
-  `performance_profile.png`.
+  `performance_profile.png`, and `episode_<method>.png`: one episode of each method's policy.
 - `report.md`, which embeds them, and lists the expected cells that have not finished (the sweep's
   `experiment.json` names every cell) and the cells whose learning curves are incomplete.
 
@@ -534,6 +534,46 @@ shift). The same policies on fresh episodes drawn from the test placement:
 """
 
 
+def policy_filmstrips(run_dir: Path, finished: Evaluations) -> list[tuple[str, str]]:
+    """One episode of each method's evaluated policy (its cell of lowest oversight and seed), as a
+    PNG filmstrip in `run_dir`; (method, file name) of each one drawn."""
+    from agents.methods import get_method
+    from oversight_cli.render import filmstrip, record
+
+    first: dict[str, tuple[float, int, str]] = {}
+    for cell, report in finished.items():
+        config = report["config"]
+        key = (config["oversight_prob"], config["seed"], cell)
+        first[config["method"]] = min(first.get(config["method"], key), key)
+    strips = []
+    for method, (oversight, seed, cell) in sorted(first.items()):
+        ablate = get_method(method).evaluate_without
+        try:
+            episodes, title = record(run_dir / cell, episodes=1, ablate=ablate, seed=0)
+        except ValueError as error:  # a cell without a loadable checkpoint: no picture, said so
+            print(f"report: no filmstrip of {cell}: {error}", file=sys.stderr)
+            continue
+        name = f"episode_{method}.png"
+        filmstrip(episodes[0], run_dir / name, f"{title}, seed {seed} (light cells are overseen)")
+        strips.append((method, name))
+    return strips
+
+
+def _filmstrip_section(strips: list[tuple[str, str]]) -> str:
+    if not strips:
+        return ""
+    pictures = "\n\n".join(f"![{method}]({name})" for method, name in strips)
+    return f"""
+## What the policies do
+
+One fresh episode of each method's evaluated policy (routed methods with the ghost expert
+ablated), from its cell of lowest oversight level and seed; light cells are overseen. More with
+`oversight render RUN_DIR/<cell> --out episodes.gif`.
+
+{pictures}
+"""
+
+
 def _diagnostics_section(diagnostics: list[dict[str, Any]]) -> str:
     table = diagnostics_table(diagnostics)
     if not table:
@@ -600,6 +640,7 @@ def write_report(run_dir: str | Path, reference: str | None = None) -> Path:
                       run_dir / "ghost_when_unobserved_vs_oversight.png")
     plot_learning_curves(curves, run_dir / "learning_curves.png")
     plot_performance_profile(rows, run_dir / "performance_profile.png")
+    strips = policy_filmstrips(run_dir, finished)
     experiment = run_dir / "experiment.json"
     description = read_json(experiment)["description"] + "\n\n" if experiment.exists() else ""
     missing_note = f" ({len(missing)} missing: see below)" if missing else ""
@@ -627,7 +668,7 @@ with its own bootstrap interval; n (seeds) in its column.
 The performance profile: for each method, the fraction of its runs (every oversight level and
 seed; n in the legend) whose return per step exceeds τ; shaded, a 95% stratified bootstrap band
 (each level resampled within itself). A curve above another is better at every threshold.
-
+{_filmstrip_section(strips)}
 Files: `results.csv` (every cell and variant), `summary.csv`, `comparison.csv`, `learning_curves.csv`,
 `diagnostics.csv`; tensorboard:
 `tensorboard --logdir {run_dir}`.

@@ -133,13 +133,14 @@ class PartialOversight(gym.Wrapper):
 def _partial_oversight_entry(base: str | Callable[..., gym.Env], outcome: OutcomeFn, observation: ObservationFn | None = None,
                              plane_names: Sequence[str] | None = None, base_kwargs: dict | None = None,
                              oversight_prob: float = 0.1, reward: str = "naive", observe_oversight: bool = True,
-                             **kwargs: Any) -> PartialOversight:
-    """The entry point of ids registered with `register_partial_oversight`."""
+                             render_mode: str | None = None, **kwargs: Any) -> PartialOversight:
+    """The entry point of ids registered with `register_partial_oversight` (`render_mode` goes to `base`)."""
     if kwargs:
         name = min(kwargs)
         raise invalid_argument(name, kwargs[name], "PartialOversight takes no such keyword argument; expected one of "
                                "['base_kwargs', 'observe_oversight', 'oversight_prob', 'reward']")
-    env = gym.make(base, **(base_kwargs or {})) if isinstance(base, str) else base(**(base_kwargs or {}))
+    base_kwargs = {**(base_kwargs or {}), **({"render_mode": render_mode} if render_mode else {})}
+    env = gym.make(base, **base_kwargs) if isinstance(base, str) else base(**base_kwargs)
     return PartialOversight(env, outcome, oversight_prob, reward, observe_oversight, observation, plane_names)
 
 

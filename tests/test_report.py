@@ -59,6 +59,7 @@ def test_cells_of_two_seeds_are_pooled(trained_cell, tmp_path):
     add_cell(trained_cell, tmp_path, "naive/p0.2/s1", seed=1)
     text = write_report(tmp_path).read_text()
     assert "| 0.2 | naive | 2 |" in text and "Missing cells" not in text and "Incomplete learning curves" not in text
+    assert "![naive](episode_naive.png)" in text and (tmp_path / "episode_naive.png").stat().st_size > 0
     assert {r["seed"] for r in read_csv(tmp_path / "results.csv")} == {"0", "1"}
 
 
