@@ -607,12 +607,39 @@ def _list_section(title: str, lines: list[str], text: str) -> str:
     return f"\n## {title}\n\n{text}\n\n{items}\n"
 
 
+def write_index(run_dir: Path, reference: str | None = None) -> Path:
+    """The report of an experiment of several environments: each environment's own report in its
+    directory (those with a finished cell), and `report.md` here with each one's table and a link."""
+    record = read_json(run_dir / "experiment.json")
+    sections = []
+    for env in record["envs"]:
+        env_dir = run_dir / env["name"]
+        if not any(env_dir.glob(f"**/{EVALUATION}")):
+            sections.append(f"## {env['name']}\n\n`{env['id']}`: no finished cell yet.\n")
+            continue
+        finished = read_cells(env_dir)[0]
+        methods = {r["config"]["method"] for r in finished.values()}
+        write_report(env_dir, reference if reference in methods else None)
+        summary = summary_rows(result_rows(finished))
+        kwargs = f" {env['kwargs']}" if env["kwargs"] else ""
+        sections.append(f"## {env['name']}\n\n`{env['id']}`{kwargs}: [its report]({env['name']}/report.md)\n\n"
+                        f"{markdown_table(summary)}\n")
+    text = f"# Report: {run_dir.name}\n\n{record['description']}\n\nOne report per environment; each table as in "
+    text += "them (mean [95% CI] / IQM [95% CI] over seeds).\n\n" + "\n".join(sections)
+    with atomic_write(run_dir / "report.md") as tmp:
+        tmp.write_text(text)
+    return run_dir / "report.md"
+
+
 def write_report(run_dir: str | Path, reference: str | None = None) -> Path:
     """Write every table and figure of `run_dir` and return the path of `report.md`; print each
     missing cell and each incomplete learning curve to stderr (report.md lists them too). The
     comparison sets `reference` against every other method (None: `routing`, when the experiment
     has it)."""
     run_dir = Path(run_dir)
+    experiment = run_dir / "experiment.json"
+    if experiment.exists() and "envs" in read_json(experiment):
+        return write_index(run_dir, reference)
     finished, unreadable = read_cells(run_dir)
     if not finished:
         why = f" ({next(iter(unreadable.values()))})" if unreadable else " (no eval.json below it)"

@@ -5,6 +5,19 @@ and settings of a comparison; each (method, oversight level, seed) is one cell.
     [env]
     id = "OversightGrid/DiamondGhost-5x5-v0"
     kwargs = {}                    # passed to gym.make, e.g. max_steps = 32
+
+or several environments, each with its cells in a directory of its own (`name`, default: the id
+after its "/") and its own budget if it needs one:
+
+    [[envs]]
+    id = "OversightGrid/AbsentSupervisor-v0"
+    steps = 2_000_000
+    [[envs]]
+    id = "OversightGrid/CheeseInCorner-9x9-v0"
+    name = "CheeseInCorner-9x9-alpha0.5"
+    kwargs = {corner_prob = 0.5}
+
+and then:
     [train]
     methods = ["routing", "naive"]
     oversight = [0.1, 0.3]
@@ -45,33 +58,62 @@ class Cell:
     method: str
     oversight: float
     seed: int
+    env: str | None = None  # the environment's directory in a spec of several ([[envs]])
 
     def path(self) -> str:
         """The cell's directory inside the experiment directory."""
-        return f"{self.method}/p{self.oversight:g}/s{self.seed}"
+        inside = f"{self.method}/p{self.oversight:g}/s{self.seed}"
+        return inside if self.env is None else f"{self.env}/{inside}"
+
+
+@dataclass(frozen=True)
+class EnvEntry:
+    """One environment of a spec: its id, keyword arguments, directory and budget (None: the spec's)."""
+
+    id: str
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    name: str | None = None  # None in a spec of one environment: its cells need no directory of their own
+    steps: int | None = None
 
 
 @dataclass(frozen=True)
 class ExperimentSpec:
     name: str
-    env_id: str
+    envs: tuple[EnvEntry, ...]
     methods: tuple[str, ...]
     oversight: tuple[float, ...]
     seeds: tuple[int, ...]
     steps: int | None
-    env_kwargs: dict[str, Any] = field(default_factory=dict)
     settings: dict[str, Any] = field(default_factory=dict)
     eval_episodes: int = 8192
     description: str = ""
     preset: str = "fast"
 
+    @property
+    def env_id(self) -> str:
+        """The environment of a spec of one ([env]); the first one's otherwise."""
+        return self.envs[0].id
+
+    @property
+    def env_kwargs(self) -> dict[str, Any]:
+        return self.envs[0].kwargs
+
+    @property
+    def several_envs(self) -> bool:
+        return self.envs[0].name is not None
+
     def cells(self) -> list[Cell]:
-        return [Cell(m, p, s) for p in self.oversight for m in self.methods for s in self.seeds]
+        return [Cell(m, p, s, e.name) for e in self.envs for p in self.oversight for m in self.methods for s in self.seeds]
+
+    def env_of(self, cell: Cell) -> EnvEntry:
+        return next(e for e in self.envs if e.name == cell.env)
 
     def config(self, cell: Cell) -> TrainConfig:
-        budget = {} if self.steps is None else {"steps": self.steps}
+        env = self.env_of(cell)
+        steps = env.steps if env.steps is not None else self.steps
+        budget = {} if steps is None else {"steps": steps}
         return TrainConfig.from_preset(
-            self.preset, env_id=self.env_id, env_kwargs=dict(self.env_kwargs), method=cell.method,
+            self.preset, env_id=env.id, env_kwargs=dict(env.kwargs), method=cell.method,
             oversight_prob=cell.oversight, seed=cell.seed, final_eval_episodes=self.eval_episodes,
             **budget, **self.settings,
         )
@@ -81,11 +123,11 @@ def load_spec(path: str | Path) -> ExperimentSpec:
     """Read and validate a spec file; every mistake is a one-line ValueError."""
     path = Path(path)
     data = _read_toml(path)
-    _only(data, {"name", "description", "env", "train", "eval"}, "spec")
-    if "env" not in data:
-        raise invalid_argument("spec", str(path), 'has no [env] table: name the environment, e.g. [env] id = "OversightGrid/DiamondGhost-5x5-v0"')
-    env, train, evaluation = _table(data, "env"), _table(data, "train"), _table(data, "eval")
-    _only(env, {"id", "kwargs"}, "[env]")
+    _only(data, {"name", "description", "env", "envs", "train", "eval"}, "spec")
+    if ("env" in data) == ("envs" in data):
+        raise invalid_argument("spec", str(path), 'needs one [env] table, or [[envs]] tables for several environments, e.g. '
+                               '[env] id = "OversightGrid/DiamondGhost-5x5-v0"')
+    train, evaluation = _table(data, "train"), _table(data, "eval")
     _only(train, {"methods", "oversight", "seeds", "steps", "preset", "settings"}, "[train]")
     _only(evaluation, {"episodes"}, "[eval]")
     settings = _table(train, "settings", where="train.settings")
@@ -93,8 +135,7 @@ def load_spec(path: str | Path) -> ExperimentSpec:
     spec = ExperimentSpec(
         name=_plain_name(data.get("name", path.stem)),
         description=str(data.get("description", "")),
-        env_id=_env_id(env, path),
-        env_kwargs=_env_kwargs(env),
+        envs=_envs(data, path),
         methods=_methods(train),
         oversight=_oversight(train),
         seeds=_seeds(train),
@@ -123,30 +164,49 @@ def _table(data: dict, key: str, where: str | None = None) -> dict[str, Any]:
     return dict(data.get(key, {}))
 
 
-def _plain_name(name: Any) -> str:
-    """The experiment's name, which becomes a directory under runs/: a plain name, so that the
-    sweep cannot write outside it."""
+def _plain_name(name: Any, argument: str = "name") -> str:
+    """A name that becomes a directory (the experiment's under runs/, an environment's in it): a
+    plain name, so that the sweep cannot write outside it."""
     if not isinstance(name, str) or not name.strip():
-        raise invalid_argument("name", name, "expected a non-empty string")
+        raise invalid_argument(argument, name, "expected a non-empty string")
     separators = {"/", "\\", os.sep} | ({os.altsep} if os.altsep else set())
     if name == "." or ".." in name or any(s in name for s in separators) or Path(name).is_absolute() or "\0" in name:
-        raise invalid_argument("name", name, "expected a plain name (no path separators, no '..'): it names a directory under runs/")
+        raise invalid_argument(argument, name, "expected a plain name (no path separators, no '..'): it names a directory")
     return name
 
 
-def _env_id(env: dict[str, Any], path: Path) -> str:
+def _envs(data: dict[str, Any], path: Path) -> tuple[EnvEntry, ...]:
+    """The [env] table as one `EnvEntry`, or the [[envs]] tables as one each, with unique names."""
+    if "env" in data:
+        env = _table(data, "env")
+        _only(env, {"id", "kwargs"}, "[env]")
+        return (EnvEntry(_env_id(env, path, "env"), _env_kwargs(env, "env")),)
+    if not isinstance(data["envs"], list) or not data["envs"] or not all(isinstance(e, dict) for e in data["envs"]):
+        raise invalid_argument("envs", data["envs"], "expected [[envs]] tables, one per environment")
+    entries = []
+    for i, env in enumerate(data["envs"]):
+        where = f"envs[{i}]"
+        _only(env, {"id", "kwargs", "name", "steps"}, f"[[envs]] {i}")
+        env_id = _env_id(env, path, where)
+        name = _plain_name(env.get("name", env_id.split("/")[-1]), f"{where}.name")
+        entries.append(EnvEntry(env_id, _env_kwargs(env, where), name, _optional_positive_int(env, "steps", f"{where}.steps")))
+    _unique("envs", [e.name for e in entries])
+    return tuple(entries)
+
+
+def _env_id(env: dict[str, Any], path: Path, where: str) -> str:
     if "id" not in env:
-        raise invalid_argument("spec", str(path), 'has no [env] id: name the environment, e.g. id = "OversightGrid/DiamondGhost-5x5-v0"')
+        raise invalid_argument("spec", str(path), f'has no {where} id: name the environment, e.g. id = "OversightGrid/DiamondGhost-5x5-v0"')
     if not isinstance(env["id"], str) or not env["id"]:
-        raise invalid_argument("env.id", env["id"], "expected a registered environment id")
+        raise invalid_argument(f"{where}.id", env["id"], "expected a registered environment id")
     return env["id"]
 
 
-def _env_kwargs(env: dict[str, Any]) -> dict[str, Any]:
-    kwargs = _table(env, "kwargs", where="env.kwargs")
+def _env_kwargs(env: dict[str, Any], where: str) -> dict[str, Any]:
+    kwargs = _table(env, "kwargs", where=f"{where}.kwargs")
     clash = sorted(_SET_BY_CELL & set(kwargs))
     if clash:
-        raise invalid_argument(f"env.kwargs.{clash[0]}", kwargs[clash[0]],
+        raise invalid_argument(f"{where}.kwargs.{clash[0]}", kwargs[clash[0]],
                                "each cell sets it (the oversight level from [train] oversight, the reward from the method)")
     return kwargs
 
@@ -199,9 +259,11 @@ def _optional_positive_int(table: dict[str, Any], key: str, argument: str, defau
 
 
 def _check_first_config(spec: ExperimentSpec) -> None:
-    """Build the first cell's config: it validates the environment and its keyword arguments (an
-    unknown one is a one-line error from the environment), the budget and the settings once."""
-    spec.config(spec.cells()[0])
+    """Build each environment's first cell's config: it validates the environment and its keyword
+    arguments (an unknown one is a one-line error from the environment), the budget and the
+    settings once."""
+    for env in spec.envs:
+        spec.config(Cell(spec.methods[0], spec.oversight[0], spec.seeds[0], env.name))
 
 
 def _only(table: dict, allowed: set[str], where: str) -> None:

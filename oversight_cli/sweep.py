@@ -175,6 +175,9 @@ def run_sweep(
     out = make_output_dir(out_dir or Path("runs") / spec.name)
     cells = spec.cells()
     write_json_atomic(out / "experiment.json", experiment_record(spec))
+    for env in spec.envs if spec.several_envs else ():
+        make_output_dir(out / env.name)
+        write_json_atomic(out / env.name / "experiment.json", experiment_record(spec, env.name))
     todo = [(cell, spec.config(cell)) for cell in cells if not (out / cell.path() / "eval.json").exists()]
     todo.sort(key=lambda job: _expected_cost(job[1]), reverse=True)  # longest first, so the last to finish are short
     jobs = [(config.to_json(), str(out / cell.path())) for cell, config in todo]
@@ -198,13 +201,20 @@ def run_sweep(
     raise RuntimeError(failure_summary(failures, len(cells)))
 
 
-def experiment_record(spec: ExperimentSpec) -> dict[str, Any]:
+def experiment_record(spec: ExperimentSpec, env: str | None = None) -> dict[str, Any]:
     """What `experiment.json` holds: the spec's settings and every cell it expects, so that a
-    report can list the cells that are missing."""
-    cells = spec.cells()
-    return {"name": spec.name, "description": spec.description, "env_id": spec.env_id, "env_kwargs": spec.env_kwargs,
-            "preset": spec.preset, "steps": spec.config(cells[0]).steps,
-            "cells": [{"method": c.method, "oversight": c.oversight, "seed": c.seed, "path": c.path()} for c in cells]}
+    report can list the cells that are missing. In a spec of several environments, the
+    experiment's record names them (`envs`), and each environment's directory has a record of
+    its own (`env`: its name), with its cells' paths inside it."""
+    if spec.several_envs and env is None:
+        return {"name": spec.name, "description": spec.description, "preset": spec.preset,
+                "envs": [{"name": e.name, "id": e.id, "kwargs": e.kwargs} for e in spec.envs]}
+    cells = [c for c in spec.cells() if c.env == env]
+    entry = spec.env_of(cells[0])
+    return {"name": spec.name if env is None else f"{spec.name}/{env}", "description": spec.description,
+            "env_id": entry.id, "env_kwargs": entry.kwargs, "preset": spec.preset, "steps": spec.config(cells[0]).steps,
+            "cells": [{"method": c.method, "oversight": c.oversight, "seed": c.seed,
+                       "path": c.path() if env is None else c.path().removeprefix(f"{env}/")} for c in cells]}
 
 
 def failure_summary(failures: list[str], cells: int, shown: int = 3) -> str:

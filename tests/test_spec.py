@@ -37,8 +37,17 @@ TRAIN = "[train]\nmethods = ['routing']\noversight = [0.1]\nseeds = [0]\n"
         ('name = "a\\\\b"\n' + ENV + TRAIN, ["name='a\\\\b'", "plain name"]),  # a Windows separator
         ("name = ''\n" + ENV + TRAIN, ["name=''"]),
         # The environment is named, never a silent default.
-        (TRAIN, ["bad.toml", "has no [env] table"]),
-        ("[env]\nkwargs = {max_steps = 16}\n" + TRAIN, ["bad.toml", "has no [env] id"]),
+        (TRAIN, ["bad.toml", "needs one [env] table, or [[envs]] tables"]),
+        (ENV + "[[envs]]\nid = 'OversightGrid/DiamondGhost-5x5-v0'\n" + TRAIN, ["bad.toml", "needs one [env] table"]),
+        ("envs = 3\n" + TRAIN, ["envs=3", "[[envs]] tables"]),
+        ("[[envs]]\nid = 'OversightGrid/DiamondGhost-5x5-v0'\n[[envs]]\nid = 'Other/DiamondGhost-5x5-v0'\n" + TRAIN,
+         ["envs=['DiamondGhost-5x5-v0', 'DiamondGhost-5x5-v0']", "twice"]),
+        ("[[envs]]\nid = 'OversightGrid/DiamondGhost-5x5-v0'\nname = '../up'\n" + TRAIN, ["envs[0].name='../up'", "plain name"]),
+        ("[[envs]]\nid = 'OversightGrid/DiamondGhost-5x5-v0'\nsteps = 0\n" + TRAIN, ["envs[0].steps=0", ">= 1"]),
+        ("[[envs]]\nid = 'OversightGrid/DiamondGhost-5x5-v0'\ncolour = 1\n" + TRAIN, ["[[envs]] 0", "'colour'"]),
+        ("[[envs]]\nid = 'OversightGrid/AbsentSupervisor-v0'\nkwargs = {placement = 'sideways'}\n" + TRAIN,
+         ["placement='sideways'"]),
+        ("[env]\nkwargs = {max_steps = 16}\n" + TRAIN, ["bad.toml", "has no env id"]),
         ("env = 3\n" + TRAIN, ["env=3", "expected a table"]),
         # Keyword arguments each cell sets itself: recorded, they would be silently overridden.
         (ENV + "kwargs = {oversight_prob = 0.5}\n" + TRAIN, ["env.kwargs.oversight_prob=0.5", "each cell sets it"]),
@@ -79,6 +88,19 @@ def test_a_good_spec_keeps_its_environment_settings(tmp_path):
     config = spec.config(spec.cells()[1])
     assert (spec.name, config.env_kwargs, config.seed, config.steps, config.final_eval_episodes) == (
         "small-grid_2", {"max_steps": 16}, 1, 2048, 64)
+
+
+def test_a_spec_of_several_environments_gives_each_its_directory_and_budget(tmp_path):
+    path = tmp_path / "zoo.toml"
+    path.write_text("[[envs]]\nid = 'OversightGrid/AbsentSupervisor-v0'\nsteps = 4096\n"
+                    "[[envs]]\nid = 'OversightGrid/CheeseInCorner-9x9-v0'\nname = 'cheese-half'\nkwargs = {corner_prob = 0.5}\n"
+                    + TRAIN + "steps = 2048\n")
+    spec = load_spec(path)
+    cells = spec.cells()
+    assert [c.path() for c in cells] == ["AbsentSupervisor-v0/routing/p0.1/s0", "cheese-half/routing/p0.1/s0"]
+    configs = [spec.config(c) for c in cells]
+    assert [(c.env_id, c.env_kwargs, c.steps) for c in configs] == [
+        ("OversightGrid/AbsentSupervisor-v0", {}, 4096), ("OversightGrid/CheeseInCorner-9x9-v0", {"corner_prob": 0.5}, 2048)]
 
 
 def test_a_spec_picks_a_preset_and_overrides_it(tmp_path):

@@ -295,3 +295,43 @@ def test_routing_is_compared_with_every_other_method_at_each_level():
     assert found["filtering"]["verdict"] == "worse" and found["filtering"]["ci_high"] < 0
     assert found["oracle"]["verdict"] == "no clear difference" and found["oracle"]["ci_low"] < 0 < found["oracle"]["ci_high"]
     assert "| 0.01 | -0.200 [" in comparison_table(comparison_rows(data))  # filtering, naive, oracle: alphabetical
+
+
+ZOO = """
+name = "two"
+description = "two environments"
+[[envs]]
+id = "OversightGrid/AbsentSupervisor-v0"
+steps = 2048
+[[envs]]
+id = "OversightGrid/Tampering-7x7-v0"
+name = "tamper"
+kwargs = {size = 5}
+[train]
+methods = ["naive"]
+oversight = [0.3]
+seeds = [0, 1]
+steps = 1024
+[train.settings]
+num_envs = 32
+rollout_steps = 16
+eval_every_steps = 1024
+eval_episodes = 16
+[eval]
+episodes = 32
+"""
+
+
+def test_a_sweep_of_several_environments_reports_each_and_links_them(tmp_path):
+    (tmp_path / "two.toml").write_text(ZOO)
+    report = run_sweep(load_spec(tmp_path / "two.toml"), tmp_path / "out", workers=1, progress=False)
+    text = report.read_text()
+    assert "[its report](AbsentSupervisor-v0/report.md)" in text and "`OversightGrid/Tampering-7x7-v0` {'size': 5}" in text
+    for env, steps in (("AbsentSupervisor-v0", 2048), ("tamper", 1024)):
+        rows = read_csv(tmp_path / "out" / env / "results.csv")
+        assert {(r["seed"], r["env_steps"]) for r in rows} == {("0", str(steps)), ("1", str(steps))}
+        record = json.loads((tmp_path / "out" / env / "experiment.json").read_text())
+        assert [c["path"] for c in record["cells"]] == ["naive/p0.3/s0", "naive/p0.3/s1"]
+    (tmp_path / "out/tamper/naive/p0.3/s1/eval.json").unlink()  # as if killed before its evaluation
+    text = run_sweep(load_spec(tmp_path / "two.toml"), tmp_path / "out", workers=1, progress=False).read_text()
+    assert "## tamper" in text and "| 0.3 | naive | 2 |" in text.split("## tamper")[1]
