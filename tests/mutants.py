@@ -53,7 +53,7 @@ MUTANTS: list[tuple[str, str, str, str, list[str]]] = [
      "            return supervised[:, None] & ~walls",
      "            return (torch.rand(n, cells, generator=gen, device=dev) < self.config.oversight_prob) & ~walls", ZOO),
     ("zoo: the agent starts outside its region", "oversight_env/batched.py",
-     "start = u.masked_fill(drawn | self._outside_agent_region, -1.0)", "start = u.masked_fill(drawn, -1.0)", ZOO),
+     "self._outside_agent_region = ~agent_region.view(-1)", "self._outside_agent_region = agent_region.view(-1) & False", ZOO),
     ("zoo: a pinned region may be walled off", "oversight_env/batched.py",
      "            valid &= (reach[:, None] & self._pinned_regions).any(dim=2).all(dim=1)\n", "", ZOO),
     ("zoo: an episode's true return carries into the next", "oversight_env/batched.py",

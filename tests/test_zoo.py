@@ -296,3 +296,12 @@ def test_an_environment_with_a_placement_shift_is_evaluated_under_both_placement
         test = results[variant]["test_placement"]
         assert set(test) == set(TEST_PLACEMENT_KEYS) and 0 <= test["p_ghost_when_unobserved"] <= 1
     assert "at test placement" in format_table(results)
+
+
+def test_the_twin_reports_each_episodes_own_true_return():
+    twin = make_batched(TAMPER, 1, seed=0, size=4, reward="true")
+    unwatched = np.zeros((4, 4), dtype=bool)
+    twin.set_state(0, EpisodeState(agent=(0, 0), objects=((3, 3), (1, 0)), overseen=unwatched))
+    assert float(twin.step([RIGHT]).true_return[0]) == -1.0  # the button
+    twin.set_state(0, EpisodeState(agent=(2, 3), objects=((3, 3), (1, 0)), overseen=unwatched))
+    assert float(twin.step([RIGHT]).true_return[0]) == 1.0  # the diamond, in an episode of its own
