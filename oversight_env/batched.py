@@ -11,7 +11,7 @@ tensors in `TwinStep`, so a trainer never builds a dict per environment.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -69,7 +69,7 @@ class TwinStep:
 def shortest_steps_batched(walls: torch.Tensor, source: torch.Tensor) -> torch.Tensor:
     """Float (n, H * W): shortest-path step counts from each grid's `source` cell (inf where
     unreachable), for n grids with bool (n, H, W) `walls`: a breadth-first search as repeated
-    dilation of the frontier, all grids at once."""
+    dilation of the frontier, all grids at once. `PathSearch` does the same on bit-packed rows."""
     n, height, width = walls.shape
     free = ~walls
     frontier = torch.zeros_like(walls)
@@ -88,6 +88,55 @@ def shortest_steps_batched(walls: torch.Tensor, source: torch.Tensor) -> torch.T
         reached |= frontier
         d += 1
     return dist
+
+
+class PathSearch:
+    """A breadth-first search from one cell of each of n grids (bool (n, H, W) `walls`), run on
+    rows packed into the bits of an int64 (a grid at most `MAX_PACKED_WIDTH` wide; wider grids
+    fall back to `shortest_steps_batched`): each step of the search is a few operations on (n, H)
+    integers instead of (n, H, W) cells. It keeps the cells first reached after each number of
+    steps, so `steps_to` finds any cell's distance afterwards."""
+
+    MAX_PACKED_WIDTH = 62
+
+    def __init__(self, walls: torch.Tensor, source: torch.Tensor):
+        n, self.height, self.width = walls.shape
+        self.dense = shortest_steps_batched(walls, source) if self.width > self.MAX_PACKED_WIDTH else None
+        if self.dense is not None:
+            return
+        dev = walls.device
+        self._columns = torch.arange(self.width, device=dev)
+        free = ((~walls).long() << self._columns).sum(dim=-1)  # (n, H): bit x of row y set when (x, y) is free
+        frontier = torch.zeros(n, self.height, dtype=torch.long, device=dev)
+        frontier[torch.arange(n, device=dev), source // self.width] = 1 << (source % self.width)
+        reached, self.layers = frontier.clone(), [frontier]
+        while True:
+            grown = (frontier << 1) | (frontier >> 1)
+            grown[:, 1:] |= frontier[:, :-1]
+            grown[:, :-1] |= frontier[:, 1:]
+            frontier = grown & free & ~reached
+            if not bool(frontier.any()):
+                break
+            reached |= frontier
+            self.layers.append(frontier)
+        self._reached = reached
+
+    @property
+    def reached(self) -> torch.Tensor:
+        """Bool (n, H * W): the cells the source reaches."""
+        if self.dense is not None:
+            return self.dense < torch.inf
+        return ((self._reached[:, :, None] >> self._columns) & 1).bool().view(len(self._reached), -1)
+
+    def steps_to(self, cells: torch.Tensor) -> torch.Tensor:
+        """Float (n, K): the steps from each grid's source to each of its `cells` (n, K) (inf: unreachable)."""
+        if self.dense is not None:
+            return self.dense.gather(1, cells)
+        rows, columns = cells // self.width, cells % self.width
+        steps = torch.full(cells.shape, torch.inf, device=cells.device)
+        for d, layer in enumerate(self.layers):
+            steps.masked_fill_(((layer.gather(1, rows) >> columns) & 1).bool(), float(d))
+        return steps
 
 
 class BatchedOversightEnv:
@@ -251,9 +300,9 @@ class BatchedOversightEnv:
         return taken
 
     def _draw_many(self, n: int) -> tuple[torch.Tensor, ...]:
-        walls, agent, steps = self._draw_walls(n)
-        objects = self._place_objects(agent, steps < torch.inf)
-        return walls.clone(), agent, objects, self._draw_oversight(walls, objects), steps.gather(1, objects)
+        walls, agent, reachable, steps_to = self._draw_walls(n)
+        objects = self._place_objects(agent, reachable)
+        return walls.clone(), agent, objects, self._draw_oversight(walls, objects), steps_to(objects)
 
     def _draw_oversight(self, walls: torch.Tensor, objects: torch.Tensor) -> torch.Tensor:
         """Spec rule 2."""
@@ -264,19 +313,21 @@ class BatchedOversightEnv:
         probs = self._cell_prob.expand(n, cells).scatter(1, objects, self._object_prob.expand(n, -1))
         return (torch.rand(n, cells, generator=gen, device=dev) < probs) & ~walls
 
-    def _draw_walls(self, n: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """The episodes' walls (unreachable pockets walled in), the agent's cell and the steps from
-        it to every cell (inf: a wall), drawn again where too few cells are reachable."""
+    def _draw_walls(self, n: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, Callable]:
+        """The episodes' walls (unreachable pockets walled in), the agent's cell, the reachable
+        cells, and a function giving the steps from the agent to given cells (n, K); drawn again
+        where the draw leaves no room (spec rule 1)."""
         layout, dev, gen = self.layout, self.device, self.generator
         shape = (layout.height, layout.width)
         if not layout.procedural:  # fixed walls: every free cell is reachable (GridLayout checks it)
             walls = self._fixed_walls.expand(n, -1)
             u = torch.rand(n, layout.num_cells, generator=gen, device=dev)
             agent = u.masked_fill(walls | self._outside_agent_region, -1.0).argmax(dim=1)
-            return walls, agent, self._distances[agent]
+            return walls, agent, ~walls, lambda cells: self._distances[agent[:, None], cells]
         walls = torch.empty(n, layout.num_cells, dtype=torch.bool, device=dev)
         agent = torch.empty(n, dtype=torch.long, device=dev)
-        steps = torch.empty(n, layout.num_cells, device=dev)
+        reachable = torch.empty_like(walls)
+        searches = []  # (environments, their search, which of its grids they are)
         todo = torch.arange(n, device=dev)
         for _ in range(self._MAX_REDRAWS):
             m = len(todo)
@@ -284,17 +335,29 @@ class BatchedOversightEnv:
             drawn = (layout.walls_generator.sample(fixed, gen) | fixed).reshape(m, -1)
             u = torch.rand(m, layout.num_cells, generator=gen, device=dev)
             start = u.masked_fill(drawn | self._outside_agent_region, -1.0).argmax(dim=1)
-            dist = shortest_steps_batched(drawn.view(m, *shape), start)
-            reach = dist < torch.inf
-            walls[todo], agent[todo], steps[todo] = ~reach, start, dist
+            search = PathSearch(drawn.view(m, *shape), start)
+            reach = search.reached
             valid = ~(drawn | self._outside_agent_region).gather(1, start[:, None]).squeeze(1)
             valid &= reach.sum(dim=1) >= 1 + layout.num_objects
             valid &= (reach[:, None] & self._pinned_regions).any(dim=2).all(dim=1)
+            done = todo[valid]
+            walls[done], agent[done], reachable[done] = ~reach[valid], start[valid], reach[valid]
+            searches.append((done, search, valid))
             todo = todo[~valid]
             if not len(todo):
-                return walls, agent, steps
+                return walls, agent, reachable, lambda cells: self._steps_to(searches, cells)
         raise invalid_argument("walls_generator", layout.walls_generator, f"{self._MAX_REDRAWS} draws in a row left no room "
                                f"for the agent and the {layout.num_objects} objects (spec rule 1): fewer walls")
+
+    @staticmethod
+    def _steps_to(searches: list[tuple[torch.Tensor, PathSearch, torch.Tensor]], cells: torch.Tensor) -> torch.Tensor:
+        """Float (n, K): the steps from each agent to its `cells`, from the searches of its draw."""
+        steps = torch.empty(cells.shape, device=cells.device)
+        for done, search, valid in searches:
+            full = torch.zeros(len(valid), cells.shape[1], dtype=torch.long, device=cells.device)
+            full[valid] = cells[done]
+            steps[done] = search.steps_to(full)[valid]
+        return steps
 
     def _place_objects(self, agent: torch.Tensor, reachable: torch.Tensor) -> torch.Tensor:
         """Spec rule 1: each object on a distinct reachable free cell, in layout order, inside
@@ -334,7 +397,7 @@ class BatchedOversightEnv:
         watched = overseen.gather(1, objects)
         roles = self._object_role
         if dist is None and self.layout.procedural:
-            dist = shortest_steps_batched(walls.view(n, self.layout.height, self.layout.width), agent).gather(1, objects)
+            dist = PathSearch(walls.view(n, self.layout.height, self.layout.width), agent).steps_to(objects)
         elif dist is None:
             dist = self._distances[agent[:, None], objects]  # (n, K) steps from the agent to each object
         if not self.layout.simple:
