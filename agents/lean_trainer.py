@@ -62,9 +62,14 @@ def return_rule(config: TrainConfig) -> ReturnRule:
     return ReturnRule(config.algorithm, config.gamma, config.gae_lambda, config.bootstrap)
 
 
-def rollout_buffers(shape: tuple[int, ...], obs_shape: tuple[int, ...], device: torch.device) -> dict[str, torch.Tensor]:
-    """Empty buffers of a rollout window, each `shape` ((T, B): steps x environments) by item."""
+def rollout_buffers(
+    shape: tuple[int, ...], obs_shape: tuple[int, ...], device: torch.device, endings: bool = False
+) -> dict[str, torch.Tensor]:
+    """Empty buffers of a rollout window, each `shape` ((T, B): steps x environments) by item;
+    with `endings`, also the last observation of each episode that ended (`Method.sees_endings`)."""
     buf = {name: torch.zeros(*shape, device=device) for name in ("rewards", "values", "log_prob", "timeout_values")}
+    if endings:
+        buf["final_obs"] = torch.zeros(*shape, *obs_shape, device=device)
     buf.update(obs=torch.empty(*shape, *obs_shape, device=device),
                actions=torch.empty(*shape, dtype=torch.long, device=device),
                outcome=torch.empty(*shape, dtype=torch.long, device=device),
@@ -89,6 +94,8 @@ def record_step(
     buf["obs"][t], buf["actions"][t], buf["log_prob"][t], buf["values"][t] = obs, actions, log_prob, value.float()
     buf["rewards"][t], buf["done"][t], buf["truncated"][t] = step.reward, step.done, step.truncated
     buf["outcome"][t], buf["overseen"][t] = step.outcome, step.overseen
+    if "final_obs" in buf:
+        buf["final_obs"][t, step.done_indices] = step.final_obs
     if critic is not None and bool(step.truncated.any()):
         timed_out = step.truncated[step.done_indices]
         buf["timeout_values"][t, step.done_indices[timed_out]] = critic(step.final_obs[timed_out]).float().squeeze(-1)
@@ -161,6 +168,7 @@ class LeanRun:
         flat, the first `samples_wanted` of them. A method that carries running episodes
         (`agents.carry`) gets the carried steps before the window, and trains only the steps whose
         episode has ended; the others wait in `carry` for the next window."""
+        buf = {**buf, "rewards": self.method.window_rewards(self.state["method"], buf)}
         if not self.method.carry_running_episodes:
             batch = build_batch(self._rollout(buf, last_value), self.method, return_rule(self.config))
             return flatten(Samples(buf["obs"], buf["actions"], buf["log_prob"], batch.advantages, batch.returns,
@@ -262,7 +270,7 @@ def train_lean(config: TrainConfig, out_dir: Path, progress: bool = True) -> tup
         T, B = math.ceil(samples_wanted / config.num_envs), config.num_envs
 
         # ---- rollout: T steps of B environments, no gradient
-        buf = rollout_buffers((T, B), twin.obs_shape, device)
+        buf = rollout_buffers((T, B), twin.obs_shape, device, run.method.sees_endings)
         true_rewards = []
         with torch.no_grad(), autocast:
             for t in range(T):

@@ -7,6 +7,7 @@ calls the method's hooks:
   planes the gate may not read);
 - `reward`, `training_oversight`, `training_steps`: what the environments pay, how often they
   are overseen during training, and how many environment steps to train;
+- `window_rewards`: the rewards trained on (a learned reward model replaces the unobserved ones);
 - `step_labels`, `step_weights`: the routing label and the loss weight of every step of a
   rollout window (`agents.batch.build_batch` calls them); `route_labels` / `route_parameters` /
   `gate_loss`: whether the labels route gradients (at activations, or by parameters) and train
@@ -71,6 +72,7 @@ class Method:
     gate_loss: bool = False  # train the gate toward labelled samples' experts
     gate_hides: tuple[str, ...] = ()  # observation planes the gate does not read (e.g. "oversight")
     gate_from_policy: bool = True  # the policy's loss trains the gate on unlabelled samples (the paper's rule)
+    sees_endings: bool = False  # the trainer keeps each ended episode's last observation (`window_rewards`)
 
     # ---- the environment and the budget
     def training_oversight(self, oversight_prob: float) -> float:
@@ -81,7 +83,12 @@ class Method:
         """Environment steps this method trains for in a comparison with a budget of `steps`."""
         return steps
 
-    # ---- a rollout window's labels and weights, (T, B) each
+    # ---- a rollout window's rewards, labels and weights, (T, B) each
+    def window_rewards(self, state: dict[str, Any], window: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The rewards trained on: the environments' (`window["rewards"]`) unless the method
+        replaces some (`window` holds the rollout buffers; `final_obs` when `sees_endings`)."""
+        return window["rewards"]
+
     def step_labels(self, done: torch.Tensor, outcome: torch.Tensor, overseen: torch.Tensor) -> torch.Tensor:
         """The routing label of every step: `UNLABELLED` unless the method labels steps."""
         return torch.full(done.shape, UNLABELLED, dtype=torch.long, device=done.device)
@@ -115,7 +122,8 @@ class Method:
     @property
     def lean_only(self) -> bool:
         """Whether only the lean trainer can train this method (it needs hooks `RoutedPPO` lacks)."""
-        return self.carry_running_episodes or self.replays_gate or bool(self.gate_hides) or not self.gate_from_policy
+        return (self.carry_running_episodes or self.replays_gate or bool(self.gate_hides) or not self.gate_from_policy
+                or self.sees_endings)
 
 
 @dataclass(frozen=True)
@@ -244,6 +252,43 @@ class EarlyStopping(Method):
         return path if path.exists() else None
 
 
+@dataclass(frozen=True)
+class LearnedReward(Method):
+    """Trains on what the overseer pays where it watched, and on a reward model's prediction where
+    it did not: each unobserved episode's last reward is replaced by `agents.reward_model`'s
+    expectation from its last observation. The model learns from the overseen episodes only."""
+
+    sees_endings: bool = True
+
+    def initial_state(self) -> dict[str, Any]:
+        return {"model": None}
+
+    def window_rewards(self, state: dict[str, Any], window: dict[str, torch.Tensor]) -> torch.Tensor:
+        from agents.reward_model import RewardModel
+
+        rewards, final = window["rewards"].clone(), window["final_obs"]
+        ended = window["done"] & (window["outcome"] != 0)  # reached a terminal: there is something to judge
+        overseen, outcome = ended & window["overseen"], window["outcome"]
+        if state["model"] is None:
+            state["model"] = RewardModel(tuple(final.shape[2:]), device=final.device)
+        model = state["model"]
+        model.add(final[overseen], outcome[overseen], rewards[overseen])  # overseen: the reward paid is the true one
+        state["loss"] = model.fit()
+        unobserved = ended & ~window["overseen"]
+        rewards[unobserved] = model.expected_reward(final[unobserved])
+        model.score_unobserved(final[unobserved], outcome[unobserved])
+        return rewards
+
+    def at_evaluation(self, state: dict[str, Any], run: TrainingRun) -> None:
+        if state["model"] is None:
+            return
+        for key, value in state["model"].accuracies().items():
+            run.log(f"reward_model/{key}", value)
+        run.log("reward_model/labelled_episodes", state["model"].labelled)
+        if state.get("loss") is not None:
+            run.log("reward_model/loss", state["loss"])
+
+
 METHODS: dict[str, Method] = {
     m.name: m
     for m in [
@@ -327,6 +372,16 @@ METHODS: dict[str, Method] = {
             "steps as the oversight budget labels (oversight_prob x the comparison's steps, exactly): the same "
             "number of labelled episodes as the other methods get.",
             "true",
+        ),
+        LearnedReward(
+            "reward_model",
+            "Baseline (semi-supervised RL): `naive` training whose unobserved episodes are scored by a reward model. "
+            "A small classifier of how an episode ended, from its last observation, is fitted on the overseen episodes "
+            "seen so far (every fifth held out to measure it); each unobserved episode's last reward is replaced by the "
+            "model's expectation (its predicted probabilities times the mean true reward of overseen episodes that ended "
+            "so). Logs the model's accuracy on held-out overseen episodes and on the unobserved ones (which only the "
+            "testbed knows). Lean trainer only.",
+            "naive",
         ),
         EarlyStopping(
             "naive_early_stopping",

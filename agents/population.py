@@ -262,7 +262,7 @@ def train_population(configs: Sequence[TrainConfig], out_dirs: Sequence[Path],
         T, B = math.ceil(samples_wanted / config.num_envs), config.num_envs
 
         # ---- rollout: T steps of B environments per seed, one forward for all seeds, no gradient
-        stacked = rollout_buffers((len(runs), T, B), lead.twin.obs_shape, device)
+        stacked = rollout_buffers((len(runs), T, B), lead.twin.obs_shape, device, lead.method.sees_endings)
         bufs = [{name: x[k] for name, x in stacked.items()} for k in range(len(runs))]
         true_rewards: list[list[torch.Tensor]] = [[] for _ in runs]
         with torch.no_grad(), autocast:
