@@ -373,6 +373,13 @@ METHODS: dict[str, Method] = {
             "number of labelled episodes as the other methods get.",
             "true",
         ),
+        Method(
+            "oracle_all_labels",
+            "Reference (upper bound): a single network trained on the `true` reward of every episode for the whole "
+            "budget: what every label would buy. Reports across environments normalise scores between a random policy "
+            "(0) and it (1).",
+            "true",
+        ),
         LearnedReward(
             "reward_model",
             "Baseline (semi-supervised RL): `naive` training whose unobserved episodes are scored by a reward model. "

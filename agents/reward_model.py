@@ -85,7 +85,7 @@ class RewardModel:
             self.optimizer.zero_grad()
             loss.backward()
             self.optimizer.step()
-            losses.append(float(loss))
+            losses.append(loss.item())
         return sum(losses) / len(losses)
 
     @torch.no_grad()

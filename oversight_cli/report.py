@@ -611,7 +611,7 @@ def write_index(run_dir: Path, reference: str | None = None) -> Path:
     """The report of an experiment of several environments: each environment's own report in its
     directory (those with a finished cell), and `report.md` here with each one's table and a link."""
     record = read_json(run_dir / "experiment.json")
-    sections = []
+    sections, env_rows = [], {}
     for env in record["envs"]:
         env_dir = run_dir / env["name"]
         if not any(env_dir.glob(f"**/{EVALUATION}")):
@@ -620,15 +620,58 @@ def write_index(run_dir: Path, reference: str | None = None) -> Path:
         finished = read_cells(env_dir)[0]
         methods = {r["config"]["method"] for r in finished.values()}
         write_report(env_dir, reference if reference in methods else None)
-        summary = summary_rows(result_rows(finished))
+        env_rows[env["name"]] = result_rows(finished)
+        summary = summary_rows(env_rows[env["name"]])
         kwargs = f" {env['kwargs']}" if env["kwargs"] else ""
         sections.append(f"## {env['name']}\n\n`{env['id']}`{kwargs}: [its report]({env['name']}/report.md)\n\n"
                         f"{markdown_table(summary)}\n")
-    text = f"# Report: {run_dir.name}\n\n{record['description']}\n\nOne report per environment; each table as in "
-    text += "them (mean [95% CI] / IQM [95% CI] over seeds).\n\n" + "\n".join(sections)
+    text = f"# Report: {run_dir.name}\n\n{record['description']}\n\n"
+    text += _aggregate_section(run_dir, record, env_rows, reference or REFERENCE_METHOD)
+    text += "One report per environment; each table as in them (mean [95% CI] / IQM [95% CI] over seeds).\n\n"
+    text += "\n".join(sections)
     with atomic_write(run_dir / "report.md") as tmp:
         tmp.write_text(text)
     return run_dir / "report.md"
+
+
+def _aggregate_section(run_dir: Path, record: dict, env_rows: dict[str, list[dict]], reference: str) -> str:
+    """Scores normalised per environment and aggregated (`oversight_cli.aggregate`), when the
+    experiment has `oracle_all_labels` runs to normalise by; `aggregate.csv` beside."""
+    from oversight_cli.aggregate import (
+        AGGREGATE_COLUMNS,
+        UPPER,
+        aggregate_rows,
+        aggregate_table,
+        normalised_scores,
+        random_policy_score,
+    )
+
+    if not any(r["method"] == UPPER for rows in env_rows.values() for r in rows):
+        return (f"Add the method `{UPPER}` to the spec to see scores normalised per environment and aggregated "
+                "over them.\n\n")
+    entries = {env["name"]: env for env in record["envs"]}
+    random = {(name, level): random_policy_score(entries[name]["id"], entries[name]["kwargs"], level, episodes=4096)
+              for name, rows in env_rows.items() for level in sorted({r["oversight"] for r in rows})}
+    normalised = normalised_scores(env_rows, random)
+    if not normalised:
+        return f"No environment has `{UPPER}` runs that beat a random policy: nothing to normalise by.\n\n"
+    methods = {m for by_method in normalised.values() for m in by_method}
+    reference = reference if reference in methods else sorted(methods)[0]
+    rows = aggregate_rows(normalised, reference)
+    write_csv(run_dir / "aggregate.csv", rows, AGGREGATE_COLUMNS)
+    return f"""## Across environments
+
+Each run's score normalised on its environment: 0 is a uniformly random policy (fresh episodes),
+1 the mean of `{UPPER}` (the true reward of every episode for the whole budget) at that level.
+Per method: the interquartile mean over all its runs (n runs in {len(normalised)} strata, each an
+environment at an oversight level) with a 95% stratified bootstrap interval ({RESAMPLES:,}
+resamples, each stratum within itself), the plain mean, and the probability that a run of
+`{reference}` scores above a run of the method (ties half), averaged over the strata both have,
+with its interval.
+
+{aggregate_table(rows, reference)}
+
+"""
 
 
 def write_report(run_dir: str | Path, reference: str | None = None) -> Path:

@@ -1,0 +1,48 @@
+"""Across environments: scores normalised between a random policy and `oracle_all_labels`, their
+IQMs and the probability of improvement, hand-computed."""
+
+import numpy as np
+import pytest
+
+from oversight_cli.aggregate import UPPER, aggregate_rows, normalised_scores
+from oversight_cli.statistics import probability_of_improvement
+
+
+def row(method, oversight, score, evaluated=True):
+    return {"method": method, "oversight": oversight, "return_per_step": score, "evaluated": evaluated}
+
+
+ROWS = {
+    "maze": [row(UPPER, 0.1, 0.5), row(UPPER, 0.1, 0.7), row("naive", 0.1, 0.1), row("naive", 0.1, 0.3),
+             row("routing", 0.1, 0.6), row("routing", 0.1, 0.4), row("routing", 0.1, 9.9, evaluated=False)],
+    "keys": [row(UPPER, 0.1, 0.2), row("naive", 0.1, 0.0), row("routing", 0.1, 0.1)],
+    "lava": [row("naive", 0.1, 0.3)],  # no upper bound: left out
+}
+RANDOM = {("maze", 0.1): 0.1, ("keys", 0.1): -0.2, ("lava", 0.1): 0.0}
+
+
+def test_scores_are_normalised_between_the_random_policy_and_the_upper_bound():
+    scores = normalised_scores(ROWS, RANDOM)
+    assert set(scores) == {("maze", 0.1), ("keys", 0.1)}
+    # maze: random 0.1, upper mean 0.6 -> (s - 0.1) / 0.5; keys: random -0.2, upper 0.2 -> (s + 0.2) / 0.4
+    np.testing.assert_allclose(scores[("maze", 0.1)]["naive"], [0.0, 0.4])
+    np.testing.assert_allclose(scores[("maze", 0.1)]["routing"], [1.0, 0.6])  # the unevaluated variant left out
+    np.testing.assert_allclose(scores[("keys", 0.1)]["routing"], [0.75])
+    np.testing.assert_allclose(scores[("keys", 0.1)][UPPER], [1.0])
+
+
+def test_an_upper_bound_no_better_than_random_leaves_its_stratum_out():
+    assert normalised_scores({"keys": ROWS["keys"]}, {("keys", 0.1): 0.5}) == {}
+
+
+def test_aggregates_pool_the_strata_and_compare_within_them():
+    rows = {r["method"]: r for r in aggregate_rows(normalised_scores(ROWS, RANDOM), "routing", resamples=200)}
+    assert (rows["naive"]["runs"], rows["naive"]["strata"]) == (3, 2)
+    assert rows["naive"]["iqm"] == pytest.approx(0.3)  # [0, 0.4, 0.5]: a quarter of 3 runs rounds to none cut
+    assert rows["routing"]["mean"] == pytest.approx((1.0 + 0.6 + 0.75) / 3)
+    # P(routing > naive): maze 4 of 4 pairs, keys 1 of 1 -> 1.0; averaged over the two strata
+    assert rows["naive"]["p_improvement"] == pytest.approx(1.0)
+    expected = probability_of_improvement([np.array([1.0, 0.6]), np.array([0.75])], [np.array([0.0, 0.4]), np.array([0.5])])
+    assert rows["naive"]["p_improvement"] == pytest.approx(float(expected))
+    assert np.isnan(rows["routing"]["p_improvement"])
+    assert rows["naive"]["iqm_ci_low"] <= rows["naive"]["iqm"] <= rows["naive"]["iqm_ci_high"]
