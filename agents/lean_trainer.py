@@ -168,7 +168,7 @@ class LeanRun:
         flat, the first `samples_wanted` of them. A method that carries running episodes
         (`agents.carry`) gets the carried steps before the window, and trains only the steps whose
         episode has ended; the others wait in `carry` for the next window."""
-        buf = {**buf, "rewards": self.method.window_rewards(self.state["method"], buf)}
+        buf = self.method.prepare_window(self.state["method"], buf)
         if not self.method.carry_running_episodes:
             batch = build_batch(self._rollout(buf, last_value), self.method, return_rule(self.config))
             return flatten(Samples(buf["obs"], buf["actions"], buf["log_prob"], batch.advantages, batch.returns,

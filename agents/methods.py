@@ -7,7 +7,8 @@ calls the method's hooks:
   planes the gate may not read);
 - `reward`, `training_oversight`, `training_steps`: what the environments pay, how often they
   are overseen during training, and how many environment steps to train;
-- `window_rewards`: the rewards trained on (a learned reward model replaces the unobserved ones);
+- `prepare_window`: the rollout window as the method trains on it (a learned reward model scores
+  the unobserved episodes, or labels the ones it is sure of);
 - `step_labels`, `step_weights`: the routing label and the loss weight of every step of a
   rollout window (`agents.batch.build_batch` calls them); `route_labels` / `route_parameters` /
   `gate_loss`: whether the labels route gradients (at activations, or by parameters) and train
@@ -72,7 +73,7 @@ class Method:
     gate_loss: bool = False  # train the gate toward labelled samples' experts
     gate_hides: tuple[str, ...] = ()  # observation planes the gate does not read (e.g. "oversight")
     gate_from_policy: bool = True  # the policy's loss trains the gate on unlabelled samples (the paper's rule)
-    sees_endings: bool = False  # the trainer keeps each ended episode's last observation (`window_rewards`)
+    sees_endings: bool = False  # the trainer keeps each ended episode's last observation (`prepare_window`)
 
     # ---- the environment and the budget
     def training_oversight(self, oversight_prob: float) -> float:
@@ -84,10 +85,12 @@ class Method:
         return steps
 
     # ---- a rollout window's rewards, labels and weights, (T, B) each
-    def window_rewards(self, state: dict[str, Any], window: dict[str, torch.Tensor]) -> torch.Tensor:
-        """The rewards trained on: the environments' (`window["rewards"]`) unless the method
-        replaces some (`window` holds the rollout buffers; `final_obs` when `sees_endings`)."""
-        return window["rewards"]
+    def prepare_window(self, state: dict[str, Any], window: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """The rollout window (its buffers: `rewards`, `done`, `outcome`, `overseen`, ...;
+        `final_obs` when `sees_endings`) as the method trains on it: unchanged unless the method
+        replaces some rewards or labels. It returns a new dict; the trainer's buffers stay as they
+        were (its statistics count what really happened)."""
+        return window
 
     def step_labels(self, done: torch.Tensor, outcome: torch.Tensor, overseen: torch.Tensor) -> torch.Tensor:
         """The routing label of every step: `UNLABELLED` unless the method labels steps."""
@@ -252,6 +255,35 @@ class EarlyStopping(Method):
         return path if path.exists() else None
 
 
+def _fit_reward_model(state: dict[str, Any], window: dict[str, torch.Tensor]) -> tuple[Any, torch.Tensor]:
+    """Teach the run's reward model (`agents.reward_model`, made at the first window) this window's
+    overseen endings and fit it; return it and the mask of the unobserved endings (reached a
+    terminal, not overseen), which it also scores for the accuracy logs."""
+    from agents.reward_model import RewardModel
+
+    final, outcome = window["final_obs"], window["outcome"]
+    ended = window["done"] & (outcome != 0)  # reached a terminal: there is something to judge
+    overseen = ended & window["overseen"]
+    if state["model"] is None:
+        state["model"] = RewardModel(tuple(final.shape[2:]), device=final.device)
+    model = state["model"]
+    model.add(final[overseen], outcome[overseen], window["rewards"][overseen])  # overseen: the reward paid is the true one
+    state["loss"] = model.fit()
+    unobserved = ended & ~window["overseen"]
+    model.score_unobserved(final[unobserved], outcome[unobserved])
+    return model, unobserved
+
+
+def _log_reward_model(state: dict[str, Any], run: TrainingRun) -> None:
+    if state["model"] is None:
+        return
+    for key, value in state["model"].accuracies().items():
+        run.log(f"reward_model/{key}", value)
+    run.log("reward_model/labelled_episodes", state["model"].labelled)
+    if state.get("loss") is not None:
+        run.log("reward_model/loss", state["loss"])
+
+
 @dataclass(frozen=True)
 class LearnedReward(Method):
     """Trains on what the overseer pays where it watched, and on a reward model's prediction where
@@ -263,30 +295,45 @@ class LearnedReward(Method):
     def initial_state(self) -> dict[str, Any]:
         return {"model": None}
 
-    def window_rewards(self, state: dict[str, Any], window: dict[str, torch.Tensor]) -> torch.Tensor:
-        from agents.reward_model import RewardModel
-
-        rewards, final = window["rewards"].clone(), window["final_obs"]
-        ended = window["done"] & (window["outcome"] != 0)  # reached a terminal: there is something to judge
-        overseen, outcome = ended & window["overseen"], window["outcome"]
-        if state["model"] is None:
-            state["model"] = RewardModel(tuple(final.shape[2:]), device=final.device)
-        model = state["model"]
-        model.add(final[overseen], outcome[overseen], rewards[overseen])  # overseen: the reward paid is the true one
-        state["loss"] = model.fit()
-        unobserved = ended & ~window["overseen"]
-        rewards[unobserved] = model.expected_reward(final[unobserved])
-        model.score_unobserved(final[unobserved], outcome[unobserved])
-        return rewards
+    def prepare_window(self, state: dict[str, Any], window: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        model, unobserved = _fit_reward_model(state, window)
+        rewards = window["rewards"].clone()
+        rewards[unobserved] = model.expected_reward(window["final_obs"][unobserved])
+        return {**window, "rewards": rewards}
 
     def at_evaluation(self, state: dict[str, Any], run: TrainingRun) -> None:
-        if state["model"] is None:
-            return
-        for key, value in state["model"].accuracies().items():
-            run.log(f"reward_model/{key}", value)
-        run.log("reward_model/labelled_episodes", state["model"].labelled)
-        if state.get("loss") is not None:
-            run.log("reward_model/loss", state["loss"])
+        _log_reward_model(state, run)
+
+
+@dataclass(frozen=True)
+class ModelLabels(RoutedMixture):
+    """`RoutedMixture` whose unobserved episodes are labelled too where a reward model (as
+    `LearnedReward`'s) is sure how they ended: probability at least `confidence`."""
+
+    sees_endings: bool = True
+    confidence: float = 0.9
+
+    def initial_state(self) -> dict[str, Any]:
+        return {**super().initial_state(), "model": None}
+
+    def prepare_window(self, state: dict[str, Any], window: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        from agents.reward_model import OUTCOMES
+
+        model, unobserved = _fit_reward_model(state, window)
+        probabilities = model.probabilities(window["final_obs"][unobserved])
+        best, cls = probabilities.max(dim=-1)
+        sure = torch.zeros_like(unobserved)
+        sure[unobserved] = best >= self.confidence
+        predicted = torch.tensor([int(o) for o in OUTCOMES], device=cls.device)[cls]
+        outcome = window["outcome"].clone()
+        outcome[unobserved] = torch.where(best >= self.confidence, predicted, outcome[unobserved])
+        state["model_labelled"] = state.get("model_labelled", 0) + int(sure.sum())
+        return {**window, "overseen": window["overseen"] | sure, "outcome": outcome}
+
+    def at_evaluation(self, state: dict[str, Any], run: TrainingRun) -> None:
+        super().at_evaluation(state, run)
+        _log_reward_model(state, run)
+        run.log("reward_model/episodes_labelled_by_the_model", state.get("model_labelled", 0))
 
 
 METHODS: dict[str, Method] = {
@@ -372,6 +419,14 @@ METHODS: dict[str, Method] = {
             "steps as the oversight budget labels (oversight_prob x the comparison's steps, exactly): the same "
             "number of labelled episodes as the other methods get.",
             "true",
+        ),
+        ModelLabels(
+            "routing_reward_model",
+            "Variant: `routing` whose unobserved episodes are labelled too where a reward model is sure how they ended "
+            "(the model of `reward_model`, fitted on the overseen episodes; probability at least 0.9): more routed "
+            "samples, some wrongly routed when the model is wrong. Evaluated with the ghost expert ablated. Lean trainer "
+            "only.",
+            "outcome", route_labels=True, gate_loss=True,
         ),
         Method(
             "oracle_all_labels",

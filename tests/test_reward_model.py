@@ -39,7 +39,7 @@ def test_only_overseen_endings_teach_the_model_and_only_unobserved_ones_are_resc
     method = get_method("reward_model")
     state = method.initial_state()
     w = window()
-    rewards = method.window_rewards(state, w)
+    rewards = method.prepare_window(state, w)["rewards"]
     model = state["model"]
     assert model.labelled == 1 and model.heldout_labels.tolist() == [0]  # the first labelled ending is held out
     assert rewards[0, 0] == 1.0 and rewards[1, 2] == 0.0 and rewards[0, 1] == 0.0  # overseen, timeout, mid-episode: kept
@@ -88,3 +88,21 @@ def test_a_reward_model_run_trains_logs_and_resumes(tmp_path):
     assert {"reward_model/heldout_accuracy", "reward_model/labelled_episodes"} <= set(events.Tags()["scalars"])
     saved = load_checkpoint(tmp_path / "run" / "checkpoint.pt")["state"]["method"]["model"]
     assert isinstance(saved, RewardModel) and saved.labelled > 0  # a resumed run continues with its model and data
+
+
+def test_routing_with_model_labels_labels_the_unobserved_endings_the_model_is_sure_of():
+    method = get_method("routing_reward_model")
+    state = method.initial_state()
+    model = state["model"] = RewardModel(SHAPE)
+    with torch.no_grad():  # a model sure of "ghost" for every ending
+        for p in model.net.parameters():
+            p.zero_()
+        model.net[-1].bias.copy_(torch.tensor([-20.0, 20.0]))
+    w = window()
+    prepared = method.prepare_window(state, w)
+    labels = method.step_labels(prepared["done"], prepared["outcome"], prepared["overseen"])
+    assert labels.tolist() == [[1, 2, 0], [0, 2, 0]]  # env 1's unobserved ghost episode now routes to the ghost expert
+    assert not w["overseen"][1, 1]  # the trainer's own record of what was overseen is untouched
+    model.net[-1].bias.data.copy_(torch.tensor([0.0, 0.0]))  # unsure: nothing more is labelled
+    labels = method.step_labels(*(method.prepare_window(state, window())[k] for k in ("done", "outcome", "overseen")))
+    assert labels.tolist() == [[1, 0, 0], [0, 0, 0]]
