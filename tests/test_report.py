@@ -291,3 +291,13 @@ def test_the_ladder_needs_one_oversight_level_and_comparable_cells(trained_cell,
                                          r"learning rate, steps:"):
         write_ladder([tmp_path / "a", tmp_path / "c"], tmp_path / "out", oversight=0.2)
     assert not (tmp_path / "out").exists()
+
+
+def test_the_ladder_command_writes_its_files_and_names_a_bad_directory(trained_cell, tmp_path, capsys):
+    from oversight_cli.main import main
+
+    add_cell(trained_cell, tmp_path / "rung", "naive/p0.2/s0")
+    assert main(["ladder", str(tmp_path / "rung"), "--out", str(tmp_path / "out")]) == 0
+    assert "ladder: " in capsys.readouterr().out and (tmp_path / "out/ladder.md").exists()
+    assert main(["ladder", str(tmp_path / "nowhere"), "--out", str(tmp_path / "out")]) == 2
+    assert "holds no finished cell" in capsys.readouterr().err
