@@ -130,7 +130,11 @@ class TrainConfig:
         for name in _SET_BY_THE_RUN:
             if name in self.env_kwargs:
                 raise invalid_argument(f"env_kwargs[{name!r}]", self.env_kwargs[name], _SET_BY_THE_RUN[name])
-        make_oversight_env(self.env_id, **self.env_kwargs).close()  # last: it makes the environment
+        env = make_oversight_env(self.env_id, **self.env_kwargs)  # last: it makes the environment
+        env.close()
+        if self.trainer == "sb3" and not hasattr(env, "layout"):
+            raise invalid_argument("env_id", self.env_id, "an environment without a batched twin (register_partial_oversight) "
+                                   "trains with the lean trainer only")
 
     def learning_rate_at(self, progress: float) -> float:
         """The learning rate after `progress` (0 to 1) of the run."""

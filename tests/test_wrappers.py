@@ -116,6 +116,8 @@ def test_methods_train_on_an_environment_without_a_twin(tmp_path, method):
 
 
 def test_bad_wrapper_arguments_give_one_line_naming_the_value():
+    with pytest.raises(ValueError, match=r"^env_id='OversightGrid/LavaCrossing-S9N1-v0' is invalid: .* lean trainer only"):
+        TrainConfig(env_id=LAVA, trainer="sb3", algorithm="ppo")
     with pytest.raises(ValueError, match=r"^outcome=3 is invalid: expected a function"):
         PartialOversight(Corridor(), 3)
     with pytest.raises(ValueError, match=r"^observation=\(5,\) is invalid: expected \(C, H, W\) planes"):
