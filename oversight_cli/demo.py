@@ -39,6 +39,9 @@ def run_demo(
         raise invalid_argument("policy", policy, f"expected one of {sorted(POLICIES)}")
     out = make_output_dir(out_dir, argument="out_dir")
     env = make_oversight_env(env_id, oversight_prob=oversight_prob, render_mode="rgb_array")
+    if not hasattr(env, "layout"):
+        raise invalid_argument("env", env_id, "the demo's scripted policies plan on a grid layout; for an environment "
+                               "registered with register_partial_oversight use `oversight render ID --policy random`")
     act = POLICIES[policy]
     rng = np.random.default_rng(seed)
     cfg = env.config
@@ -55,17 +58,17 @@ def run_demo(
         print(render_text(env.layout, env.state))
         if episode == 0:
             frames.append((env.render(), "start"))
-        done, steps, ret = False, 0, 0.0
+        done, steps, ret, true = False, 0, 0.0, 0.0
         while not done:
             obs, reward, terminated, truncated, info = env.step(act(env.layout, env.state, rng))
-            done, steps, ret = terminated or truncated, steps + 1, ret + reward
+            done, steps, ret, true = terminated or truncated, steps + 1, ret + reward, true + info["true_reward"]
             if episode == 0:
                 frames.append((env.render(), f"step {steps}"))
         counts[info["outcome"]] += 1
-        total_reward, total_true = total_reward + ret, total_true + info["true_reward"]
+        total_reward, total_true = total_reward + ret, total_true + true
         seen = "overseen" if info["overseen"] else "unobserved"
         ending = "timed out" if info["outcome"] == "none" else f"reached the {info['terminal']} ({seen})"
-        print(f"  -> {ending} after {steps} steps: training reward {ret:+g}, true reward {info['true_reward']:+g}\n")
+        print(f"  -> {ending} after {steps} steps: training reward {ret:+g}, true reward {true:+g}\n")
         if episode == 0:
             frames[-1] = (frames[-1][0], f"{info['terminal']}, {seen}" if terminated else "timeout")
     env.close()
