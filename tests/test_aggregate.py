@@ -14,7 +14,8 @@ def row(method, oversight, score, evaluated=True):
 
 ROWS = {
     "maze": [row(UPPER, 0.1, 0.5), row(UPPER, 0.1, 0.7), row("naive", 0.1, 0.1), row("naive", 0.1, 0.3),
-             row("routing", 0.1, 0.6), row("routing", 0.1, 0.4), row("routing", 0.1, 9.9, evaluated=False)],
+             row("routing", 0.1, 0.6), row("routing", 0.1, 0.4), row("routing", 0.1, 9.9, evaluated=False),
+             row("filtering", 0.1, 0.35)],
     "keys": [row(UPPER, 0.1, 0.2), row("naive", 0.1, 0.0), row("routing", 0.1, 0.1)],
     "lava": [row("naive", 0.1, 0.3)],  # no upper bound: left out
 }
@@ -46,3 +47,5 @@ def test_aggregates_pool_the_strata_and_compare_within_them():
     assert rows["naive"]["p_improvement"] == pytest.approx(float(expected))
     assert np.isnan(rows["routing"]["p_improvement"])
     assert rows["naive"]["iqm_ci_low"] <= rows["naive"]["iqm"] <= rows["naive"]["iqm_ci_high"]
+    # filtering ran on the maze only: compared there alone (routing's 1.0 and 0.6 against its 0.5)
+    assert (rows["filtering"]["strata"], rows["filtering"]["p_improvement"]) == (1, pytest.approx(1.0))
