@@ -27,6 +27,7 @@ from oversight_env.spec import (
     OversightConfig,
     TileType,
     invalid_argument,
+    region_mask,
 )
 
 
@@ -209,23 +210,13 @@ class BatchedOversightEnv:
         self._train_reward = by_code([k.reward_pair(config.reward) for k in kinds], (0.0, 0.0)).view(-1)
         self._true_reward = by_code([k.reward_pair("true") for k in kinds], (0.0, 0.0)).view(-1)
         self._first_intended = next(i for i, k in enumerate(kinds) if k.terminal and k.intended)
-        regions = torch.zeros(len(kinds), layout.height, layout.width, dtype=torch.bool, device=dev)
-        for i, k in enumerate(kinds):
-            if k.region is not None:
-                x, y, w, h = k.region
-                regions[i, y:y + h, x:x + w] = True
-        self._region = regions.view(len(kinds), -1)
-        agent_region = torch.ones(layout.height, layout.width, dtype=torch.bool, device=dev)
-        if layout.agent_region is not None:
-            x, y, w, h = layout.agent_region
-            agent_region.zero_()[y:y + h, x:x + w] = True
-        self._outside_agent_region = ~agent_region.view(-1)
-        pinned = torch.zeros(0, layout.height, layout.width, dtype=torch.bool, device=dev)
-        for x, y, w, h in layout.pinned_regions(config.placement):
-            region = torch.zeros(1, layout.height, layout.width, dtype=torch.bool, device=dev)
-            region[0, y:y + h, x:x + w] = True
-            pinned = torch.cat([pinned, region])
-        self._pinned_regions = pinned.view(len(pinned), layout.num_cells)  # (R, cells)
+        def mask(region: tuple[int, int, int, int] | None) -> torch.Tensor:
+            return torch.as_tensor(region_mask(region, layout.height, layout.width).reshape(-1), device=dev)
+
+        self._region = torch.stack([mask(k.region) for k in kinds])  # a region-less kind's is unused
+        self._outside_agent_region = ~mask(layout.agent_region)
+        pinned = [mask(region) for region in layout.pinned_regions(config.placement)]
+        self._pinned_regions = torch.stack(pinned) if pinned else torch.zeros(0, layout.num_cells, dtype=torch.bool, device=dev)
         test = config.placement == "test"
         self._region_prob = torch.tensor([k.region_prob if k.region is not None and not (test and k.shifted) else 0.0
                                           for k in kinds], device=dev)

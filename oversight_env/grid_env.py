@@ -33,6 +33,7 @@ from oversight_env.spec import (
     invalid_argument,
     nearer,
     render_text,
+    region_mask,
     reward,
     role_overseen,
     shortest_steps,
@@ -119,11 +120,7 @@ class OversightGridEnv(MiniGridEnv):
         self.observation_space = spaces.Box(
             0.0, 1.0, shape=(len(self.plane_names), layout.height, layout.width), dtype=np.float32
         )
-        self._agent_region = np.ones(layout.walls.shape, dtype=bool)
-        if layout.agent_region is not None:
-            x, y, w, h = layout.agent_region
-            self._agent_region[:] = False
-            self._agent_region[y:y + h, x:x + w] = True
+        self._agent_region = region_mask(layout.agent_region, layout.height, layout.width)
         self._requested_state: EpisodeState | None = None
         self._static_planes: np.ndarray | None = None
         self._facts: dict[str, Any] | None = None  # set by reset(): None means no episode yet
@@ -231,7 +228,9 @@ class OversightGridEnv(MiniGridEnv):
             agent = int(rng.choice(starts))
             reachable = (shortest_steps(walls, agent) >= 0).reshape(walls.shape)
             pinned = layout.pinned_regions(self.config.placement)
-            if reachable.sum() >= 1 + layout.num_objects and all(reachable[y:y + h, x:x + w].any() for x, y, w, h in pinned):
+            if reachable.sum() >= 1 + layout.num_objects and all(
+                (reachable & region_mask(region, layout.height, layout.width)).any() for region in pinned
+            ):
                 break
         else:
             raise invalid_argument("walls_generator", layout.walls_generator, f"{self._MAX_REDRAWS} draws in a row left "
@@ -245,9 +244,7 @@ class OversightGridEnv(MiniGridEnv):
             allowed = reachable & ~taken
             kind = obj.terminal
             if kind.region is not None and not (kind.shifted and self.config.placement == "test"):
-                x, y, w, h = kind.region
-                inside = np.zeros_like(allowed)
-                inside[y:y + h, x:x + w] = allowed[y:y + h, x:x + w]
+                inside = allowed & region_mask(kind.region, layout.height, layout.width)
                 if rng.random() < kind.region_prob and inside.any():
                     allowed = inside
             cell = int(rng.choice(np.flatnonzero(allowed)))

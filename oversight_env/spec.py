@@ -184,6 +184,16 @@ def _check_region(region: object, argument: str = "region") -> tuple[int, int, i
     return tuple(int(v) for v in region)
 
 
+def region_mask(region: tuple[int, int, int, int] | None, height: int, width: int) -> np.ndarray:
+    """Bool (H, W): the cells of `region` (x, y, width, height); every cell when it is None."""
+    if region is None:
+        return np.ones((height, width), dtype=bool)
+    x, y, w, h = region
+    mask = np.zeros((height, width), dtype=bool)
+    mask[y:y + h, x:x + w] = True
+    return mask
+
+
 def _check_object_type(obj: TerminalType | TileType) -> None:
     """The checks every object type shares; normalises `rewards`, `region` and `region_prob`."""
     if not isinstance(obj.name, str) or not obj.name.isidentifier() or obj.name in _RESERVED_NAMES:
