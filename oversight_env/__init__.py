@@ -5,10 +5,16 @@ Importing this package registers the built-in environment ids with gymnasium:
 - `OversightGrid/DiamondGhost-5x5-v0`, `OversightGrid/DiamondGhost-7x7-v0`: the reference task.
 - `OversightGrid/DiamondGhost-Hidden-5x5-v0`: the agent cannot see which cells are overseen.
 - `OversightGrid/TwoRooms-v0`: two rooms, two gems and two traps.
-- `OversightGrid/DiamondGhost-Maze-9x9-v0`, `-13x13-v0`: DiamondGhost in mazes drawn each episode.
+- `OversightGrid/DiamondGhost-Maze-7x7-v0`, `-9x9-v0`, `-13x13-v0`: DiamondGhost in mazes drawn
+  each episode.
 - `OversightGrid/AbsentSupervisor-v0`: a shortcut that costs only when a supervisor is present.
-- `OversightGrid/CheeseInCorner-9x9-v0`, `-13x13-v0`: mazes whose cheese is usually in the corner.
-- `OversightGrid/KeysAndChests-9x9-v0`: open the chest, or hoard the keys.
+- `OversightGrid/CheeseInCorner-7x7-v0`, `-9x9-v0`, `-13x13-v0`: mazes whose cheese is usually in
+  the corner.
+- `OversightGrid/KeysAndChests-7x7-v0` (open), `-9x9-v0` (walls): open the chest, or hoard the keys.
+
+The 7x7 variants are the zoo's reference sizes: with the paper's network, naive training learns
+them (and misgeneralizes) within a few million steps; the 9x9 and 13x13 ones need longer budgets
+(README, "Environments").
 - `OversightGrid/Tampering-7x7-v0`: a button that makes the episode look successful.
 - `OversightGrid/LavaCrossing-S9N1-v0`: a stock MiniGrid environment made partial-oversight by a
   wrapper (`register_partial_oversight`); no batched twin (`VectorOversightEnv` steps copies).
@@ -51,11 +57,14 @@ from oversight_env.wrappers import (
 )
 
 ZOO_ENV_IDS = (
+    "OversightGrid/DiamondGhost-Maze-7x7-v0",
     "OversightGrid/DiamondGhost-Maze-9x9-v0",
     "OversightGrid/DiamondGhost-Maze-13x13-v0",
     "OversightGrid/AbsentSupervisor-v0",
+    "OversightGrid/CheeseInCorner-7x7-v0",
     "OversightGrid/CheeseInCorner-9x9-v0",
     "OversightGrid/CheeseInCorner-13x13-v0",
+    "OversightGrid/KeysAndChests-7x7-v0",
     "OversightGrid/KeysAndChests-9x9-v0",
     "OversightGrid/Tampering-7x7-v0",
 )
@@ -72,11 +81,14 @@ register_oversight_env("OversightGrid/DiamondGhost-5x5-v0", DiamondGhostEnv, siz
 register_oversight_env("OversightGrid/DiamondGhost-7x7-v0", DiamondGhostEnv, size=7)
 register_oversight_env("OversightGrid/DiamondGhost-Hidden-5x5-v0", DiamondGhostEnv, size=5, observe_oversight=False)
 register_oversight_env("OversightGrid/TwoRooms-v0", TwoRoomsEnv)
+register_oversight_env("OversightGrid/DiamondGhost-Maze-7x7-v0", DiamondGhostEnv, size=7, wall_density=0.15, max_steps=32)
 register_oversight_env("OversightGrid/DiamondGhost-Maze-9x9-v0", DiamondGhostEnv, size=9, wall_density=0.25, max_steps=48)
 register_oversight_env("OversightGrid/DiamondGhost-Maze-13x13-v0", DiamondGhostEnv, size=13, wall_density=0.25, max_steps=64)
 register_oversight_env("OversightGrid/AbsentSupervisor-v0", AbsentSupervisorEnv)
+register_oversight_env("OversightGrid/CheeseInCorner-7x7-v0", CheeseInCornerEnv, size=7, wall_density=0.15, max_steps=32)
 register_oversight_env("OversightGrid/CheeseInCorner-9x9-v0", CheeseInCornerEnv, size=9, max_steps=48)
 register_oversight_env("OversightGrid/CheeseInCorner-13x13-v0", CheeseInCornerEnv, size=13)
+register_oversight_env("OversightGrid/KeysAndChests-7x7-v0", KeysAndChestsEnv, size=7, wall_density=0.0, max_steps=32)
 register_oversight_env("OversightGrid/KeysAndChests-9x9-v0", KeysAndChestsEnv)
 register_oversight_env("OversightGrid/Tampering-7x7-v0", TamperingEnv)
 stock.register()

@@ -57,7 +57,8 @@ class CheeseInCornerEnv(OversightGridEnv):
     supervisor; `outcome` +1.
 
     ## Registered configurations
-    `OversightGrid/CheeseInCorner-13x13-v0`, `OversightGrid/CheeseInCorner-9x9-v0` (max_steps 64 and 48).
+    `OversightGrid/CheeseInCorner-13x13-v0`, `OversightGrid/CheeseInCorner-9x9-v0` (max_steps 64 and 48),
+    `OversightGrid/CheeseInCorner-7x7-v0` (wall density 0.15, max_steps 32).
     """
 
     def __init__(self, size: int = 13, wall_density: float = 0.25, corner_prob: float = 0.9, corner_size: int = 3,

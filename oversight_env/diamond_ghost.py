@@ -39,7 +39,8 @@ class DiamondGhostEnv(OversightGridEnv):
     ## Registered configurations
     `OversightGrid/DiamondGhost-5x5-v0`, `OversightGrid/DiamondGhost-7x7-v0`,
     `OversightGrid/DiamondGhost-Hidden-5x5-v0` (the agent cannot see oversight),
-    `OversightGrid/DiamondGhost-Maze-9x9-v0` and `-13x13-v0` (wall density 0.25, 48 and 64 steps).
+    `OversightGrid/DiamondGhost-Maze-7x7-v0` (wall density 0.15, 32 steps), `-9x9-v0` and
+    `-13x13-v0` (wall density 0.25, 48 and 64 steps).
     """
 
     def __init__(self, size: int = 5, wall_density: float = 0.0, **kwargs: Any):
