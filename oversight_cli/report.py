@@ -656,9 +656,13 @@ def _aggregate_section(run_dir: Path, record: dict, env_rows: dict[str, list[dic
     if not normalised:
         return f"No environment has `{UPPER}` runs that beat a random policy: nothing to normalise by.\n\n"
     methods = {m for by_method in normalised.values() for m in by_method}
-    reference = reference if reference in methods else sorted(methods)[0]
+    reference = reference if reference in methods else min(methods)
     rows = aggregate_rows(normalised, reference)
     write_csv(run_dir / "aggregate.csv", rows, AGGREGATE_COLUMNS)
+    left_out = sorted(set(random) - set(normalised))
+    left_out_note = "" if not left_out else (
+        "Left out, because `" + UPPER + "` has no runs there or does not beat the random policy there: "
+        + ", ".join(f"{name} at {level:g}" for name, level in left_out) + ".\n")
     return f"""## Across environments
 
 Each run's score normalised on its environment: 0 is a uniformly random policy (fresh episodes),
@@ -668,7 +672,7 @@ environment at an oversight level) with a 95% stratified bootstrap interval ({RE
 resamples, each stratum within itself), the plain mean, and the probability that a run of
 `{reference}` scores above a run of the method (ties half), averaged over the strata both have,
 with its interval.
-
+{left_out_note}
 {aggregate_table(rows, reference)}
 
 """
