@@ -46,9 +46,11 @@ LADDER_COLUMNS = ["learning_rate", "method", "steps", "metric", "seeds", "mean",
                   "iqm_ci_low", "iqm_ci_high"]
 
 
-def read_ladder(run_dirs: list[Path], oversight: float | None) -> tuple[Evaluations, float]:
+def read_ladder(run_dirs: list[Path], oversight: float | None,
+                seeds: list[int] | None = None) -> tuple[Evaluations, float]:
     """The finished cells of every run directory at one oversight level (the only one they have
-    when `oversight` is None), keyed `<run dir>/<cell>`, and that level."""
+    when `oversight` is None), keyed `<run dir>/<cell>`, and that level; only the cells of `seeds`
+    when given (so that every rung is measured on the same seeds)."""
     finished: Evaluations = {}
     for run_dir in run_dirs:
         cells, _ = read_cells(run_dir)
@@ -62,7 +64,14 @@ def read_ladder(run_dirs: list[Path], oversight: float | None) -> tuple[Evaluati
         oversight = levels[0]
     if oversight not in levels:
         raise invalid_argument("oversight", oversight, f"no finished cell has it; the cells' levels: {levels}")
-    return {cell: r for cell, r in finished.items() if r["config"]["oversight_prob"] == oversight}, oversight
+    at_level = {cell: r for cell, r in finished.items() if r["config"]["oversight_prob"] == oversight}
+    if seeds is not None:
+        have = sorted({r["config"]["seed"] for r in at_level.values()})
+        if not set(seeds) <= set(have):
+            raise invalid_argument("seeds", seeds, f"no finished cell at this level has seed(s) "
+                                   f"{sorted(set(seeds) - set(have))}; the cells' seeds: {have}")
+        at_level = {cell: r for cell, r in at_level.items() if r["config"]["seed"] in seeds}
+    return at_level, oversight
 
 
 def ladder_rows(finished: Evaluations) -> list[dict[str, Any]]:
@@ -126,12 +135,14 @@ def ladder_table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def write_ladder(run_dirs: list[str | Path], out: str | Path, oversight: float | None = None) -> Path:
-    """Write the ladder of `run_dirs` at `oversight` into `out`; return the path of `ladder.md`."""
+def write_ladder(run_dirs: list[str | Path], out: str | Path, oversight: float | None = None,
+                 seeds: list[int] | None = None) -> Path:
+    """Write the ladder of `run_dirs` at `oversight` (only `seeds`, when given) into `out`; return
+    the path of `ladder.md`."""
     run_dirs = [Path(d) for d in run_dirs]
     if not run_dirs:
         raise invalid_argument("run_dirs", [], "expected at least one experiment directory")
-    finished, oversight = read_ladder(run_dirs, oversight)
+    finished, oversight = read_ladder(run_dirs, oversight, seeds)
     check_poolable(" ".join(d.as_posix() for d in run_dirs), finished, POOLED_OVER | set(RUNG_SETTINGS), "run_dirs")
     rows = ladder_rows(finished)
     out = Path(out)
@@ -139,9 +150,10 @@ def write_ladder(run_dirs: list[str | Path], out: str | Path, oversight: float |
     write_csv(out / "ladder.csv", rows, LADDER_COLUMNS)
     plot_ladder(rows, out / "ladder.png")
     sources = "\n".join(f"- `{d}`" for d in run_dirs)
+    seeds_note = "" if seeds is None else f" (seeds {', '.join(map(str, sorted(set(seeds))))} only)"
     text = f"""# Budget ladder at {100 * oversight:g}% oversight
 
-{len(finished)} finished cells from:
+{len(finished)} finished cells{seeds_note} from:
 {sources}
 
 Per learning rate, method and budget, over seeds (n in its column): the evaluated policy's

@@ -97,6 +97,8 @@ def build_parser() -> argparse.ArgumentParser:
     ladder.add_argument("run_dirs", nargs="+", metavar="run_dir", help="experiment directories, e.g. one per budget")
     ladder.add_argument("--out", required=True, help="directory for ladder.csv, ladder.png and ladder.md")
     ladder.add_argument("--oversight", type=float, help="the oversight level to draw (needed when the cells have several)")
+    ladder.add_argument("--seeds", type=int, nargs="+", metavar="SEED",
+                        help="only these seeds' cells (default: every finished cell), so that every rung has the same seeds")
     return parser
 
 
@@ -437,7 +439,7 @@ def run_command(args: argparse.Namespace) -> None:
     elif args.command == "ladder":
         from oversight_cli.ladder import write_ladder
 
-        print(f"ladder: {write_ladder(args.run_dirs, args.out, args.oversight)}")
+        print(f"ladder: {write_ladder(args.run_dirs, args.out, args.oversight, args.seeds)}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

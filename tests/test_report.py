@@ -275,6 +275,21 @@ def test_the_ladder_groups_cells_by_learning_rate_method_and_budget(trained_cell
     assert (tmp_path / "out/ladder.png").stat().st_size > 0
 
 
+def test_the_ladder_can_keep_only_the_seeds_every_rung_has(trained_cell, tmp_path):
+    for seed, value in enumerate((0.1, 0.3, 0.8)):
+        set_return(add_cell(trained_cell, tmp_path / "long", f"naive/p0.2/s{seed}", seed=seed, steps=4096), value)
+    for seed, value in enumerate((0.2, 0.4)):
+        set_return(add_cell(trained_cell, tmp_path / "short", f"naive/p0.2/s{seed}", seed=seed), value)
+    dirs = [tmp_path / "long", tmp_path / "short"]
+    text = write_ladder(dirs, tmp_path / "out", seeds=[0, 1]).read_text()
+    returns = {r["steps"]: (int(r["seeds"]), round(float(r["mean"]), 9))
+               for r in read_csv(tmp_path / "out/ladder.csv") if r["metric"] == "return_per_step"}
+    assert returns == {"1024": (2, 0.3), "4096": (2, 0.2)}
+    assert "4 finished cells (seeds 0, 1 only)" in text
+    with pytest.raises(ValueError, match=r"^seeds=\[0, 5\] is invalid: no finished cell at this level has seed\(s\) \[5\]"):
+        write_ladder(dirs, tmp_path / "out2", seeds=[0, 5])
+
+
 def test_the_ladder_needs_one_oversight_level_and_comparable_cells(trained_cell, tmp_path):
     add_cell(trained_cell, tmp_path / "a", "naive/p0.2/s0")
     add_cell(trained_cell, tmp_path / "a", "naive/p0.5/s0", oversight_prob=0.5)
