@@ -83,6 +83,8 @@ MUTANTS: list[tuple[str, str, str, str, list[str]]] = [
      ["tests/test_aggregate.py"]),
     ("aggregate: the probability of improvement over every stratum, shared or not", "oversight_cli/aggregate.py",
      "if method in by_method and reference in by_method]", "if reference in by_method]", ["tests/test_aggregate.py"]),
+    ("ladder: --seeds keeps every seed", "oversight_cli/ladder.py",
+     'if r["config"]["seed"] in seeds}', 'if r["config"]["seed"] in seeds or True}', ["tests/test_report.py"]),
     ("wrapper: oversight without a supervisor", "oversight_env/wrappers.py",
      "overseen = outcome != Outcome.NONE and self.supervised", "overseen = outcome != Outcome.NONE", WRAPPERS),
     ("wrapper: the last observation is the next episode's first", "oversight_env/wrappers.py",
