@@ -115,7 +115,11 @@ def plot_ladder(rows: list[dict[str, Any]], path: Path) -> None:
     for ax in axes[-1]:
         ax.set_xticks([b / 1e6 for b in budgets], [f"{b / 1e6:g}" for b in budgets])
         ax.minorticks_off()
-    axes[0][-1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0))
+    handles = {}  # every method drawn in any column (a method may be missing at one learning rate)
+    for ax in axes.flat:
+        handles.update(zip(*reversed(ax.get_legend_handles_labels())))
+    axes[0][-1].legend([handles[m] for m in colors if m in handles], [m for m in colors if m in handles], fontsize=7,
+                       loc="upper left", bbox_to_anchor=(1.02, 1.0))
     fig.suptitle("mean over seeds, 95% bootstrap CI", fontsize=9)
     save_figure(fig, path)
 
