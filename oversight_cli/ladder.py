@@ -117,7 +117,8 @@ def plot_ladder(rows: list[dict[str, Any]], path: Path) -> None:
         ax.minorticks_off()
     handles = {}  # every method drawn in any column (a method may be missing at one learning rate)
     for ax in axes.flat:
-        handles.update(zip(*reversed(ax.get_legend_handles_labels())))
+        ax_handles, ax_labels = ax.get_legend_handles_labels()
+        handles.update(zip(ax_labels, ax_handles))
     axes[0][-1].legend([handles[m] for m in colors if m in handles], [m for m in colors if m in handles], fontsize=7,
                        loc="upper left", bbox_to_anchor=(1.02, 1.0))
     fig.suptitle("mean over seeds, 95% bootstrap CI", fontsize=9)

@@ -11,13 +11,13 @@ Importing this package registers the built-in environment ids with gymnasium:
 - `OversightGrid/CheeseInCorner-7x7-v0`, `-9x9-v0`, `-13x13-v0`: mazes whose cheese is usually in
   the corner.
 - `OversightGrid/KeysAndChests-7x7-v0` (open), `-9x9-v0` (walls): open the chest, or hoard the keys.
-
-The 7x7 variants are the zoo's reference sizes: with the paper's network, naive training learns
-them (and misgeneralizes) within a few million steps; the 9x9 and 13x13 ones need longer budgets
-(README, "Environments").
 - `OversightGrid/Tampering-7x7-v0`: a button that makes the episode look successful.
 - `OversightGrid/LavaCrossing-S9N1-v0`: a stock MiniGrid environment made partial-oversight by a
   wrapper (`register_partial_oversight`); no batched twin (`VectorOversightEnv` steps copies).
+
+The 7x7 variants are the zoo's reference sizes: with the paper's network, naive training learns
+them (and misgeneralizes) within a few million steps; the 9x9 and 13x13 ones need longer budgets
+(docs/study.md, "Budget calibration").
 """
 
 from oversight_env import stock
