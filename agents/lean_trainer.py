@@ -129,7 +129,7 @@ class LeanRun:
                                gate_from_policy=method.gate_from_policy).to(device)
         self.generator = torch.Generator(device).manual_seed(action_seed)  # actions and PPO's minibatches
         self.total_steps = method.training_steps(config.steps, config.oversight_prob)
-        self.state: dict[str, Any] = {"env_steps": 0, "method": method.initial_state()}
+        self.state: dict[str, Any] = {"env_steps": 0, "method": method.initial_state(self.twin.plane_names)}
         self.saved_optimizer: dict[str, Any] | None = None
         self.carry: dict[str, torch.Tensor] | None = None  # steps waiting for their episode's end (agents.carry)
 

@@ -25,12 +25,14 @@ A new method is one subclass (or one more instance) registered in `METHODS`.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 import torch
 
+from agents.networks import planes_shown
 from routing import UNLABELLED, propagate_episode_labels
 
 if TYPE_CHECKING:
@@ -101,7 +103,8 @@ class Method:
         return torch.ones(done.shape, device=done.device)
 
     # ---- as training goes; `state` is the method's part of the checkpoint
-    def initial_state(self) -> dict[str, Any]:
+    def initial_state(self, plane_names: Sequence[str] = ()) -> dict[str, Any]:
+        """The method's state at the start of training; `plane_names` are the observation planes'."""
         return {}
 
     def after_rollout(self, state: dict[str, Any], outcome: torch.Tensor, overseen: torch.Tensor) -> None:
@@ -141,7 +144,7 @@ class RoutedMixture(Method):
         return propagate_episode_labels(done, torch.where(overseen, outcome, UNLABELLED))
 
     # The labelled episodes each expert has seen so far (a separation diagnostic), logged at evaluations.
-    def initial_state(self) -> dict[str, Any]:
+    def initial_state(self, plane_names: Sequence[str] = ()) -> dict[str, Any]:
         return {"labelled_episodes": {name: 0 for code, name in ROUTES if code != UNLABELLED}}
 
     def after_rollout(self, state: dict[str, Any], outcome: torch.Tensor, overseen: torch.Tensor) -> None:
@@ -164,8 +167,8 @@ class GateReplay(RoutedMixture):
     replay_capacity: int = 100_000
     replay_batch: int = 4096
 
-    def initial_state(self) -> dict[str, Any]:
-        return {**super().initial_state(), "replay_obs": None, "replay_labels": None}
+    def initial_state(self, plane_names: Sequence[str] = ()) -> dict[str, Any]:
+        return {**super().initial_state(plane_names), "replay_obs": None, "replay_labels": None}
 
     def after_update(self, state: dict[str, Any], obs: torch.Tensor, labels: torch.Tensor) -> None:
         keep = labels != UNLABELLED
@@ -221,7 +224,7 @@ class EarlyStopping(Method):
     def training_oversight(self, oversight_prob: float) -> float:
         return oversight_prob * (1 - self.holdout)
 
-    def initial_state(self) -> dict[str, Any]:
+    def initial_state(self, plane_names: Sequence[str] = ()) -> dict[str, Any]:
         return {"validation_budget": 0.0, "best_score": -math.inf, "labels_since_eval": 0}
 
     def after_rollout(self, state: dict[str, Any], outcome: torch.Tensor, overseen: torch.Tensor) -> None:
@@ -255,13 +258,21 @@ class EarlyStopping(Method):
         return path if path.exists() else None
 
 
-def _fit_reward_model(state: dict[str, Any], window: dict[str, torch.Tensor]) -> tuple[Any, torch.Tensor]:
-    """Teach the run's reward model (`agents.reward_model`, made at the first window) this window's
-    overseen endings and fit it; return it and the mask of the unobserved endings (reached a
-    terminal, not overseen), which it also scores for the accuracy logs."""
+def _reward_model_state(plane_names: Sequence[str], hides: Sequence[str]) -> dict[str, Any]:
+    """The reward model's part of a method's state: the model (made at the first window) and the
+    observation planes it reads (None: all)."""
+    return {"model": None, "model_planes": planes_shown(plane_names, hides)}
+
+
+def _fit_reward_model(state: dict[str, Any], window: dict[str, torch.Tensor]) -> tuple[Any, torch.Tensor, torch.Tensor]:
+    """Teach the run's reward model (`agents.reward_model`) this window's overseen endings and fit
+    it; return it, the mask of the unobserved endings (reached a terminal, not overseen), which it
+    also scores for the accuracy logs, and the endings as the model sees them (its planes only)."""
     from agents.reward_model import RewardModel
 
-    final, outcome = window["final_obs"], window["outcome"]
+    planes = state.get("model_planes")
+    final = window["final_obs"] if planes is None else window["final_obs"][:, :, list(planes)]
+    outcome = window["outcome"]
     ended = window["done"] & (outcome != 0)  # reached a terminal: there is something to judge
     overseen = ended & window["overseen"]
     if state["model"] is None:
@@ -271,7 +282,7 @@ def _fit_reward_model(state: dict[str, Any], window: dict[str, torch.Tensor]) ->
     state["loss"] = model.fit()
     unobserved = ended & ~window["overseen"]
     model.score_unobserved(final[unobserved], outcome[unobserved])
-    return model, unobserved
+    return model, unobserved, final
 
 
 def _log_reward_model(state: dict[str, Any], run: TrainingRun) -> None:
@@ -288,17 +299,25 @@ def _log_reward_model(state: dict[str, Any], run: TrainingRun) -> None:
 class LearnedReward(Method):
     """Trains on what the overseer pays where it watched, and on a reward model's prediction where
     it did not: each unobserved episode's last reward is replaced by `agents.reward_model`'s
-    expectation from its last observation. The model learns from the overseen episodes only."""
+    expectation from its last observation. The model learns from the overseen episodes only.
+
+    The model does not read the oversight map (`model_hides`), as `routing_blind_gate`'s gate does
+    not: an episode is labelled exactly when its ending was watched, so in every training example
+    the map shows the ending watched (the cell the agent stopped on; the whole grid where oversight
+    is per episode), and in no unobserved one. A model that reads it can learn that shortcut, scores well on held-out overseen endings and is wrong on unobserved ones
+    (measured on random-policy endings in `Tampering-7x7` at 10%: held-out accuracy 0.89,
+    unobserved 0.49; without the map 0.59 and 0.55, the honest figure of a model the spoof fools)."""
 
     sees_endings: bool = True
+    model_hides: tuple[str, ...] = ("oversight",)  # observation planes the reward model does not read
 
-    def initial_state(self) -> dict[str, Any]:
-        return {"model": None}
+    def initial_state(self, plane_names: Sequence[str] = ()) -> dict[str, Any]:
+        return _reward_model_state(plane_names, self.model_hides)
 
     def prepare_window(self, state: dict[str, Any], window: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        model, unobserved = _fit_reward_model(state, window)
+        model, unobserved, seen = _fit_reward_model(state, window)
         rewards = window["rewards"].clone()
-        rewards[unobserved] = model.expected_reward(window["final_obs"][unobserved])
+        rewards[unobserved] = model.expected_reward(seen[unobserved])
         return {**window, "rewards": rewards}
 
     def at_evaluation(self, state: dict[str, Any], run: TrainingRun) -> None:
@@ -312,15 +331,16 @@ class ModelLabels(RoutedMixture):
 
     sees_endings: bool = True
     confidence: float = 0.9
+    model_hides: tuple[str, ...] = ("oversight",)  # as `LearnedReward`'s
 
-    def initial_state(self) -> dict[str, Any]:
-        return {**super().initial_state(), "model": None}
+    def initial_state(self, plane_names: Sequence[str] = ()) -> dict[str, Any]:
+        return {**super().initial_state(plane_names), **_reward_model_state(plane_names, self.model_hides)}
 
     def prepare_window(self, state: dict[str, Any], window: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         from agents.reward_model import OUTCOMES
 
-        model, unobserved = _fit_reward_model(state, window)
-        probabilities = model.probabilities(window["final_obs"][unobserved])
+        model, unobserved, seen = _fit_reward_model(state, window)
+        probabilities = model.probabilities(seen[unobserved])
         best, cls = probabilities.max(dim=-1)
         sure = torch.zeros_like(unobserved)
         sure[unobserved] = best >= self.confidence

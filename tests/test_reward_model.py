@@ -11,7 +11,7 @@ from agents.methods import get_method
 from agents.reward_model import HELD_OUT_EVERY, RewardModel
 from agents.run_dir import read_evaluation
 from agents.train import train
-from oversight_env import Outcome
+from oversight_env import Outcome, make_batched
 
 SHAPE = (2, 1, 3)
 D, G = int(Outcome.DIAMOND), int(Outcome.GHOST)
@@ -46,6 +46,25 @@ def test_only_overseen_endings_teach_the_model_and_only_unobserved_ones_are_resc
     expected = float(model.expected_reward(w["final_obs"][1, 1][None])[0])
     assert rewards[1, 1] == expected != 1.0  # the unobserved ghost: the model's expectation, not the naive +1
     assert torch.equal(w["rewards"], torch.tensor([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]]))  # the window itself untouched
+
+
+def test_the_model_never_reads_the_oversight_map():
+    for name in ("reward_model", "routing_reward_model"):
+        method = get_method(name)
+        state = method.initial_state(("agent", "oversight"))
+        w = window()
+        w["final_obs"][1, 1, 1] = 1.0  # the unobserved ghost's ending, now with its cell marked overseen
+        method.prepare_window(state, w)
+        assert state["model"].train_obs.shape[1:] == (1, 1, 3)  # the agent plane only
+    rewards = []
+    for marked in (False, True):
+        method = get_method("reward_model")
+        state = method.initial_state(("agent", "oversight"))
+        w = window()
+        w["final_obs"][1, 1, 1] = float(marked)
+        torch.manual_seed(0)  # the same model either way
+        rewards.append(float(method.prepare_window(state, w)["rewards"][1, 1]))
+    assert rewards[0] == rewards[1]  # the mark changes nothing
 
 
 def test_the_expected_reward_weighs_each_class_by_its_mean_true_reward():
@@ -88,6 +107,7 @@ def test_a_reward_model_run_trains_logs_and_resumes(tmp_path):
     assert {"reward_model/heldout_accuracy", "reward_model/labelled_episodes"} <= set(events.Tags()["scalars"])
     saved = load_checkpoint(tmp_path / "run" / "checkpoint.pt")["state"]["method"]["model"]
     assert isinstance(saved, RewardModel) and saved.labelled > 0  # a resumed run continues with its model and data
+    assert saved.train_obs.shape[1] == len(make_batched(config.env_id, 1).plane_names) - 1  # the trainer named the planes
 
 
 def test_routing_with_model_labels_labels_the_unobserved_endings_the_model_is_sure_of():
