@@ -69,7 +69,7 @@ MUTANTS: list[tuple[str, str, str, str, list[str]]] = [
     ("zoo: returns-to-go one step short", "agents/evaluator.py",
      "r * (1 - gamma**steps) / (1 - gamma)", "r * (1 - gamma**(steps - 1)) / (1 - gamma)", ZOO),
     ("reward model: unobserved endings keep the overseer's reward", "agents/methods.py",
-     'rewards[unobserved] = model.expected_reward(window["final_obs"][unobserved])', "rewards[unobserved] = rewards[unobserved]",
+     'rewards[unobserved] = model.expected_reward(seen[unobserved])', "rewards[unobserved] = rewards[unobserved]",
      ["tests/test_reward_model.py"]),
     ("reward model learns from unobserved endings too", "agents/methods.py",
      '    overseen = ended & window["overseen"]\n', "    overseen = ended\n", ["tests/test_reward_model.py"]),
