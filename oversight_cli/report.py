@@ -6,9 +6,10 @@ Writes into RUN_DIR:
   mean and the interquartile mean, each with a 95% bootstrap confidence interval, of the evaluated policy's
   return per step and of P(ghost | ghost cell unobserved).
 - `learning_curves.csv`: the periodic evaluations logged to tensorboard during training.
-- `diagnostics.csv` and a table in `report.md`: do a routed network's experts separate (the gate
+- `diagnostics.csv` and tables in `report.md`: do a routed network's experts separate (the gate
   on each route's samples, the KL between the two experts' policies, the labelled episodes each
-  expert saw) at the end of training.
+  expert saw) at the end of training; how accurate a learned reward model is, on held-out
+  overseen endings and on unobserved ones.
 - `comparison.csv` and a table: routing against each other method, per oversight level and over
   all levels: the difference of means and the probability of improvement, with intervals
   (`oversight_cli.statistics`: stratified bootstrap, as rliable recommends).
@@ -79,6 +80,11 @@ PER_EVALUATION_DIAGNOSTICS = {"eval/gate_diamond_unobserved": "gate_on_unobserve
                               "eval/gate_ghost_unobserved": "gate_on_unobserved_ghost_episodes",
                               "eval/expert_kl": "expert_kl", "route/labelled_episodes_diamond": "labelled_episodes_diamond",
                               "route/labelled_episodes_ghost": "labelled_episodes_ghost"}
+# The reward model of `reward_model` and `routing_reward_model` (agents.reward_model), at the last evaluation.
+REWARD_MODEL_DIAGNOSTICS = {"reward_model/heldout_accuracy": "model_heldout_accuracy",
+                            "reward_model/unobserved_accuracy": "model_unobserved_accuracy",
+                            "reward_model/labelled_episodes": "model_labelled_episodes",
+                            "reward_model/episodes_labelled_by_the_model": "episodes_labelled_by_the_model"}
 DIAGNOSTIC_COLUMNS = ["method", "oversight", "seed", "metric", "value"]
 # What the cells of one report may differ in; anything else (environment, budget, settings) would
 # pool incomparable runs as if they were seeds of one.
@@ -273,7 +279,7 @@ def learning_curve_rows(
             for tag, metric in CURVE_TAGS.items():
                 if tag in scalars:
                     rows.extend({**key, "env_steps": e.step, "metric": metric, "value": e.value} for e in events.Scalars(tag))
-            for tag in (*PER_UPDATE_DIAGNOSTICS, *PER_EVALUATION_DIAGNOSTICS):
+            for tag in (*PER_UPDATE_DIAGNOSTICS, *PER_EVALUATION_DIAGNOSTICS, *REWARD_MODEL_DIAGNOSTICS):
                 if tag in scalars:
                     series[tag].extend((e.step, e.value) for e in events.Scalars(tag))
         diagnostics.extend({**key, "metric": metric, "value": value} for metric, value in diagnostic_values(series).items())
@@ -282,13 +288,14 @@ def learning_curve_rows(
 
 def diagnostic_values(series: dict[str, list[tuple[int, float]]]) -> dict[str, float]:
     """The end-of-training value of each separation diagnostic in `series` (tag -> (step, value)
-    pairs): per-update tags averaged over the last tenth of the run, per-evaluation tags the last."""
+    pairs): per-update tags averaged over the last tenth of the run, per-evaluation tags (the
+    reward model's among them) the last."""
     values = {}
     for tag, metric in PER_UPDATE_DIAGNOSTICS.items():
         if series.get(tag):
             end = max(step for step, _ in series[tag])
             values[metric] = float(np.mean([v for step, v in series[tag] if step >= 0.9 * end]))
-    for tag, metric in PER_EVALUATION_DIAGNOSTICS.items():
+    for tag, metric in {**PER_EVALUATION_DIAGNOSTICS, **REWARD_MODEL_DIAGNOSTICS}.items():
         if series.get(tag):
             values[metric] = max(series[tag])[1]
     return values
@@ -309,6 +316,22 @@ def diagnostics_table(diagnostics: list[dict[str, Any]]) -> str:
             continue  # a single network: nothing to separate
         cells = [f"{np.mean(values[m]):.3g}" if values.get(m) else "" for m in metrics]
         lines.append(f"| {oversight:g} | {method} | {len(values['expert_kl'])} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) if len(lines) > 2 else ""
+
+
+def reward_model_table(diagnostics: list[dict[str, Any]]) -> str:
+    """Per method and oversight level, the mean over seeds of each reward-model diagnostic (the
+    methods with a reward model only)."""
+    table: dict[tuple[str, float], dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+    for r in diagnostics:
+        if r["metric"] in REWARD_MODEL_DIAGNOSTICS.values():
+            table[(r["method"], r["oversight"])][r["metric"]].append(r["value"])
+    lines = ["| oversight | method | seeds | accuracy, held-out overseen endings | accuracy, unobserved endings "
+             "| overseen endings learned from | unobserved episodes it labelled |", "|---:|---|---:|---:|---:|---:|---:|"]
+    for (method, oversight), values in sorted(table.items(), key=lambda kv: (kv[0][1], kv[0][0])):
+        seeds = max(len(v) for v in values.values())
+        cells = [f"{np.mean(values[m]):.3g}" if values.get(m) else "" for m in REWARD_MODEL_DIAGNOSTICS.values()]
+        lines.append(f"| {oversight:g} | {method} | {seeds} | " + " | ".join(cells) + " |")
     return "\n".join(lines) if len(lines) > 2 else ""
 
 
@@ -594,6 +617,25 @@ episodes each expert saw. Per seed in `diagnostics.csv`.
 """
 
 
+def _reward_model_section(diagnostics: list[dict[str, Any]]) -> str:
+    table = reward_model_table(diagnostics)
+    if not table:
+        return ""
+    return f"""
+## How good is the reward model? (`reward_model`, `routing_reward_model`)
+
+At the last evaluation, mean over seeds: the model's accuracy (which terminal an episode ended at)
+on the overseen endings held out from its fit (every fifth), which is what an overseer could
+measure, and on the unobserved endings of training since the evaluation before, which only the
+testbed knows; a gap between them is a model that looks right and is not (a spoofed ending, a
+shortcut that leaves no trace). Then the overseen endings it has learned from, and, for
+`routing_reward_model`, the unobserved episodes it labelled (sure at 0.9). Per seed in
+`diagnostics.csv`.
+
+{table}
+"""
+
+
 MISSING_TEXT = """Cells the experiment expects that have no readable final evaluation: they are left out of every
 table above. Run the sweep again to train them (part-way cells continue from their checkpoint)."""
 INCOMPLETE_TEXT = """Cells whose tensorboard events are missing or damaged: their rows in `learning_curves.csv` stop
@@ -730,7 +772,7 @@ interquartile mean (IQM: the mean of the middle half of the seeds, robust to an 
 with its own bootstrap interval; n (seeds) in its column.
 
 {markdown_table(summary)}
-{_test_placement_section(summary)}{_comparison_section(comparisons)}{_diagnostics_section(diagnostics)}{_list_section("Missing cells", missing, MISSING_TEXT)}{_list_section("Incomplete learning curves", incomplete, INCOMPLETE_TEXT)}
+{_test_placement_section(summary)}{_comparison_section(comparisons)}{_diagnostics_section(diagnostics)}{_reward_model_section(diagnostics)}{_list_section("Missing cells", missing, MISSING_TEXT)}{_list_section("Incomplete learning curves", incomplete, INCOMPLETE_TEXT)}
 ![return per step vs oversight](return_vs_oversight.png)
 
 ![P(ghost | ghost unobserved) vs oversight](ghost_when_unobserved_vs_oversight.png)

@@ -234,6 +234,23 @@ def test_diagnostics_average_per_update_gates_over_the_last_tenth_and_take_the_l
         "gate_on_unobserved_ghost_episodes": 0.2}
 
 
+def test_reward_model_diagnostics_take_the_last_evaluation_and_average_over_seeds():
+    from oversight_cli.report import reward_model_table
+
+    series = {"reward_model/heldout_accuracy": [(100, 0.9), (50, 0.6)], "reward_model/unobserved_accuracy": [(50, 0.7), (100, 0.5)]}
+    assert diagnostic_values(series) == {"model_heldout_accuracy": 0.9, "model_unobserved_accuracy": 0.5}
+
+    def rows(method, seed, values):
+        return [{"method": method, "oversight": 0.1, "seed": seed, "metric": m, "value": v} for m, v in values.items()]
+
+    diagnostics = [*rows("reward_model", 0, {"model_heldout_accuracy": 0.9, "model_unobserved_accuracy": 0.5}),
+                   *rows("reward_model", 1, {"model_heldout_accuracy": 0.7, "model_unobserved_accuracy": 0.7}),
+                   *rows("routing", 0, {"expert_kl": 0.3})]
+    lines = reward_model_table(diagnostics).splitlines()
+    assert lines[2:] == ["| 0.1 | reward_model | 2 | 0.8 | 0.6 |  |  |"]  # routing has no reward model: no row
+    assert reward_model_table(rows("routing", 0, {"expert_kl": 0.3})) == ""
+
+
 def test_comparison_has_the_probability_of_improvement_per_level_and_over_all_levels():
     from oversight_cli.report import ALL_LEVELS, comparison_rows
 
