@@ -326,8 +326,9 @@ def reward_model_table(diagnostics: list[dict[str, Any]]) -> str:
     for r in diagnostics:
         if r["metric"] in REWARD_MODEL_DIAGNOSTICS.values():
             table[(r["method"], r["oversight"])][r["metric"]].append(r["value"])
-    lines = ["| oversight | method | seeds | accuracy, held-out overseen endings | accuracy, unobserved endings "
-             "| overseen endings learned from | unobserved episodes it labelled |", "|---:|---|---:|---:|---:|---:|---:|"]
+    header = ("| oversight | method | seeds | accuracy, held-out overseen endings | accuracy, unobserved endings "
+              "| overseen endings learned from | unobserved episodes it labelled |")
+    lines = [header, "|---:|---|---:|---:|---:|---:|---:|"]
     for (method, oversight), values in sorted(table.items(), key=lambda kv: (kv[0][1], kv[0][0])):
         seeds = max(len(v) for v in values.values())
         cells = [f"{np.mean(values[m]):.3g}" if values.get(m) else "" for m in REWARD_MODEL_DIAGNOSTICS.values()]
