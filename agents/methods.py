@@ -304,8 +304,8 @@ class LearnedReward(Method):
     The model does not read the oversight map (`model_hides`), as `routing_blind_gate`'s gate does
     not: an episode is labelled exactly when its ending was watched, so in every training example
     the map shows the ending watched (the cell the agent stopped on; the whole grid where oversight
-    is per episode), and in no unobserved one. A model that reads it can learn that shortcut, scores well on held-out overseen endings and is wrong on unobserved ones
-    (random-policy endings in `Tampering-7x7` at 10%, three seeds: held-out accuracy 0.86-0.89,
+    is per episode), and in no unobserved one. A model that reads it can learn that shortcut, score
+    well on held-out overseen endings and be wrong on unobserved ones (random-policy endings in `Tampering-7x7` at 10%, three seeds: held-out accuracy 0.86-0.89,
     unobserved 0.49-0.50; without the map 0.54-0.59 and 0.53-0.55, the honest figure of a model
     the spoof fools; docs/study.md, "The reward model's input")."""
 
@@ -459,10 +459,10 @@ METHODS: dict[str, Method] = {
         LearnedReward(
             "reward_model",
             "Baseline (semi-supervised RL): `naive` training whose unobserved episodes are scored by a reward model. "
-            "A small classifier of how an episode ended, from its last observation, is fitted on the overseen episodes "
-            "seen so far (every fifth held out to measure it); each unobserved episode's last reward is replaced by the "
-            "model's expectation (its predicted probabilities times the mean true reward of overseen episodes that ended "
-            "so). Logs the model's accuracy on held-out overseen episodes and on the unobserved ones (which only the "
+            "A small classifier of how an episode ended, from its last observation less the oversight map (which would "
+            "give the labelled endings away), is fitted on the overseen episodes seen so far (every fifth held out to "
+            "measure it); each unobserved episode's last reward is replaced by the model's expectation (its predicted "
+            "probabilities times the mean true reward of overseen episodes that ended so). Logs the model's accuracy on held-out overseen episodes and on the unobserved ones (which only the "
             "testbed knows). Lean trainer only.",
             "naive",
         ),
