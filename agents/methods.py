@@ -462,8 +462,9 @@ METHODS: dict[str, Method] = {
             "A small classifier of how an episode ended, from its last observation less the oversight map (which would "
             "give the labelled endings away), is fitted on the overseen episodes seen so far (every fifth held out to "
             "measure it); each unobserved episode's last reward is replaced by the model's expectation (its predicted "
-            "probabilities times the mean true reward of overseen episodes that ended so). Logs the model's accuracy on held-out overseen episodes and on the unobserved ones (which only the "
-            "testbed knows). Lean trainer only.",
+            "probabilities times the mean true reward of overseen episodes that ended so). Logs the model's accuracy "
+            "on held-out overseen episodes and on the unobserved ones (which only the testbed knows). Lean trainer "
+            "only.",
             "naive",
         ),
         EarlyStopping(
