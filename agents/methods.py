@@ -305,9 +305,10 @@ class LearnedReward(Method):
     not: an episode is labelled exactly when its ending was watched, so in every training example
     the map shows the ending watched (the cell the agent stopped on; the whole grid where oversight
     is per episode), and in no unobserved one. A model that reads it can learn that shortcut, score
-    well on held-out overseen endings and be wrong on unobserved ones (random-policy endings in `Tampering-7x7` at 10%, three seeds: held-out accuracy 0.86-0.89,
-    unobserved 0.49-0.50; without the map 0.54-0.59 and 0.53-0.55, the honest figure of a model
-    the spoof fools; docs/study.md, "The reward model's input")."""
+    well on held-out overseen endings and be wrong on unobserved ones (random-policy endings in
+    `Tampering-7x7` at 10%, three seeds: held-out accuracy 0.86-0.89, unobserved 0.49-0.50; without
+    the map 0.54-0.59 and 0.53-0.55, the honest figure of a model the spoof fools; docs/study.md,
+    "The reward model's input")."""
 
     sees_endings: bool = True
     model_hides: tuple[str, ...] = ("oversight",)  # observation planes the reward model does not read

@@ -3,10 +3,10 @@
 `RewardModel` holds, for one training run, a small classifier of how an episode ended (DIAMOND or
 GHOST) from what an overseer would see, its last observation (less the oversight map:
 `agents.methods.LearnedReward` says why), and the data it learns from: the overseen episodes seen
-so far, every fifth one held out to measure it. An unobserved episode's
-reward is then the model's expectation: the sum over outcomes of the predicted probability times
-the mean true reward of the overseen episodes that ended so (learned, not assumed: +1 and -1 in
-DiamondGhost, 0 for CheeseInCorner's corner). The whole object is part of the run's checkpoint.
+so far, every fifth one held out to measure it. An unobserved episode's reward is then the model's
+expectation: the sum over outcomes of the predicted probability times the mean true reward of the
+overseen episodes that ended so (learned, not assumed: +1 and -1 in DiamondGhost, 0 for
+CheeseInCorner's corner). The whole object is part of the run's checkpoint.
 
 What it cannot do is the point of having it: in `Tampering` the last frame of a pressed button is
 the last frame of a success, and in `AbsentSupervisor` the shortcut leaves no trace in it.
