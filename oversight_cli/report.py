@@ -20,6 +20,10 @@ Writes into RUN_DIR:
 
 A report pools seeds: it refuses cells that differ in anything but method, oversight level and
 seed (another environment, budget or setting), and two cells of the same method, level and seed.
+An experiment of several environments (`[[envs]]`) gets this report in each environment's
+directory and an index `report.md` above them (`write_index`): their tables, one panel per
+environment (`environments.png`) and, with `oracle_all_labels` runs, the aggregate over
+environments (`aggregate.csv`, `aggregate.png`).
 """
 
 from __future__ import annotations
@@ -653,8 +657,10 @@ def _list_section(title: str, lines: list[str], text: str) -> str:
 def write_index(run_dir: Path, reference: str | None = None) -> Path:
     """The report of an experiment of several environments: each environment's own report in its
     directory (those with a finished cell), and `report.md` here with each one's table and a link."""
+    from oversight_cli.zoo_figures import plot_environment_panels
+
     record = read_json(run_dir / "experiment.json")
-    sections, env_rows = [], {}
+    sections, env_rows, summaries = [], {}, {}
     for env in record["envs"]:
         env_dir = run_dir / env["name"]
         if not any(env_dir.glob(f"**/{EVALUATION}")):
@@ -664,12 +670,17 @@ def write_index(run_dir: Path, reference: str | None = None) -> Path:
         methods = {r["config"]["method"] for r in finished.values()}
         write_report(env_dir, reference if reference in methods else None)
         env_rows[env["name"]] = result_rows(finished)
-        summary = summary_rows(env_rows[env["name"]])
+        summary = summaries[env["name"]] = summary_rows(env_rows[env["name"]])
         kwargs = f" {env['kwargs']}" if env["kwargs"] else ""
         sections.append(f"## {env['name']}\n\n`{env['id']}`{kwargs}: [its report]({env['name']}/report.md)\n\n"
                         f"{markdown_table(summary)}\n")
     text = f"# Report: {run_dir.name}\n\n{record['description']}\n\n"
     text += _aggregate_section(run_dir, record, env_rows, reference or REFERENCE_METHOD)
+    if summaries:
+        plot_environment_panels(summaries, run_dir / "environments.png")
+        text += ("## Each environment\n\n![each environment](environments.png)\n\nOne panel per environment and "
+                 "metric; per oversight level, every method's mean over seeds with its 95% bootstrap interval "
+                 "(n seeds in the tables below); hollow: the test placement, where an environment has one.\n\n")
     text += "One report per environment; each table as in them (mean [95% CI] / IQM [95% CI] over seeds).\n\n"
     text += "\n".join(sections)
     with atomic_write(run_dir / "report.md") as tmp:
@@ -688,6 +699,7 @@ def _aggregate_section(run_dir: Path, record: dict, env_rows: dict[str, list[dic
         normalised_scores,
         random_policy_score,
     )
+    from oversight_cli.zoo_figures import plot_aggregate
 
     if not any(r["method"] == UPPER for rows in env_rows.values() for r in rows):
         return (f"Add the method `{UPPER}` to the spec to see scores normalised per environment and aggregated "
@@ -702,6 +714,7 @@ def _aggregate_section(run_dir: Path, record: dict, env_rows: dict[str, list[dic
     reference = reference if reference in methods else min(methods)
     rows = aggregate_rows(normalised, reference)
     write_csv(run_dir / "aggregate.csv", rows, AGGREGATE_COLUMNS)
+    plot_aggregate(rows, reference, run_dir / "aggregate.png")
     left_out = sorted(set(random) - set(normalised))
     left_out_note = "" if not left_out else (
         "Left out, because `" + UPPER + "` has no runs there or does not beat the random policy there: "
@@ -717,6 +730,8 @@ resamples, each stratum within itself), the plain mean, and the probability that
 with its interval.
 {left_out_note}
 {aggregate_table(rows, reference)}
+
+![across environments](aggregate.png)
 
 """
 

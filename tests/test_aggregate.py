@@ -49,3 +49,18 @@ def test_aggregates_pool_the_strata_and_compare_within_them():
     assert rows["naive"]["iqm_ci_low"] <= rows["naive"]["iqm"] <= rows["naive"]["iqm_ci_high"]
     # filtering ran on the maze only: compared there alone (routing's 1.0 and 0.6 against its 0.5)
     assert (rows["filtering"]["strata"], rows["filtering"]["p_improvement"]) == (1, pytest.approx(1.0))
+
+
+def test_the_aggregate_figure_draws_every_method_and_skips_the_reference_s_own_improvement(tmp_path, monkeypatch):
+    from oversight_cli import zoo_figures
+
+    rows = aggregate_rows(normalised_scores(ROWS, RANDOM), "routing", resamples=200)
+    drawn = []
+    save = zoo_figures.save_figure
+    monkeypatch.setattr(zoo_figures, "save_figure", lambda fig, path: (drawn.append(fig.axes), save(fig, path)))
+    zoo_figures.plot_aggregate(rows, "routing", tmp_path / "aggregate.png")
+    left, right = drawn[0]
+    by_iqm = [r["method"] for r in sorted(rows, key=lambda r: r["iqm"])]
+    assert [t.get_text().split(" ")[0] for t in left.get_yticklabels()] == by_iqm
+    assert len(left.containers) == len(rows) and len(right.containers) == len(rows) - 1  # no P(routing > routing)
+    assert (tmp_path / "aggregate.png").stat().st_size > 0

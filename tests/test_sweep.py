@@ -327,6 +327,7 @@ def test_a_sweep_of_several_environments_reports_each_and_links_them(tmp_path):
     report = run_sweep(load_spec(tmp_path / "two.toml"), tmp_path / "out", workers=1, progress=False)
     text = report.read_text()
     assert "[its report](AbsentSupervisor-v0/report.md)" in text and "`OversightGrid/Tampering-7x7-v0` {'size': 5}" in text
+    assert "![each environment](environments.png)" in text and (tmp_path / "out/environments.png").stat().st_size > 0
     for env, steps in (("AbsentSupervisor-v0", 2048), ("tamper", 1024)):
         rows = read_csv(tmp_path / "out" / env / "results.csv")
         assert {(r["seed"], r["env_steps"]) for r in rows} == {("0", str(steps)), ("1", str(steps))}
