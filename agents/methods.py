@@ -13,6 +13,8 @@ calls the method's hooks:
   rollout window (`agents.batch.build_batch` calls them); `route_labels` / `route_parameters` /
   `gate_loss`: whether the labels route gradients (at activations, or by parameters) and train
   the gate;
+- `initial_state`: the method's part of the checkpoint, made once the observation planes' names
+  are known (a reward model leaves the oversight map out);
 - `after_rollout`, `after_update`, `at_evaluation`, `final_weights`: what happens as training
   goes (early stopping scores held-out labelled episodes and keeps the best weights; routed
   methods count labelled episodes; the gate replay keeps labelled samples);
