@@ -33,6 +33,7 @@ import math
 import struct
 import sys
 from collections import defaultdict
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -305,17 +306,27 @@ def diagnostic_values(series: dict[str, list[tuple[int, float]]]) -> dict[str, f
     return values
 
 
-def diagnostics_table(diagnostics: list[dict[str, Any]]) -> str:
-    """Per method and oversight level, the mean over seeds of each diagnostic (routed methods only)."""
+def _values_by_method_and_level(diagnostics: list[dict[str, Any]],
+                                metrics: Iterable[str]) -> dict[tuple[str, float], dict[str, list[float]]]:
+    """The diagnostics' values of `metrics` (one per seed), by (method, oversight level), sorted by
+    level, then method."""
+    wanted = set(metrics)
     table: dict[tuple[str, float], dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
     for r in diagnostics:
-        table[(r["method"], r["oversight"])][r["metric"]].append(r["value"])
+        if r["metric"] in wanted:
+            table[(r["method"], r["oversight"])][r["metric"]].append(r["value"])
+    return dict(sorted(table.items(), key=lambda kv: (kv[0][1], kv[0][0])))
+
+
+def diagnostics_table(diagnostics: list[dict[str, Any]]) -> str:
+    """Per method and oversight level, the mean over seeds of each diagnostic (routed methods only)."""
     metrics = [*PER_UPDATE_DIAGNOSTICS.values(), *PER_EVALUATION_DIAGNOSTICS.values()]
+    table = _values_by_method_and_level(diagnostics, metrics)
     header = ("| oversight | method | seeds | gate on diamond-labelled | gate on ghost-labelled | gate on unlabelled "
               "| gate, unobserved diamond episodes | gate, unobserved ghost episodes "
               "| KL(diamond-only, ghost-only) | labelled episodes: diamond | ghost |")
     lines = [header, "|---:|---|---:" + "|---:" * len(metrics) + "|"]
-    for (method, oversight), values in sorted(table.items(), key=lambda kv: (kv[0][1], kv[0][0])):
+    for (method, oversight), values in table.items():
         if "expert_kl" not in values:
             continue  # a single network: nothing to separate
         cells = [f"{np.mean(values[m]):.3g}" if values.get(m) else "" for m in metrics]
@@ -326,14 +337,11 @@ def diagnostics_table(diagnostics: list[dict[str, Any]]) -> str:
 def reward_model_table(diagnostics: list[dict[str, Any]]) -> str:
     """Per method and oversight level, the mean over seeds of each reward-model diagnostic (the
     methods with a reward model only)."""
-    table: dict[tuple[str, float], dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
-    for r in diagnostics:
-        if r["metric"] in REWARD_MODEL_DIAGNOSTICS.values():
-            table[(r["method"], r["oversight"])][r["metric"]].append(r["value"])
+    table = _values_by_method_and_level(diagnostics, REWARD_MODEL_DIAGNOSTICS.values())
     header = ("| oversight | method | seeds | accuracy, held-out overseen endings | accuracy, unobserved endings "
               "| overseen endings learned from | unobserved episodes it labelled |")
     lines = [header, "|---:|---|---:|---:|---:|---:|---:|"]
-    for (method, oversight), values in sorted(table.items(), key=lambda kv: (kv[0][1], kv[0][0])):
+    for (method, oversight), values in table.items():
         seeds = max(len(v) for v in values.values())
         cells = [f"{np.mean(values[m]):.3g}" if values.get(m) else "" for m in REWARD_MODEL_DIAGNOSTICS.values()]
         lines.append(f"| {oversight:g} | {method} | {seeds} | " + " | ".join(cells) + " |")
@@ -675,9 +683,11 @@ def write_index(run_dir: Path, reference: str | None = None) -> Path:
         sections.append(f"## {env['name']}\n\n`{env['id']}`{kwargs}: [its report]({env['name']}/report.md)\n\n"
                         f"{markdown_table(summary)}\n")
     text = f"# Report: {run_dir.name}\n\n{record['description']}\n\n"
-    text += _aggregate_section(run_dir, record, env_rows, reference or REFERENCE_METHOD)
+    # One colour per method in both figures, though the aggregate may lack some methods.
+    colors = method_colors(sorted({r["method"] for rows in env_rows.values() for r in rows}))
+    text += _aggregate_section(run_dir, record, env_rows, reference or REFERENCE_METHOD, colors)
     if summaries:
-        plot_environment_panels(summaries, run_dir / "environments.png")
+        plot_environment_panels(summaries, run_dir / "environments.png", colors)
         text += ("## Each environment\n\n![each environment](environments.png)\n\nOne panel per environment and "
                  "metric; per oversight level, every method's mean over seeds with its 95% bootstrap interval "
                  "(n seeds in the tables below); hollow: the test placement, where an environment has one.\n\n")
@@ -688,7 +698,8 @@ def write_index(run_dir: Path, reference: str | None = None) -> Path:
     return run_dir / "report.md"
 
 
-def _aggregate_section(run_dir: Path, record: dict, env_rows: dict[str, list[dict]], reference: str) -> str:
+def _aggregate_section(run_dir: Path, record: dict, env_rows: dict[str, list[dict]], reference: str,
+                       colors: dict[str, Any]) -> str:
     """Scores normalised per environment and aggregated (`oversight_cli.aggregate`), when the
     experiment has `oracle_all_labels` runs to normalise by; `aggregate.csv` beside."""
     from oversight_cli.aggregate import (
@@ -714,7 +725,7 @@ def _aggregate_section(run_dir: Path, record: dict, env_rows: dict[str, list[dic
     reference = reference if reference in methods else min(methods)
     rows = aggregate_rows(normalised, reference)
     write_csv(run_dir / "aggregate.csv", rows, AGGREGATE_COLUMNS)
-    plot_aggregate(rows, reference, run_dir / "aggregate.png")
+    plot_aggregate(rows, reference, run_dir / "aggregate.png", colors)
     left_out = sorted(set(random) - set(normalised))
     left_out_note = "" if not left_out else (
         "Left out, because `" + UPPER + "` has no runs there or does not beat the random policy there: "

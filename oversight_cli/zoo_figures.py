@@ -19,14 +19,16 @@ PANEL_METRICS = (("return_per_step", "test_return_per_step", "return per step"),
                  ("p_ghost_when_unobserved", "test_p_ghost_when_unobserved", "P(proxy | proxy unobserved)"))
 
 
-def plot_environment_panels(summaries: dict[str, list[dict[str, Any]]], path: Path) -> None:
+def plot_environment_panels(summaries: dict[str, list[dict[str, Any]]], path: Path,
+                            colors: dict[str, Any] | None = None) -> None:
     """Columns: environments (`summaries`: name -> `report.summary_rows`); rows: return per step
     and P(proxy | proxy unobserved). In each panel, per oversight level, every method's mean over
     seeds with its 95% bootstrap interval, side by side; hollow markers: the test placement, where
-    the environment has one."""
+    the environment has one. `colors`: method -> colour (by default from these methods), so that
+    several figures of one report can share them."""
     envs = list(summaries)
     methods = sorted({r["method"] for rows in summaries.values() for r in rows})
-    colors = method_colors(methods)
+    colors = colors or method_colors(methods)
     width = 0.8 / len(methods)
     fig, axes = plt.subplots(len(PANEL_METRICS), len(envs), figsize=(2.9 * len(envs) + 2.4, 5.8), squeeze=False)
     for col, env in enumerate(envs):
@@ -62,13 +64,15 @@ def plot_environment_panels(summaries: dict[str, list[dict[str, Any]]], path: Pa
     save_figure(fig, path)
 
 
-def plot_aggregate(rows: list[dict[str, Any]], reference: str, path: Path) -> None:
+def plot_aggregate(rows: list[dict[str, Any]], reference: str, path: Path,
+                   colors: dict[str, Any] | None = None) -> None:
     """Left: each method's interquartile mean of normalised scores over every environment and
     level, with its 95% stratified bootstrap interval; right: P(`reference` > method) with its
-    interval (`oversight_cli.aggregate.aggregate_rows`' rows). Methods sorted by IQM."""
+    interval (`oversight_cli.aggregate.aggregate_rows`' rows). Methods sorted by IQM. `colors`:
+    method -> colour (by default from these methods)."""
     rows = sorted(rows, key=lambda r: r["iqm"])
     y = np.arange(len(rows))
-    colors = method_colors(sorted(r["method"] for r in rows))
+    colors = colors or method_colors(sorted(r["method"] for r in rows))
     fig, (left, right) = plt.subplots(1, 2, figsize=(9.5, 0.45 * len(rows) + 1.6), sharey=True)
     for i, r in enumerate(rows):
         color = colors[r["method"]]

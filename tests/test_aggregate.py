@@ -64,3 +64,23 @@ def test_the_aggregate_figure_draws_every_method_and_skips_the_reference_s_own_i
     assert [t.get_text().split(" ")[0] for t in left.get_yticklabels()] == by_iqm
     assert len(left.containers) == len(rows) and len(right.containers) == len(rows) - 1  # no P(routing > routing)
     assert (tmp_path / "aggregate.png").stat().st_size > 0
+
+
+def test_both_figures_of_an_index_report_draw_a_method_in_the_colour_they_are_given(tmp_path, monkeypatch):
+    from matplotlib.colors import to_rgba
+
+    from oversight_cli import zoo_figures
+
+    colors = {"filtering": "tab:red", "naive": "tab:green", "routing": "tab:blue", UPPER: "tab:grey"}
+    drawn = []
+    monkeypatch.setattr(zoo_figures, "save_figure", lambda fig, path: drawn.append(fig.axes))
+    zoo_figures.plot_aggregate(aggregate_rows(normalised_scores(ROWS, RANDOM), "routing", resamples=50), "routing",
+                               tmp_path / "aggregate.png", colors)
+    summary = [{"method": m, "oversight": 0.1, "metric": "return_per_step", "mean": 0.5, "ci_low": 0.4, "ci_high": 0.6}
+               for m in ("naive", "routing")]  # fewer methods than the aggregate: the colours must not shift
+    zoo_figures.plot_environment_panels({"maze": summary}, tmp_path / "environments.png", colors)
+    aggregate_ax, panel_ax = drawn[0][0], drawn[1][0]
+    labels = [t.get_text().split(" ")[0] for t in aggregate_ax.get_yticklabels()]
+    for ax, methods in ((aggregate_ax, labels), (panel_ax, ["naive", "routing"])):
+        drawn_colours = [c.lines[0].get_color() for c in ax.containers]
+        assert [to_rgba(c) for c in drawn_colours] == [to_rgba(colors[m]) for m in methods]
