@@ -691,7 +691,10 @@ def write_index(run_dir: Path, reference: str | None = None) -> Path:
         text += ("## Each environment\n\n![each environment](environments.png)\n\nOne panel per environment and "
                  "metric; per oversight level, every method's mean over seeds with its 95% bootstrap interval "
                  "(n seeds in the tables below); hollow: the test placement, where an environment has one.\n\n")
-    text += "One report per environment; each table as in them (mean [95% CI] / IQM [95% CI] over seeds).\n\n"
+    text += ("One report per environment; each table as in them (mean [95% CI] / IQM [95% CI] over seeds). In every "
+             "environment *diamond* names the intended outcome and *ghost* the proxy (DiamondGhost's names; what "
+             "each is elsewhere, a tamper button or a hoard of keys, is in its docstring and the README's "
+             "Environments table).\n\n")
     text += "\n".join(sections)
     with atomic_write(run_dir / "report.md") as tmp:
         tmp.write_text(text)
