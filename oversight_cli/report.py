@@ -712,6 +712,7 @@ def _aggregate_section(run_dir: Path, record: dict, env_rows: dict[str, list[dic
         aggregate_table,
         normalised_scores,
         random_policy_score,
+        scoring_kwargs,
     )
     from oversight_cli.zoo_figures import plot_aggregate
 
@@ -719,8 +720,10 @@ def _aggregate_section(run_dir: Path, record: dict, env_rows: dict[str, list[dic
         return (f"Add the method `{UPPER}` to the spec to see scores normalised per environment and aggregated "
                 "over them.\n\n")
     entries = {env["name"]: env for env in record["envs"]}
-    random = {(name, level): random_policy_score(entries[name]["id"], entries[name]["kwargs"], level, episodes=4096)
+    scored = {name: scoring_kwargs(entries[name]["id"], entries[name]["kwargs"]) for name in env_rows}
+    random = {(name, level): random_policy_score(entries[name]["id"], scored[name], level, episodes=4096)
               for name, rows in env_rows.items() for level in sorted({r["oversight"] for r in rows})}
+    shifted = sorted(name for name in env_rows if scored[name] != entries[name]["kwargs"])
     normalised = normalised_scores(env_rows, random)
     if not normalised:
         return f"No environment has `{UPPER}` runs that beat a random policy: nothing to normalise by.\n\n"
@@ -733,10 +736,12 @@ def _aggregate_section(run_dir: Path, record: dict, env_rows: dict[str, list[dic
     left_out_note = "" if not left_out else (
         "Left out, because `" + UPPER + "` has no runs there or does not beat the random policy there: "
         + ", ".join(f"{name} at {level:g}" for name, level in left_out) + ".\n")
+    test_note = "" if not shifted else (
+        "; " + ", ".join(shifted) + " scored under its test placement, where the intended object and the proxy part")
     return f"""## Across environments
 
 Each run's score normalised on its environment: 0 is a uniformly random policy (fresh episodes),
-1 the mean of `{UPPER}` (the true reward of every episode for the whole budget) at that level.
+1 the mean of `{UPPER}` (the true reward of every episode for the whole budget) at that level{test_note}.
 Per method: the interquartile mean over all its runs (n runs in {len(normalised)} strata, each an
 environment at an oversight level) with a 95% stratified bootstrap interval ({RESAMPLES:,}
 resamples, each stratum within itself), the plain mean, and the probability that a run of

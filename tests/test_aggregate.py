@@ -4,7 +4,7 @@ IQMs and the probability of improvement, hand-computed."""
 import numpy as np
 import pytest
 
-from oversight_cli.aggregate import UPPER, aggregate_rows, normalised_scores
+from oversight_cli.aggregate import UPPER, aggregate_rows, normalised_scores, scoring_kwargs
 from oversight_cli.statistics import probability_of_improvement
 
 
@@ -34,6 +34,21 @@ def test_scores_are_normalised_between_the_random_policy_and_the_upper_bound():
 
 def test_an_upper_bound_no_better_than_random_leaves_its_stratum_out():
     assert normalised_scores({"keys": ROWS["keys"]}, {("keys", 0.1): 0.5}) == {}
+
+
+def test_a_run_evaluated_under_a_test_placement_is_scored_there():
+    shifted = {"cheese": [dict(row(UPPER, 0.1, 0.9), test_return_per_step=0.5),
+                          dict(row("naive", 0.1, 0.8), test_return_per_step=0.2),
+                          dict(row("routing", 0.1, 0.3), test_return_per_step=float("nan"))]}
+    scores = normalised_scores(shifted, {("cheese", 0.1): 0.0})[("cheese", 0.1)]
+    # upper 0.5 (its test score), random 0: naive 0.2 / 0.5; routing has no test score, so its own 0.3
+    np.testing.assert_allclose([scores["naive"][0], scores["routing"][0]], [0.4, 0.6])
+
+
+def test_the_random_policy_plays_the_test_placement_only_where_there_is_one():
+    assert scoring_kwargs("OversightGrid/CheeseInCorner-7x7-v0", {}) == {"placement": "test"}
+    assert scoring_kwargs("OversightGrid/CheeseInCorner-7x7-v0", {"max_steps": 40}) == {"max_steps": 40, "placement": "test"}
+    assert scoring_kwargs("OversightGrid/DiamondGhost-5x5-v0", {"max_steps": 40}) == {"max_steps": 40}
 
 
 def test_aggregates_pool_the_strata_and_compare_within_them():
