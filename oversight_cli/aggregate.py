@@ -14,6 +14,7 @@ object mostly sits where the proxy is, so only the test placement tells the two 
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 from typing import Any
 
@@ -43,8 +44,8 @@ def scoring_kwargs(env_id: str, env_kwargs: dict[str, Any]) -> dict[str, Any]:
 def run_score(row: dict[str, Any]) -> float:
     """A result row's score: its return per step under the test placement where it was evaluated
     there (`report.result_rows`: NaN where not), else under the training placement."""
-    test = row.get("test_return_per_step", float("nan"))
-    return row["return_per_step"] if test != test else test
+    test = row.get("test_return_per_step", math.nan)
+    return row["return_per_step"] if math.isnan(test) else test
 
 
 def random_policy_score(env_id: str, env_kwargs: dict[str, Any], oversight: float, episodes: int = 8192,

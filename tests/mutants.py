@@ -104,7 +104,7 @@ MUTANTS: list[tuple[str, str, str, str, list[str]]] = [
     ("aggregate: the probability of improvement over every stratum, shared or not", "oversight_cli/aggregate.py",
      "if method in by_method and reference in by_method]", "if reference in by_method]", ["tests/test_aggregate.py"]),
     ("aggregate: a shifted environment scored under its training placement", "oversight_cli/aggregate.py",
-     'return row["return_per_step"] if test != test else test', 'return row["return_per_step"]', ["tests/test_aggregate.py"]),
+     'return row["return_per_step"] if math.isnan(test) else test', 'return row["return_per_step"]', ["tests/test_aggregate.py"]),
     ("aggregate: the random policy plays the training placement", "oversight_cli/aggregate.py",
      'return {**env_kwargs, "placement": "test"} if has_placement_shift(env_id, env_kwargs) else env_kwargs',
      "return env_kwargs", ["tests/test_aggregate.py"]),

@@ -4,7 +4,12 @@ IQMs and the probability of improvement, hand-computed."""
 import numpy as np
 import pytest
 
-from oversight_cli.aggregate import UPPER, aggregate_rows, normalised_scores, scoring_kwargs
+from oversight_cli.aggregate import (
+    UPPER,
+    aggregate_rows,
+    normalised_scores,
+    scoring_kwargs,
+)
 from oversight_cli.statistics import probability_of_improvement
 
 
