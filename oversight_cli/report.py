@@ -6,6 +6,8 @@ Writes into RUN_DIR:
   mean and the interquartile mean, each with a 95% bootstrap confidence interval, of the evaluated policy's
   return per step and of P(ghost | ghost cell unobserved).
 - `learning_curves.csv`: the periodic evaluations logged to tensorboard during training.
+- `<cell>/curves.json` in each finished cell: its learning curves and diagnostics as read from
+  its events, from which later reports read them when the events are gone (`cell_curves`).
 - `diagnostics.csv` and tables in `report.md`: do a routed network's experts separate (the gate
   on each route's samples, the KL between the two experts' policies, the labelled episodes each
   expert saw) at the end of training; how accurate a learned reward model is, on held-out
@@ -43,7 +45,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 
-from agents.files import atomic_write
+from agents.files import atomic_write, write_json_atomic
 from agents.run_dir import (
     CHECKPOINT,
     CONFIG,
@@ -76,6 +78,7 @@ COMPARISON_COLUMNS = ["reference", "method", "oversight", "difference", "ci_low"
                       "p_improvement", "p_improvement_ci_low", "p_improvement_ci_high"]
 ALL_LEVELS = "all"  # the comparison row over every oversight level (each level a stratum)
 REFERENCE_METHOD = "routing"  # the method every other one is compared with, when the experiment has it
+CURVES = "curves.json"  # a finished cell's learning curves and diagnostics, saved by `cell_curves`
 CURVE_TAGS = {"eval/discounted_return_per_step": "return_per_step", "eval/p_ghost_when_unobserved": "p_ghost_when_unobserved"}
 # Do a routed network's experts separate? Per-update tags (the gate on each route's training
 # samples) are averaged over the last tenth of the run; per-evaluation tags are the last value.
@@ -266,29 +269,60 @@ def _improvement(a: list[np.ndarray], b: list[np.ndarray]) -> dict[str, float]:
 def learning_curve_rows(
     run_dir: Path, finished: Evaluations
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[str]]:
-    """From every finished cell's tensorboard events: its periodic evaluations (learning curves),
-    its separation diagnostics at the end of training (`diagnostic_values`), and one line per cell
-    whose events are missing or damaged (its curve would be cut short)."""
+    """From every finished cell's tensorboard events (or its saved `curves.json`, see
+    `cell_curves`): its periodic evaluations (learning curves), its separation diagnostics at the
+    end of training (`diagnostic_values`), and one line per cell whose events are missing or
+    damaged (its curve would be cut short)."""
     rows, diagnostics, incomplete = [], [], []
     for cell, report in finished.items():
         config = report["config"]
         key = {"method": config["method"], "oversight": config["oversight_prob"], "seed": config["seed"]}
-        event_files = sorted((run_dir / cell / "tb").glob("**/events.out.tfevents.*"))
-        if not event_files:
-            incomplete.append(f"{cell}: no tensorboard events")
-        series: dict[str, list[tuple[int, float]]] = defaultdict(list)
-        for event_dir in sorted({p.parent for p in event_files}):
-            events, damage = _read_events(event_dir)
-            incomplete += [f"{cell}: {path.relative_to(run_dir / cell).as_posix()} {what}" for path, what in damage]
-            scalars = events.Tags()["scalars"]
-            for tag, metric in CURVE_TAGS.items():
-                if tag in scalars:
-                    rows.extend({**key, "env_steps": e.step, "metric": metric, "value": e.value} for e in events.Scalars(tag))
-            for tag in (*PER_UPDATE_DIAGNOSTICS, *PER_EVALUATION_DIAGNOSTICS, *REWARD_MODEL_DIAGNOSTICS):
-                if tag in scalars:
-                    series[tag].extend((e.step, e.value) for e in events.Scalars(tag))
-        diagnostics.extend({**key, "metric": metric, "value": value} for metric, value in diagnostic_values(series).items())
+        curves, problems = cell_curves(run_dir / cell)
+        incomplete += [f"{cell}: {problem}" for problem in problems]
+        rows.extend({**key, "env_steps": step, "metric": metric, "value": value}
+                    for metric, points in curves["curves"].items() for step, value in points)
+        diagnostics.extend({**key, "metric": metric, "value": value} for metric, value in curves["diagnostics"].items())
     return rows, diagnostics, incomplete
+
+
+def cell_curves(cell_dir: Path) -> tuple[dict[str, Any], list[str]]:
+    """What a finished cell's tensorboard events give the report, `{"curves": {metric: [[step,
+    value], ...]}, "diagnostics": {metric: value}}`, and what is wrong with the events (one
+    phrase per problem).
+
+    Read from the events, and saved beside them as `curves.json` when they are whole: a copy of
+    the cell without its events (which are most of its size; `runs/zoo`'s tracked results, say)
+    then reports the same, from that file."""
+    event_files = sorted((cell_dir / "tb").glob("**/events.out.tfevents.*"))
+    saved = cell_dir / CURVES
+    if not event_files:
+        if not saved.exists():
+            return {"curves": {}, "diagnostics": {}}, ["no tensorboard events"]
+        try:
+            curves = read_json(saved)
+        except ValueError:
+            curves = None
+        if not (isinstance(curves, dict) and isinstance(curves.get("curves"), dict)
+                and isinstance(curves.get("diagnostics"), dict)):
+            return {"curves": {}, "diagnostics": {}}, [f"no tensorboard events, and {CURVES} is damaged"]
+        return curves, []
+    points: dict[str, list[list[float]]] = defaultdict(list)
+    series: dict[str, list[tuple[int, float]]] = defaultdict(list)
+    problems = []
+    for event_dir in sorted({p.parent for p in event_files}):
+        events, damage = _read_events(event_dir)
+        problems += [f"{path.relative_to(cell_dir).as_posix()} {what}" for path, what in damage]
+        scalars = events.Tags()["scalars"]
+        for tag, metric in CURVE_TAGS.items():
+            if tag in scalars:
+                points[metric].extend([e.step, e.value] for e in events.Scalars(tag))
+        for tag in (*PER_UPDATE_DIAGNOSTICS, *PER_EVALUATION_DIAGNOSTICS, *REWARD_MODEL_DIAGNOSTICS):
+            if tag in scalars:
+                series[tag].extend((e.step, e.value) for e in events.Scalars(tag))
+    curves = {"curves": dict(points), "diagnostics": diagnostic_values(series)}
+    if not problems:
+        write_json_atomic(saved, curves)
+    return curves, problems
 
 
 def diagnostic_values(series: dict[str, list[tuple[int, float]]]) -> dict[str, float]:

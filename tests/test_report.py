@@ -198,6 +198,37 @@ def test_a_cell_without_events_is_listed(trained_cell, tmp_path):
     assert "- naive/p0.2/s0: no tensorboard events" in write_report(tmp_path).read_text()
 
 
+def test_a_cell_whose_events_are_gone_reports_the_same_from_its_saved_curves(trained_cell, tmp_path):
+    """`curves.json` (written by a report that read the events) stands in for them: the tracked
+    results of a long sweep keep their learning curves and diagnostics without the events."""
+    from torch.utils.tensorboard import SummaryWriter
+
+    cell = add_cell(trained_cell, tmp_path, "naive/p0.2/s0")
+    with SummaryWriter(str(cell / "tb")) as writer:  # a routed run's diagnostics, beside the evaluations
+        for step, gate in [(100, 0.2), (960, 0.6), (1000, 0.8)]:
+            writer.add_scalar("gate/unlabelled", gate, step)
+        writer.add_scalar("eval/expert_kl", 0.3, 1000)
+        writer.add_scalar("reward_model/heldout_accuracy", 0.9, 1000)
+    write_report(tmp_path)
+    curves, diagnostics = read_csv(tmp_path / "learning_curves.csv"), read_csv(tmp_path / "diagnostics.csv")
+    assert len(curves) == 4 and {r["metric"]: float(r["value"]) for r in diagnostics} == pytest.approx(
+        {"gate_on_unlabelled": 0.7, "expert_kl": 0.3, "model_heldout_accuracy": 0.9})
+    shutil.rmtree(cell / "tb")
+    text = write_report(tmp_path).read_text()
+    assert read_csv(tmp_path / "learning_curves.csv") == curves and read_csv(tmp_path / "diagnostics.csv") == diagnostics
+    assert "Incomplete learning curves" not in text
+    (cell / "curves.json").write_text("{")
+    assert "- naive/p0.2/s0: no tensorboard events, and curves.json is damaged" in write_report(tmp_path).read_text()
+
+
+def test_damaged_events_are_not_saved_as_curves(trained_cell, tmp_path):
+    cell = add_cell(trained_cell, tmp_path, "naive/p0.2/s0")
+    events = only_event_file(cell)
+    events.write_bytes(events.read_bytes()[:-3])
+    assert "is truncated" in write_report(tmp_path).read_text()
+    assert not (cell / "curves.json").exists()
+
+
 def _evaluation(method, seed, variants, evaluated, env_steps=9_000, steps=3_000_000):
     stats = {"episodes": 10, "discounted_return_per_step": {"mean": 0.0, "ci95": [0.0, 0.0]},
              "paper_window_return_per_step": 0.0, "true_return": {"mean": 0.0}, "p_diamond": 0.5, "p_ghost": 0.5,
