@@ -551,6 +551,43 @@ def markdown_table(summary: list[dict], metrics: tuple[str, str] = ("return_per_
     return "\n".join(lines)
 
 
+def overview_table(summaries: dict[str, list[dict]]) -> str:
+    """Every method's mean return per step / mean P(ghost | unobserved) over seeds, one column per
+    environment and oversight level (each environment's `summary_rows`; an environment with a
+    test placement (`TEST_METRICS`) shown under it, marked *test*), the best mean return of a
+    column in bold among the methods that see no more labels than the others (not the oracles)."""
+    columns, cells, methods = [], {}, {}
+    for env, summary in summaries.items():
+        test = any(r["metric"] in TEST_METRICS for r in summary)
+        ret, ghost = (TEST_METRICS if test else SUMMARY_METRICS)
+        for level in sorted({r["oversight"] for r in summary}):
+            column = (env, level, test)
+            columns.append(column)
+            for r in summary:
+                if r["oversight"] == level and r["metric"] in (ret, ghost):
+                    methods.setdefault(r["method"], None)
+                    cells.setdefault((r["method"], column), {})[r["metric"] == ret] = r["mean"]
+    best = {}
+    for column in columns:
+        returns = [cells[(m, column)][True] for m in methods if (m, column) in cells and not m.startswith("oracle")]
+        best[column] = max(returns, default=math.nan)
+    lines = ["| method | " + " | ".join(f"{env} {level:g}{' *test*' if test else ''}" for env, level, test in columns) + " |",
+             "|---|" + "---:|" * len(columns)]
+    for method in methods:
+        row = []
+        for column in columns:
+            values = cells.get((method, column))
+            if values is None:
+                row.append("")
+                continue
+            ret = f"{values[True]:.3f}"
+            if values[True] == best[column] and not method.startswith("oracle"):
+                ret = f"**{ret}**"
+            row.append(f"{ret} / {values[False]:.2f}")
+        lines.append(f"| {method} | " + " | ".join(row) + " |")
+    return "\n".join(lines)
+
+
 def comparison_table(comparisons: list[dict]) -> str:
     """Oversight levels down (then all levels together), the other methods across; each cell: the
     difference [95% CI] and its verdict, then the probability of improvement [95% CI]."""
@@ -720,6 +757,11 @@ def write_index(run_dir: Path, reference: str | None = None) -> Path:
     # One colour per method in both figures, though the aggregate may lack some methods.
     colors = method_colors(sorted({r["method"] for rows in env_rows.values() for r in rows}))
     text += _aggregate_section(run_dir, record, env_rows, reference or REFERENCE_METHOD, colors)
+    if summaries:
+        text += ("## At a glance\n\nPer method, environment and oversight level: the mean over seeds of the return "
+                 "per step / of P(ghost | ghost unobserved); in bold, each column's best return among the methods "
+                 "without the oracles' labels; *test*: under the environment's test placement. Intervals and seed "
+                 "counts: each environment's table below.\n\n" + overview_table(summaries) + "\n\n")
     if summaries:
         plot_environment_panels(summaries, run_dir / "environments.png", colors)
         text += ("## Each environment\n\n![each environment](environments.png)\n\nOne panel per environment and "

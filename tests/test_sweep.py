@@ -297,6 +297,27 @@ def test_routing_is_compared_with_every_other_method_at_each_level():
     assert "| 0.01 | -0.200 [" in comparison_table(comparison_rows(data))  # filtering, naive, oracle: alphabetical
 
 
+def test_the_overview_puts_every_environment_and_level_side_by_side_and_marks_the_best_non_oracle():
+    from oversight_cli.report import overview_table
+
+    def summary(method, level, ret, ghost, test=False):
+        prefix = "test_" if test else ""
+        return [{"method": method, "oversight": level, "metric": f"{prefix}return_per_step", "mean": ret},
+                {"method": method, "oversight": level, "metric": f"{prefix}p_ghost_when_unobserved", "mean": ghost}]
+
+    summaries = {
+        "Maze": summary("naive", 0.01, 0.2, 0.5) + summary("routing", 0.01, 0.4, 0.1) + summary("oracle", 0.01, 0.9, 0.0)
+                + summary("naive", 0.1, 0.6, 0.3),
+        "Cheese": summary("naive", 0.1, 0.8, 0.1) + summary("naive", 0.1, 0.1, 0.7, test=True)
+                  + summary("routing", 0.1, 0.7, 0.2) + summary("routing", 0.1, 0.3, 0.4, test=True),
+    }
+    lines = overview_table(summaries).splitlines()
+    assert lines[0] == "| method | Maze 0.01 | Maze 0.1 | Cheese 0.1 *test* |"
+    assert lines[2:] == ["| naive | 0.200 / 0.50 | **0.600** / 0.30 | 0.100 / 0.70 |",
+                         "| routing | **0.400** / 0.10 |  | **0.300** / 0.40 |",
+                         "| oracle | 0.900 / 0.00 |  |  |"]
+
+
 ZOO = """
 name = "two"
 description = "two environments"
@@ -328,6 +349,7 @@ def test_a_sweep_of_several_environments_reports_each_and_links_them(tmp_path):
     text = report.read_text()
     assert "[its report](AbsentSupervisor-v0/report.md)" in text and "`OversightGrid/Tampering-7x7-v0` {'size': 5}" in text
     assert "![each environment](environments.png)" in text and (tmp_path / "out/environments.png").stat().st_size > 0
+    assert "| method | AbsentSupervisor-v0 0.3 | tamper 0.3 |" in text.split("## At a glance")[1]
     for env, steps in (("AbsentSupervisor-v0", 2048), ("tamper", 1024)):
         rows = read_csv(tmp_path / "out" / env / "results.csv")
         assert {(r["seed"], r["env_steps"]) for r in rows} == {("0", str(steps)), ("1", str(steps))}
