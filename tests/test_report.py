@@ -12,7 +12,7 @@ import torch
 from agents.config import TrainConfig
 from agents.train import train
 from oversight_cli.ladder import write_ladder
-from oversight_cli.report import diagnostic_values, event_file_records, write_report
+from oversight_cli.report import diagnostic_values, event_file_records, overview_table, write_report
 from oversight_cli.spec import load_spec
 from oversight_cli.sweep import experiment_record
 
@@ -227,6 +227,25 @@ def test_damaged_events_are_not_saved_as_curves(trained_cell, tmp_path):
     events.write_bytes(events.read_bytes()[:-3])
     assert "is truncated" in write_report(tmp_path).read_text()
     assert not (cell / "curves.json").exists()
+
+
+def test_the_overview_puts_every_environment_and_level_side_by_side_and_marks_the_best_non_oracle():
+    def summary(method, level, ret, ghost, test=False):
+        prefix = "test_" if test else ""
+        return [{"method": method, "oversight": level, "metric": f"{prefix}return_per_step", "mean": ret},
+                {"method": method, "oversight": level, "metric": f"{prefix}p_ghost_when_unobserved", "mean": ghost}]
+
+    summaries = {
+        "Maze": summary("naive", 0.01, 0.2, 0.5) + summary("routing", 0.01, 0.4, 0.1) + summary("oracle", 0.01, 0.9, 0.0)
+                + summary("naive", 0.1, 0.6, 0.3) + summary("oracle", 0.1, 0.6, 0.0),  # a tie: still not bold
+        "Cheese": summary("naive", 0.1, 0.8, 0.1) + summary("naive", 0.1, 0.1, 0.7, test=True)
+                  + summary("routing", 0.1, 0.7, 0.2) + summary("routing", 0.1, 0.3, 0.4, test=True),
+    }
+    lines = overview_table(summaries).splitlines()
+    assert lines[0] == "| method | Maze 0.01 | Maze 0.1 | Cheese 0.1 *test* |"
+    assert lines[2:] == ["| naive | 0.200 / 0.50 | **0.600** / 0.30 | 0.100 / 0.70 |",
+                         "| routing | **0.400** / 0.10 |  | **0.300** / 0.40 |",
+                         "| oracle | 0.900 / 0.00 | 0.600 / 0.00 |  |"]
 
 
 def _evaluation(method, seed, variants, evaluated, env_steps=9_000, steps=3_000_000):

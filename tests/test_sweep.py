@@ -297,27 +297,6 @@ def test_routing_is_compared_with_every_other_method_at_each_level():
     assert "| 0.01 | -0.200 [" in comparison_table(comparison_rows(data))  # filtering, naive, oracle: alphabetical
 
 
-def test_the_overview_puts_every_environment_and_level_side_by_side_and_marks_the_best_non_oracle():
-    from oversight_cli.report import overview_table
-
-    def summary(method, level, ret, ghost, test=False):
-        prefix = "test_" if test else ""
-        return [{"method": method, "oversight": level, "metric": f"{prefix}return_per_step", "mean": ret},
-                {"method": method, "oversight": level, "metric": f"{prefix}p_ghost_when_unobserved", "mean": ghost}]
-
-    summaries = {
-        "Maze": summary("naive", 0.01, 0.2, 0.5) + summary("routing", 0.01, 0.4, 0.1) + summary("oracle", 0.01, 0.9, 0.0)
-                + summary("naive", 0.1, 0.6, 0.3),
-        "Cheese": summary("naive", 0.1, 0.8, 0.1) + summary("naive", 0.1, 0.1, 0.7, test=True)
-                  + summary("routing", 0.1, 0.7, 0.2) + summary("routing", 0.1, 0.3, 0.4, test=True),
-    }
-    lines = overview_table(summaries).splitlines()
-    assert lines[0] == "| method | Maze 0.01 | Maze 0.1 | Cheese 0.1 *test* |"
-    assert lines[2:] == ["| naive | 0.200 / 0.50 | **0.600** / 0.30 | 0.100 / 0.70 |",
-                         "| routing | **0.400** / 0.10 |  | **0.300** / 0.40 |",
-                         "| oracle | 0.900 / 0.00 |  |  |"]
-
-
 ZOO = """
 name = "two"
 description = "two environments"
