@@ -172,7 +172,7 @@ def missing_cells(run_dir: Path, finished: Evaluations, unreadable: dict[str, st
 
 
 def _progress(cell_dir: Path) -> str:
-    if (cell_dir / CHECKPOINT).exists() or (cell_dir / SB3_CHECKPOINT).exists():
+    if _has_checkpoint(cell_dir):
         return "part-way (it has a checkpoint; the sweep resumes it)"
     if (cell_dir / CONFIG).exists():
         return "started, no checkpoint yet"
@@ -642,14 +642,20 @@ shift). The same policies on fresh episodes drawn from the test placement:
 
 
 def policy_filmstrips(run_dir: Path, finished: Evaluations) -> list[tuple[str, str]]:
-    """One episode of each method's evaluated policy (its cell of lowest oversight and seed), as a
-    PNG filmstrip in `run_dir`; (method, file name) of each one drawn."""
+    """One episode of each method's evaluated policy (its cell of lowest oversight and seed among
+    those that kept a checkpoint), as a PNG filmstrip in `run_dir`; (method, file name) of each one
+    drawn. A method none of whose cells kept a checkpoint (results only, as tracked) gets none, said so."""
     from agents.methods import get_method
     from oversight_cli.render import filmstrip, record
 
     first: dict[str, tuple[float, int, str]] = {}
+    for method in sorted({report["config"]["method"] for report in finished.values()}):
+        if not any(_has_checkpoint(run_dir / cell) for cell, r in finished.items() if r["config"]["method"] == method):
+            print(f"report: no filmstrip of {method}: none of its cells kept a checkpoint", file=sys.stderr)
     for cell, report in finished.items():
         config = report["config"]
+        if not _has_checkpoint(run_dir / cell):
+            continue
         key = (config["oversight_prob"], config["seed"], cell)
         first[config["method"]] = min(first.get(config["method"], key), key)
     strips = []
@@ -664,6 +670,10 @@ def policy_filmstrips(run_dir: Path, finished: Evaluations) -> list[tuple[str, s
         filmstrip(episodes[0], run_dir / name, f"{title}, seed {seed} (light cells are overseen)")
         strips.append((method, name))
     return strips
+
+
+def _has_checkpoint(cell_dir: Path) -> bool:
+    return (cell_dir / CHECKPOINT).exists() or (cell_dir / SB3_CHECKPOINT).exists()
 
 
 def _filmstrip_section(strips: list[tuple[str, str]]) -> str:

@@ -98,6 +98,8 @@ MUTANTS: list[tuple[str, str, str, str, list[str]]] = [
      ["tests/test_report.py"]),
     ("report: saved curves read without their diagnostics", "oversight_cli/report.py",
      "        return curves, []", '        return {**curves, "diagnostics": {}}, []', ["tests/test_report.py"]),
+    ("report: the filmstrip's cell chosen among cells without a checkpoint", "oversight_cli/report.py",
+     "        if not _has_checkpoint(run_dir / cell):\n            continue\n", "", ["tests/test_report.py"]),
     ("overview: an oracle's return in bold", "oversight_cli/report.py",
      'if values[True] == best[column] and not method.startswith("oracle"):', "if values[True] == best[column]:",
      ["tests/test_report.py"]),

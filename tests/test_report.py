@@ -12,7 +12,12 @@ import torch
 from agents.config import TrainConfig
 from agents.train import train
 from oversight_cli.ladder import write_ladder
-from oversight_cli.report import diagnostic_values, event_file_records, overview_table, write_report
+from oversight_cli.report import (
+    diagnostic_values,
+    event_file_records,
+    overview_table,
+    write_report,
+)
 from oversight_cli.spec import load_spec
 from oversight_cli.sweep import experiment_record
 
@@ -219,6 +224,22 @@ def test_a_cell_whose_events_are_gone_reports_the_same_from_its_saved_curves(tra
     assert "Incomplete learning curves" not in text
     (cell / "curves.json").write_text("{")
     assert "- naive/p0.2/s0: no tensorboard events, and curves.json is damaged" in write_report(tmp_path).read_text()
+
+
+def test_a_results_only_copy_reports_without_a_filmstrip_and_says_so(trained_cell, tmp_path, capsys):
+    """Tracked results keep eval.json, config.json and curves.json: the filmstrip needs a checkpoint."""
+    for seed in (0, 1):
+        cell = add_cell(trained_cell, tmp_path, f"naive/p0.2/s{seed}", seed=seed)
+        write_report(tmp_path)  # saves curves.json
+        for name in {p.name for p in cell.iterdir()} - {"eval.json", "config.json", "curves.json"}:
+            shutil.rmtree(cell / name) if (cell / name).is_dir() else (cell / name).unlink()
+    (tmp_path / "episode_naive.png").unlink()
+    text = write_report(tmp_path).read_text()
+    assert "episode_naive.png" not in text and not (tmp_path / "episode_naive.png").exists()
+    assert "report: no filmstrip of naive: none of its cells kept a checkpoint" in capsys.readouterr().err
+    assert "Incomplete learning curves" not in text and len(read_csv(tmp_path / "learning_curves.csv")) == 8
+    shutil.copy(trained_cell / "checkpoint.pt", tmp_path / "naive/p0.2/s1")  # one cell with its checkpoint: drawn
+    assert "![naive](episode_naive.png)" in write_report(tmp_path).read_text()
 
 
 def test_damaged_events_are_not_saved_as_curves(trained_cell, tmp_path):
