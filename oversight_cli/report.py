@@ -559,7 +559,7 @@ def overview_table(summaries: dict[str, list[dict]]) -> str:
     columns, cells, methods = [], {}, {}
     for env, summary in summaries.items():
         test = any(r["metric"] in TEST_METRICS for r in summary)
-        ret, ghost = (TEST_METRICS if test else SUMMARY_METRICS)
+        ret, ghost = list(TEST_METRICS if test else SUMMARY_METRICS)  # the return's and P(ghost)'s names
         for level in sorted({r["oversight"] for r in summary}):
             column = (env, level, test)
             columns.append(column)
@@ -767,11 +767,7 @@ def write_index(run_dir: Path, reference: str | None = None) -> Path:
     # One colour per method in both figures, though the aggregate may lack some methods.
     colors = method_colors(sorted({r["method"] for rows in env_rows.values() for r in rows}))
     text += _aggregate_section(run_dir, record, env_rows, reference or REFERENCE_METHOD, colors)
-    if summaries:
-        text += ("## At a glance\n\nPer method, environment and oversight level: the mean over seeds of the return "
-                 "per step / of P(ghost | ghost unobserved); in bold, each column's best return among the methods "
-                 "without the oracles' labels; *test*: under the environment's test placement. Intervals and seed "
-                 "counts: each environment's table below.\n\n" + overview_table(summaries) + "\n\n")
+    text += _overview_section(summaries)
     if summaries:
         plot_environment_panels(summaries, run_dir / "environments.png", colors)
         text += ("## Each environment\n\n![each environment](environments.png)\n\nOne panel per environment and "
@@ -785,6 +781,15 @@ def write_index(run_dir: Path, reference: str | None = None) -> Path:
     with atomic_write(run_dir / "report.md") as tmp:
         tmp.write_text(text)
     return run_dir / "report.md"
+
+
+def _overview_section(summaries: dict[str, list[dict]]) -> str:
+    if not summaries:
+        return ""
+    return ("## At a glance\n\nPer method, environment and oversight level: the mean over seeds of the return per "
+            "step / of P(ghost | ghost unobserved); in bold, each column's best return among the methods without the "
+            "oracles' labels; *test*: under the environment's test placement. Intervals and seed counts: each "
+            "environment's table below.\n\n" + overview_table(summaries) + "\n\n")
 
 
 def _aggregate_section(run_dir: Path, record: dict, env_rows: dict[str, list[dict]], reference: str,

@@ -106,7 +106,7 @@ MUTANTS: list[tuple[str, str, str, str, list[str]]] = [
     ("overview: the best return taken over the oracles too", "oversight_cli/report.py",
      'if (m, column) in cells and not m.startswith("oracle")]', "if (m, column) in cells]", ["tests/test_report.py"]),
     ("overview: a shifted environment shown under its training placement", "oversight_cli/report.py",
-     "ret, ghost = (TEST_METRICS if test else SUMMARY_METRICS)", "ret, ghost = SUMMARY_METRICS", ["tests/test_report.py"]),
+     "ret, ghost = list(TEST_METRICS if test else SUMMARY_METRICS)", "ret, ghost = list(SUMMARY_METRICS)", ["tests/test_report.py"]),
     ("index report: no panel per environment", "oversight_cli/report.py",
      "    if summaries:\n        plot_environment_panels", "    if not summaries:\n        plot_environment_panels",
      ["tests/test_sweep.py"]),
