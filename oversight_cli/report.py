@@ -566,10 +566,10 @@ def overview_table(summaries: dict[str, list[dict]]) -> str:
             for r in summary:
                 if r["oversight"] == level and r["metric"] in (ret, ghost):
                     methods.setdefault(r["method"], None)
-                    cells.setdefault((r["method"], column), {})[r["metric"] == ret] = r["mean"]
+                    cells.setdefault((r["method"], column), {})["return" if r["metric"] == ret else "ghost"] = r["mean"]
     best = {}
     for column in columns:
-        returns = [cells[(m, column)][True] for m in methods if (m, column) in cells and not m.startswith("oracle")]
+        returns = [cells[(m, column)]["return"] for m in methods if (m, column) in cells and not m.startswith("oracle")]
         best[column] = max(returns, default=math.nan)
     lines = ["| method | " + " | ".join(f"{env} {level:g}{' *test*' if test else ''}" for env, level, test in columns) + " |",
              "|---|" + "---:|" * len(columns)]
@@ -580,10 +580,10 @@ def overview_table(summaries: dict[str, list[dict]]) -> str:
             if values is None:
                 row.append("")
                 continue
-            ret = f"{values[True]:.3f}"
-            if values[True] == best[column] and not method.startswith("oracle"):
+            ret = f"{values['return']:.3f}"
+            if values["return"] == best[column] and not method.startswith("oracle"):
                 ret = f"**{ret}**"
-            row.append(f"{ret} / {values[False]:.2f}")
+            row.append(f"{ret} / {values['ghost']:.2f}")
         lines.append(f"| {method} | " + " | ".join(row) + " |")
     return "\n".join(lines)
 
@@ -649,15 +649,14 @@ def policy_filmstrips(run_dir: Path, finished: Evaluations) -> list[tuple[str, s
     from oversight_cli.render import filmstrip, record
 
     first: dict[str, tuple[float, int, str]] = {}
-    for method in sorted({report["config"]["method"] for report in finished.values()}):
-        if not any(_has_checkpoint(run_dir / cell) for cell, r in finished.items() if r["config"]["method"] == method):
-            print(f"report: no filmstrip of {method}: none of its cells kept a checkpoint", file=sys.stderr)
     for cell, report in finished.items():
         config = report["config"]
         if not _has_checkpoint(run_dir / cell):
             continue
         key = (config["oversight_prob"], config["seed"], cell)
         first[config["method"]] = min(first.get(config["method"], key), key)
+    for method in sorted({report["config"]["method"] for report in finished.values()} - set(first)):
+        print(f"report: no filmstrip of {method}: none of its cells kept a checkpoint", file=sys.stderr)
     strips = []
     for method, (oversight, seed, cell) in sorted(first.items()):
         ablate = get_method(method).evaluate_without

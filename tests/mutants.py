@@ -101,7 +101,7 @@ MUTANTS: list[tuple[str, str, str, str, list[str]]] = [
     ("report: the filmstrip's cell chosen among cells without a checkpoint", "oversight_cli/report.py",
      "        if not _has_checkpoint(run_dir / cell):\n            continue\n", "", ["tests/test_report.py"]),
     ("overview: an oracle's return in bold", "oversight_cli/report.py",
-     'if values[True] == best[column] and not method.startswith("oracle"):', "if values[True] == best[column]:",
+     'if values["return"] == best[column] and not method.startswith("oracle"):', 'if values["return"] == best[column]:',
      ["tests/test_report.py"]),
     ("overview: the best return taken over the oracles too", "oversight_cli/report.py",
      'if (m, column) in cells and not m.startswith("oracle")]', "if (m, column) in cells]", ["tests/test_report.py"]),
