@@ -21,9 +21,9 @@ import time
 import gymnasium as gym
 import numpy as np
 import torch
-from machine import describe  # beside this script: its directory is on sys.path
 
 import oversight_env
+from oversight_cli.machine import describe
 
 BATCH_SIZES = (1, 64, 512, 4096)
 

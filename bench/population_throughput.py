@@ -24,9 +24,7 @@ from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
-# Modules beside this script (its directory is on sys.path when it runs).
-from machine import describe
-
+from oversight_cli.machine import describe
 from oversight_cli.sweep import WORKER_ENVIRONMENT
 
 OVERSIGHT = 0.1

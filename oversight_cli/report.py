@@ -63,6 +63,7 @@ from oversight_cli.statistics import (
     probability_of_improvement_ci,
     stratified_bootstrap_ci,
 )
+from oversight_cli.sweep_log import sweep_log_text
 from oversight_env.spec import invalid_argument
 
 RESULT_COLUMNS = [
@@ -793,7 +794,7 @@ def write_index(run_dir: Path, reference: str | None = None) -> Path:
              "environment *diamond* names the intended outcome and *ghost* the proxy (DiamondGhost's names; what "
              "each is elsewhere, a tamper button or a hoard of keys, is in its docstring and the README's "
              "Environments table).\n\n")
-    text += "\n".join(sections)
+    text += "\n".join(sections) + "\n" + sweep_log_text(run_dir)
     with atomic_write(run_dir / "report.md") as tmp:
         tmp.write_text(text)
     return run_dir / "report.md"
@@ -927,7 +928,7 @@ The performance profile: for each method, the fraction of its runs (every oversi
 seed; n in the legend) whose return per step exceeds τ; shaded, a 95% stratified bootstrap band
 (each level resampled within itself). A curve above another is better at every threshold.
 {_filmstrip_section(strips)}
-Files: `results.csv` (every cell and variant), `summary.csv`, `comparison.csv`, `learning_curves.csv`,
+{sweep_log_text(run_dir)}Files: `results.csv` (every cell and variant), `summary.csv`, `comparison.csv`, `learning_curves.csv`,
 `diagnostics.csv`; tensorboard:
 `tensorboard --logdir {run_dir}`.
 """

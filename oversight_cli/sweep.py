@@ -5,10 +5,11 @@ beats fewer processes with more threads on small networks) or as Ray tasks (`bac
 joining the cluster at `address`, or a local Ray instance when none is given). Every cell trains
 in its own run directory, `<out>/<method>/p<oversight>/s<seed>/`, so a sweep started again skips
 finished cells and continues unfinished ones from their last checkpoint: killed at any point, it
-ends with the same results as an uninterrupted sweep. Local workers end with the sweep's main
-process, however it ends (even SIGKILL), so a sweep started again never trains beside orphans of
-the last one; and each cell's directory is locked while it trains, so two sweeps on one directory
-cannot train the same cell: the second reports that cell as failed.
+ends with the same results as an uninterrupted sweep (`sweeps.json` records each piece's wall
+time and machine: `oversight_cli.sweep_log`). Local workers end with the sweep's main process,
+however it ends (even SIGKILL), so a sweep started again never trains beside orphans of the last
+one; and each cell's directory is locked while it trains, so two sweeps on one directory cannot
+train the same cell: the second reports that cell as failed.
 
 With `population` on, cells that differ only in their seed train as one population job
 (`agents.population`: one process, the seeds' networks batched, e.g. on one GPU); "auto", the
@@ -38,6 +39,7 @@ from agents.config import TrainConfig
 from agents.files import make_output_dir, write_json_atomic
 from agents.methods import get_method
 from oversight_cli.spec import ExperimentSpec
+from oversight_cli.sweep_log import SweepLog
 from oversight_env.spec import invalid_argument
 
 BACKENDS = ("local", "ray")
@@ -183,9 +185,12 @@ def run_sweep(
     jobs = [(config.to_json(), str(out / cell.path())) for cell, config in todo]
     bar = tqdm(total=len(cells), initial=len(cells) - len(jobs), unit="cell", disable=not progress, desc=spec.name)
     failures: list[str] = []
+    if jobs:
+        log = SweepLog(out, backend, workers or (os.cpu_count() if backend == "local" else None), len(jobs))
 
     def finished(cell_dir: str, error: BaseException | None) -> None:
         bar.update(1)
+        log.cell_done(failed=error is not None)
         if error is not None:
             failures.append(f"{Path(cell_dir).relative_to(out)}: {_one_line(error)}")
             bar.write(f"cell failed: {failures[-1]}", file=sys.stderr)
@@ -193,6 +198,7 @@ def run_sweep(
     if jobs:
         run = _run_local if backend == "local" else _run_ray
         run(tasks(jobs, population_on(population, todo[0][1])), finished, workers=workers, address=address)
+        log.close()
     bar.close()
     if not failures:
         return write_report(out)

@@ -23,6 +23,7 @@ from oversight_cli.report import (
 )
 from oversight_cli.spec import load_spec
 from oversight_cli.sweep import run_sweep
+from oversight_cli.sweep_log import read_sweep_log
 from tests.fake_ray import FakeRay
 
 ROOT = Path(__file__).parents[1]
@@ -155,8 +156,17 @@ def test_a_killed_sweep_resumes_to_the_same_results(tmp_path):
     assert not (out / "results.csv").exists()
     assert len(list(out.glob("**/eval.json"))) < 4
 
+    # Saved as each cell finished (a cell finished in its worker may not be counted yet): the killed
+    # piece's work is recorded.
+    finished_when_killed = len(list(out.glob("**/eval.json")))
+    killed = read_sweep_log(out)
+    assert len(killed) == 1 and killed[0]["ended"] is None and killed[0]["cells_finished"] <= finished_when_killed
+
     resumed = subprocess.run(command, capture_output=True, text=True)
     assert resumed.returncode == 0, resumed.stderr
+    pieces = read_sweep_log(out)
+    assert pieces[0] == killed[0] and pieces[1]["ended"] is not None
+    assert pieces[1]["cells_to_train"] == pieces[1]["cells_finished"] == 4 - finished_when_killed
     assert read_csv(out / "results.csv") == read_csv(reference.parent / "results.csv")
     assert "Incomplete learning curves" not in (out / "report.md").read_text()
     # The tensorboard scalars too: a resumed run keeps every point it logged before the kill.
@@ -236,6 +246,11 @@ def test_a_cell_another_process_is_training_fails_and_the_others_finish(tmp_path
 
     run_sweep(spec, out, workers=2, progress=False)  # the lock released: run again, it retries the cell
     assert len(read_csv(out / "summary.csv")) == 4 and "Missing cells" not in (out / "report.md").read_text()
+    pieces = read_sweep_log(out)
+    assert [(p["cells_to_train"], p["cells_finished"], p["cells_failed"], p["workers"]) for p in pieces] == [
+        (4, 3, 1, 2), (1, 1, 0, 2)]
+    assert all(p["ended"] and p["machine"]["cores"] == os.cpu_count() for p in pieces)
+    assert "## How long it took" in (out / "report.md").read_text()
 
 
 def test_ray_backend_runs_every_cell_as_a_task(tmp_path, monkeypatch):
@@ -252,6 +267,7 @@ def test_ray_backend_runs_every_cell_as_a_task(tmp_path, monkeypatch):
     assert len(read_csv(tmp_path / "out" / "summary.csv")) == 6
     run_sweep(load_spec(spec_file), tmp_path / "out", backend="ray", progress=False)  # all finished: nothing to run
     assert len(ray.tasks) == 6
+    assert [(p["backend"], p["cells_finished"]) for p in read_sweep_log(tmp_path / "out")] == [("ray", 6)]
 
 
 def test_ray_backend_without_ray_is_a_clear_error(tmp_path, monkeypatch):
