@@ -5,6 +5,7 @@ import json
 
 import pytest
 
+from oversight_cli import machine
 from oversight_cli.sweep_log import SWEEP_LOG, SweepLog, read_sweep_log, sweep_log_text
 
 
@@ -22,7 +23,7 @@ def test_a_piece_is_saved_at_its_start_and_as_each_cell_finishes(tmp_path):
     (piece,) = read_sweep_log(tmp_path)
     assert piece["started"] == "2027-01-15T08:00:00Z" and piece["ended"] is None and piece["seconds"] == 0
     assert (piece["cells_to_train"], piece["workers"], piece["backend"]) == (3, 2, "local")
-    assert {"cpu", "cores", "cpu_flags", "torch", "numpy", "python", "code"} <= set(piece["machine"])
+    assert {"cpu", "cpu_id", "caches", "cores", "cpu_flags", "torch", "numpy", "python", "code"} <= set(piece["machine"])
     clock.now += 60
     log.cell_done(failed=False)
     clock.now += 70
@@ -60,3 +61,14 @@ def test_no_log_no_paragraph_and_a_damaged_log_is_a_one_line_error(tmp_path):
     with pytest.raises(ValueError, match=r"sweeps\.json.*not a list of sweep pieces") as error:
         SweepLog(tmp_path, "local", 1, cells_to_train=1)
     assert "\n" not in str(error.value)
+
+
+def test_the_cpu_is_named_by_the_first_processor_in_cpuinfo(tmp_path, monkeypatch):
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("processor\t: 0\nvendor_id\t: AuthenticAMD\ncpu family\t: 25\nmodel\t\t: 17\n"
+                       "model name\t: AMD EPYC\nstepping\t: 1\nflags\t\t: fpu avx2 avx512f avx512_bf16 sse\n\n"
+                       "processor\t: 1\ncpu family\t: 6\nmodel\t\t: 143\nmodel name\t: Other\nflags\t\t: amx_tile\n")
+    monkeypatch.setattr(machine, "CPUINFO", cpuinfo)
+    assert machine.cpu_model() == "AMD EPYC"
+    assert machine.cpu_identity() == "family 25 model 17 stepping 1"
+    assert machine.cpu_flags() == ["avx2", "avx512f", "avx512_bf16"]
