@@ -72,8 +72,7 @@ def sweep_log_text(out: Path) -> str:
     if not pieces:
         return ""
     total = sum(p["seconds"] for p in pieces)
-    machines = sorted({f"{p['machine']['cpu']} ({p['machine']['cores']} cores; torch {p['machine']['torch']})"
-                       for p in pieces if isinstance(p.get("machine"), dict)})
+    machines = sorted({_machine_name(p["machine"]) for p in pieces if isinstance(p.get("machine"), dict)})
     lines = [f"- {p.get('started')}: {_duration(p['seconds'])}, {p.get('cells_finished', 0)} cells finished"
              + (f", {p['cells_failed']} failed" if p.get("cells_failed") else "")
              + ("" if p.get("ended") else " (stopped before the end)") for p in pieces]
@@ -81,6 +80,16 @@ def sweep_log_text(out: Path) -> str:
             f"{'piece' if len(pieces) == 1 else 'pieces'} of `oversight sweep` (to each piece's last finished "
             f"cell; `{SWEEP_LOG}` has each one's machine and software), on {'; '.join(machines)}:\n\n"
             + "\n".join(lines) + "\n\n")
+
+
+def _machine_name(machine: dict[str, Any]) -> str:
+    """E.g. "AMD EPYC, family 25 model 17 stepping 1 (2 cores; torch 2.13.0+cpu)"; fields a piece
+    lacks (entered by hand, or recorded before they were) are left out."""
+    name = str(machine.get("cpu") or "an unnamed CPU") + (f", {machine['cpu_id']}" if machine.get("cpu_id") else "")
+    details = [f"{machine['cores']} cores" if machine.get("cores") else None,
+               f"torch {machine['torch']}" if machine.get("torch") else None]
+    details = [d for d in details if d]
+    return name + (f" ({'; '.join(details)})" if details else "")
 
 
 def _duration(seconds: float) -> str:

@@ -117,6 +117,8 @@ MUTANTS: list[tuple[str, str, str, str, list[str]]] = [
     ("sweep log: the wall time sums only the pieces that ended", "oversight_cli/sweep_log.py",
      'total = sum(p["seconds"] for p in pieces)', 'total = sum(p["seconds"] for p in pieces if p.get("ended"))',
      ["tests/test_sweep_log.py"]),
+    ("sweep log: a machine named without its generation", "oversight_cli/sweep_log.py",
+     """ + (f", {machine['cpu_id']}" if machine.get("cpu_id") else "")""", "", ["tests/test_sweep_log.py"]),
     ("machine: the CPU named by the last processor in cpuinfo", "oversight_cli/machine.py",
      "                if not line.strip():\n                    break\n", "", ["tests/test_sweep_log.py"]),
     ("report: the filmstrip's cell chosen among cells without a checkpoint", "oversight_cli/report.py",

@@ -63,6 +63,17 @@ def test_no_log_no_paragraph_and_a_damaged_log_is_a_one_line_error(tmp_path):
     assert "\n" not in str(error.value)
 
 
+def test_machines_are_named_with_their_generation_and_a_hand_entered_piece_may_lack_fields(tmp_path):
+    machine_a = {"cpu": "AMD EPYC", "cpu_id": "family 25 model 17 stepping 1", "cores": 2, "torch": "2.13.0+cpu"}
+    pieces = [{"started": "2027-01-15T08:00:00Z", "seconds": 600, "cells_finished": 2, "ended": "x", "machine": machine_a},
+              {"started": "2027-01-16T08:00:00Z", "seconds": 1200, "cells_finished": 3, "ended": "x",
+               "machine": {"cpu": "AMD EPYC"}, "note": "entered by hand"}]
+    (tmp_path / SWEEP_LOG).write_text(json.dumps(pieces))
+    text = sweep_log_text(tmp_path)
+    assert "30 min of wall time in 2 pieces" in text
+    assert "on AMD EPYC; AMD EPYC, family 25 model 17 stepping 1 (2 cores; torch 2.13.0+cpu):" in text
+
+
 def test_the_cpu_is_named_by_the_first_processor_in_cpuinfo(tmp_path, monkeypatch):
     cpuinfo = tmp_path / "cpuinfo"
     cpuinfo.write_text("processor\t: 0\nvendor_id\t: AuthenticAMD\ncpu family\t: 25\nmodel\t\t: 17\n"
