@@ -195,9 +195,15 @@ class RoutedPPO(PPO):
         gate_coef: float = TrainConfig.gate_coef,
         max_grad_norm: float | None = TrainConfig.max_grad_norm,
         policy: type[RoutedActorCriticPolicy] = RoutedActorCriticPolicy,
+        device: torch.device | str = "cpu",
         _init_setup_model: bool = True,
         **kwargs: Any,
     ):
+        # SB3's "auto" picks a GPU where there is one; RoutedPPO's is the CPU.
+        device = "cpu" if str(device) == "auto" else device
+        if torch.device(device).type != "cpu":
+            raise invalid_argument("device", device, "RoutedPPO trains on the CPU (its action generator is a CPU "
+                                   "one); for a GPU use the lean trainer (`--trainer lean --device cuda`)")
         for name, accepted in _UNSUPPORTED.items():
             if kwargs.get(name, accepted) != accepted:
                 raise invalid_argument(name, kwargs[name], f"RoutedPPO does not support it (only {accepted!r})")
@@ -216,8 +222,13 @@ class RoutedPPO(PPO):
             policy, env, learning_rate=learning_rate, n_steps=n_steps, batch_size=batch_size, n_epochs=n_epochs,
             gamma=gamma, gae_lambda=gae_lambda, clip_range=clip_range, ent_coef=ent_coef, vf_coef=vf_coef,
             max_grad_norm=max_grad_norm, rollout_buffer_class=RoutedRolloutBuffer, policy_kwargs=policy_kwargs,
-            _init_setup_model=_init_setup_model, **kwargs,
+            device=device, _init_setup_model=_init_setup_model, **kwargs,
         )
+
+    @classmethod
+    def load(cls, path: Any, env: VecEnv | None = None, device: torch.device | str = "cpu", **kwargs: Any) -> RoutedPPO:
+        """SB3's `load`, onto the CPU by default (RoutedPPO trains only there)."""
+        return super().load(path, env=env, device=device, **kwargs)
 
     def _excluded_save_params(self) -> list[str]:
         return [*super()._excluded_save_params(), "update_hooks"]

@@ -70,10 +70,13 @@ def test_refuses_a_mismatched_reward_and_arguments_it_would_ignore():
         with pytest.raises(ValueError, match=f"{name}={value!r} is invalid: RoutedPPO does not support it"):
             RoutedPPO(env, method="naive", **{name: value})
     RoutedPPO(env, method="naive_early_stopping", target_kl=None)  # the accepted values pass
+    with pytest.raises(ValueError, match="device='cuda' is invalid: RoutedPPO trains on the CPU"):
+        RoutedPPO(env, method="naive", device="cuda")  # refused on any machine, with or without a GPU
+    assert RoutedPPO(env, method="naive", device="auto").device.type == "cpu"  # SB3's "auto" would take a GPU
 
 
 ONE_PPO = dict(method="routing", algorithm="ppo", steps=16 * 8 * 3, oversight_prob=0.5, num_envs=16, rollout_steps=8,
-               bf16=False, max_grad_norm=0.05, ent_coef_final=0.01, anneal_lr=True, eval_every_steps=10**6,
+               device="cpu", bf16=False, max_grad_norm=0.05, ent_coef_final=0.01, anneal_lr=True, eval_every_steps=10**6,
                eval_episodes=16, checkpoint_every_steps=10**6, final_eval_episodes=16)
 
 

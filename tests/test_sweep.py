@@ -233,7 +233,7 @@ def test_a_cell_another_process_is_training_fails_and_the_others_finish(tmp_path
     busy.mkdir(parents=True)
     with locked(busy):  # as another sweep (or `oversight train`) on this cell would hold it
         with pytest.raises(RuntimeError) as error:
-            run_sweep(spec, out, workers=2, progress=False)
+            run_sweep(spec, out, workers=2, progress=False, population="off")  # one cell per job, on a GPU too
     message = str(error.value)
     assert "\n" not in message and message.startswith("1 of 4 cells failed (naive/p0.2/s0: "), message
     assert f"another process (pid {os.getpid()}) is training this run now" in message, message
@@ -260,7 +260,8 @@ def test_ray_backend_runs_every_cell_as_a_task(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "ray", ray)
     spec_file = tmp_path / "tiny.toml"
     spec_file.write_text(TINY.format(steps=1024).replace('["routing", "naive"]', '["oracle", "naive", "routing"]'))
-    run_sweep(load_spec(spec_file), tmp_path / "out", backend="ray", address="ray://head:10001", progress=False)
+    run_sweep(load_spec(spec_file), tmp_path / "out", backend="ray", address="ray://head:10001", progress=False,
+              population="off")  # one task per cell, on a GPU too (populations: tests/test_population.py)
     # Longest cells first (two experts, then one, then the oracle's short budget), so the tail is short.
     assert ray.inits == ["ray://head:10001"]
     assert [Path(args[1]).parts[-3] for _, _, args in ray.tasks] == ["routing"] * 2 + ["naive"] * 2 + ["oracle"] * 2
