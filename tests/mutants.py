@@ -1,11 +1,14 @@
 """Mutation check: plant one-line bugs in the code that produces numbers, one at a time, and
 check that a test goes red for each. Not collected by pytest (no `test_` prefix); run it by hand:
 
-    python tests/mutants.py [--only SUBSTRING] [--table docs/mutations.md]
+    python tests/mutants.py [--only SUBSTRING] [--table docs/mutations.md] [--check]
 
 Each mutant replaces one exact snippet of one file (the snippet must occur exactly once), runs
 the named test files with `-x`, restores the file, and reports "caught" (a test failed) or
-"SURVIVED". The file is restored even when the run is interrupted.
+"SURVIVED". The file is restored even when the run is interrupted. Every snippet is checked
+against the code before anything runs: a stale one (the code changed under it) is reported as
+STALE and the others still run; `--check` only does that check (tests/test_mutants_table.py runs
+it with the suite).
 """
 
 from __future__ import annotations
@@ -43,7 +46,8 @@ MUTANTS: list[tuple[str, str, str, str, list[str]]] = [
     ("zoo: tampering leaves the last observation alone", "oversight_env/batched.py",
      "                self._spoof(final_obs, done_indices,", "                0 and self._spoof(final_obs, done_indices,", ZOO),
     ("zoo: pockets the agent cannot reach stay free", "oversight_env/batched.py",
-     "walls[todo], agent[todo], steps[todo] = ~reach, start, dist", "walls[todo], agent[todo], steps[todo] = drawn, start, dist",
+     "walls[done], agent[done], reachable[done] = ~reach[valid], start[valid], reach[valid]",
+     "walls[done], agent[done], reachable[done] = drawn[valid], start[valid], reach[valid]",
      ZOO),
     ("zoo: placement regions ignored", "oversight_env/batched.py",
      "            if self._region_prob[i] > 0:", "            if False:", ZOO),
@@ -53,7 +57,8 @@ MUTANTS: list[tuple[str, str, str, str, list[str]]] = [
      "            return supervised[:, None] & ~walls",
      "            return (torch.rand(n, cells, generator=gen, device=dev) < self.config.oversight_prob) & ~walls", ZOO),
     ("zoo: the agent starts outside its region", "oversight_env/batched.py",
-     "self._outside_agent_region = ~agent_region.view(-1)", "self._outside_agent_region = agent_region.view(-1) & False", ZOO),
+     "self._outside_agent_region = ~mask(layout.agent_region)", "self._outside_agent_region = ~mask(layout.agent_region) & False",
+     ZOO),
     ("zoo: a pinned region may be walled off", "oversight_env/batched.py",
      "            valid &= (reach[:, None] & self._pinned_regions).any(dim=2).all(dim=1)\n", "", ZOO),
     ("zoo: an episode's true return carries into the next", "oversight_env/batched.py",
@@ -383,12 +388,24 @@ MUTANTS: list[tuple[str, str, str, str, list[str]]] = [
 ]
 
 
+def stale(mutant: tuple[str, str, str, str, list[str]]) -> str | None:
+    """Why a mutant no longer matches the code (its snippet must occur exactly once in its file),
+    or None if it does."""
+    kind, file, original, *_ = mutant
+    path = ROOT / file
+    if not path.exists():
+        return f"{file} does not exist"
+    count = path.read_text().count(original)
+    return None if count == 1 else f"its snippet occurs {count} times in {file}, not once"
+
+
 def run(mutant: tuple[str, str, str, str, list[str]]) -> tuple[bool, float]:
+    """Plant the mutant, run its tests with -x, restore the file: (a test failed, seconds)."""
     kind, file, original, mutated, tests = mutant
     path = ROOT / file
     text = path.read_text()
     if text.count(original) != 1:
-        raise SystemExit(f"{file}: the snippet for {kind!r} occurs {text.count(original)} times, not once")
+        raise ValueError(f"{kind!r}: {stale(mutant)}")
     tests = [t for t in tests if (ROOT / t).exists()]
     started = time.perf_counter()
     try:
@@ -404,20 +421,34 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", help="run the mutants whose kind or file contains this")
     parser.add_argument("--table", help="also write the table (markdown) to this file")
+    parser.add_argument("--check", action="store_true", help="only check that every snippet still matches the code")
     args = parser.parse_args()
     chosen = [m for m in MUTANTS if not args.only or args.only in m[0] or args.only in m[1]]
+    # Checked before anything runs: a stale entry is reported in the table, and the rest still run.
+    stale_ones = {i: why for i, m in enumerate(chosen) if (why := stale(m)) is not None}
+    for i, why in stale_ones.items():
+        print(f"STALE: {chosen[i][0]!r}: {why}", file=sys.stderr)
+    if args.check:
+        print(f"{len(chosen) - len(stale_ones)} of {len(chosen)} mutants match the code")
+        raise SystemExit(1 if stale_ones else 0)
     lines = ["| # | bug planted | file | tests run | result |", "|---:|---|---|---|---|"]
     survived = 0
-    for i, mutant in enumerate(chosen, 1):
-        caught, seconds = run(mutant)
-        survived += not caught
+    for i, mutant in enumerate(chosen):
         kind, file, *_, tests = mutant
-        line = f"| {i} | {kind} | `{file}` | {', '.join(Path(t).stem for t in tests)} | {'caught' if caught else 'SURVIVED'} |"
+        if i in stale_ones:
+            result, seconds = "STALE (snippet not in the code)", 0.0
+        else:
+            caught, seconds = run(mutant)
+            survived += not caught
+            result = "caught" if caught else "SURVIVED"
+        line = f"| {i + 1} | {kind} | `{file}` | {', '.join(Path(t).stem for t in tests)} | {result} |"
         lines.append(line)
         print(f"{line}  ({seconds:.0f} s)", flush=True)
-    print(f"{len(chosen) - survived} of {len(chosen)} caught")
+    ran = len(chosen) - len(stale_ones)
+    summary = f"{ran - survived} of {ran} caught" + (f"; {len(stale_ones)} stale, not run" if stale_ones else "")
+    print(summary)
     if args.table:
-        Path(args.table).write_text("\n".join(lines) + f"\n\n{len(chosen) - survived} of {len(chosen)} caught.\n")
+        Path(args.table).write_text("\n".join(lines) + f"\n\n{summary}.\n")
 
 
 if __name__ == "__main__":

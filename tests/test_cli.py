@@ -4,6 +4,8 @@ import dataclasses
 import json
 import shutil
 import subprocess
+import sys
+import sysconfig
 from importlib.metadata import version
 from pathlib import Path
 
@@ -57,9 +59,17 @@ def test_bad_input_is_one_line(args, words, capsys):
     assert all(word in err for word in words)
 
 
+def console_script() -> str | None:
+    """The `oversight` script of the environment running the tests (its scripts folder, whether
+    or not that folder is on PATH, as with a venv's python called without activating it), else
+    the one on PATH."""
+    here = Path(sysconfig.get_path("scripts")) / ("oversight.exe" if sys.platform == "win32" else "oversight")
+    return str(here) if here.exists() else shutil.which("oversight")
+
+
 def test_console_script_is_installed(tmp_path):
-    exe = shutil.which("oversight")
-    assert exe, "the `oversight` console script is not on PATH: is the project installed?"
+    exe = console_script()
+    assert exe, "no `oversight` console script beside this Python or on PATH: is the project installed?"
     result = subprocess.run([exe, "demo", "--episodes", "1", "--out", str(tmp_path)], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert "wrote" in result.stdout
