@@ -710,8 +710,11 @@ class EpisodeState:
         if len(set(present)) != len(present):
             raise invalid_argument("state", present, "the objects need distinct cells")
         for cell, kind in zip(self.objects, kinds):
-            if cell == self.agent and (kind.terminal or kind.key):
-                raise invalid_argument("state", cell, f"the agent and a {kind.name} need distinct cells (only a tile that is not a key may lie under the agent)")
+            # A chest the agent stepped onto without a key stays closed under it (rule 3).
+            closed_chest = kind.terminal and kind.needs_key and self.keys == 0
+            if cell == self.agent and (kind.terminal or kind.key) and not closed_chest:
+                raise invalid_argument("state", cell, f"the agent and a {kind.name} need distinct cells (only a tile that is "
+                                       "not a key, or a chest while no key is held, may lie under the agent)")
         if np.shape(self.overseen) != shape:
             raise invalid_argument("state.overseen", np.shape(self.overseen), f"expected shape {shape}")
         if self.keys > layout.num_keys:
