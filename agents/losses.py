@@ -8,7 +8,8 @@ baseline (`-log pi(a|s) * advantage`) or PPO's clipped surrogate. Sample weights
 `policy_loss` is the network's forward followed by `output_loss`, the loss of an output.
 
 `update` applies one rollout's samples: REINFORCE takes one gradient step on all of them; PPO
-takes `epochs` passes over `minibatches` random minibatches, each with its advantages normalized.
+takes `epochs` passes over `minibatches` random minibatches, each with its advantages normalized
+(over the samples the loss keeps: `normalized`).
 A method with a gate replay adds replayed labelled samples to every step's gate loss.
 Both clip the gradient's norm when `max_grad_norm` is set.
 """
@@ -127,7 +128,7 @@ def output_loss_terms(
     replayed samples, joins the gate loss: the mean over every labelled sample, current or replayed."""
     _, actions, old_log_prob, advantages, returns, labels, weights = samples
     if normalize_advantages:
-        advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
+        advantages = normalized(advantages, weights)
     dist = Categorical(logits=out.logits.float())
     log_prob = dist.log_prob(actions)
     entropy = dist.entropy()
@@ -159,6 +160,19 @@ def output_loss_terms(
                     tag = name if code == UNLABELLED else f"{name}_labelled"
                     stats[f"gate/{tag}"] = float(out.gate[chosen].float().mean())
     return terms, stats
+
+
+def normalized(advantages: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """PPO's advantage normalization by the mean and standard deviation of the samples the loss
+    keeps (weight > 0): a dropped sample's advantage comes from a return the method may not know
+    (filtering drops the unobserved episodes, whose true reward only the testbed knows), so it
+    must not move the kept samples' advantages. With fewer than two kept samples, unchanged."""
+    kept = weights > 0
+    if bool(kept.all()):
+        return (advantages - advantages.mean()) / (advantages.std() + 1e-8)
+    if int(kept.sum()) < 2:
+        return advantages
+    return (advantages - advantages[kept].mean()) / (advantages[kept].std() + 1e-8)
 
 
 def update(

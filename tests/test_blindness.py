@@ -1,0 +1,163 @@
+"""Blindness to the hidden truth: a method that is not an oracle never learns how an unobserved
+episode really ended.
+
+Property: for every method of `agents.methods.METHODS` but the oracles (`oracle`,
+`oracle_all_labels`, which read true rewards by design), a tiny training run is bitwise the same
+(final weights, optimizer, the method's state where comparable) when, at the seam where the
+environment's step enters the trainer (`record_step`), every episode that reached a terminal
+without being overseen has its outcome swapped (diamond <-> ghost) together with the training
+reward and the true reward it would then have paid (`oversight_env.spec.REWARDS`). Observations
+are left alone: they are what the agent sees. A method that reads the truth anywhere (labels from
+outcomes without the overseen mask, a reward model fitted on or labelling with unobserved
+outcomes, filtering keeping unobserved steps, PPO statistics over dropped samples) trains
+differently. The oracles must NOT be blind: that is the test's power. The population trainer too.
+"""
+
+import dataclasses
+
+import pytest
+import torch
+
+import agents.lean_trainer as lean_trainer
+import agents.population as population
+from agents.config import TrainConfig
+from agents.files import load_checkpoint
+from agents.methods import METHODS, get_method
+from agents.reward_model import RewardModel
+from oversight_env.spec import REWARDS, Outcome
+
+ORACLES = ("oracle", "oracle_all_labels")
+BLIND = sorted(m for m in METHODS if m not in ORACLES)
+D, G = int(Outcome.DIAMOND), int(Outcome.GHOST)
+TINY = dict(env_id="OversightGrid/DiamondGhost-5x5-v0", num_envs=32, rollout_steps=8, hidden=32, bf16=False,
+            device="cpu", oversight_prob=0.3, steps=32 * 8 * 3 + 40, eval_every_steps=512, eval_episodes=32,
+            final_eval_episodes=32, checkpoint_every_steps=10**6)
+ORACLE_STEPS = 2700  # `oracle` trains oversight_prob (0.3) of these: as many steps as TINY's
+# Diagnostics that read the truth by design (the testbed's accuracy of the model on unobserved endings).
+DIAGNOSTICS = {"unobserved_correct", "unobserved_total"}
+
+
+def scrambler(module, reward_name, counts):
+    """`module.record_step` with the outcome and rewards of unobserved terminal endings swapped."""
+    real = module.record_step
+    unobserved_pay = torch.tensor([row[0] for row in REWARDS[reward_name]])  # by outcome, on an unobserved cell
+    true_pay = torch.tensor([row[0] for row in REWARDS["true"]])
+
+    def record_step(buf, t, obs, actions, log_prob, value, step, critic):
+        hidden = step.terminated & ~step.overseen & (step.outcome != 0)
+        if bool(hidden.any()):
+            # The simple layout pays exactly the table at a terminal and nothing before: the swap is honest.
+            assert torch.equal(step.reward[hidden], unobserved_pay[step.outcome[hidden]])
+            assert torch.equal(step.true_reward[hidden], true_pay[step.outcome[hidden]])
+            outcome = torch.where(hidden, D + G - step.outcome, step.outcome)
+            reward = torch.where(hidden, unobserved_pay[outcome], step.reward)
+            true_reward = torch.where(hidden, true_pay[outcome], step.true_reward)
+            counts["endings"] += int(hidden.sum())
+            counts["rewards"] += int((reward != step.reward).sum())
+            step = dataclasses.replace(step, outcome=outcome, reward=reward, true_reward=true_reward,
+                                       true_return=step.true_return - step.true_reward + true_reward)
+        return real(buf, t, obs, actions, log_prob, value, step, critic)
+
+    return record_step
+
+
+def comparable(value):
+    """A method state (or anything in a checkpoint) with its diagnostics of the truth left out."""
+    if isinstance(value, RewardModel):
+        fields = {k: v for k, v in vars(value).items() if k not in DIAGNOSTICS | {"net", "optimizer"}}
+        return comparable({**fields, "net": value.net.state_dict(), "optimizer": value.optimizer.state_dict()})
+    if isinstance(value, dict):
+        return {k: comparable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [comparable(v) for v in value]
+    return value
+
+
+def same(a, b, path="") -> bool:
+    if isinstance(a, dict):
+        assert isinstance(b, dict) and a.keys() == b.keys(), path
+        return all(same(a[k], b[k], f"{path}/{k}") for k in a)
+    if isinstance(a, list):
+        assert isinstance(b, list) and len(a) == len(b), path
+        return all(same(x, y, f"{path}[{i}]") for i, (x, y) in enumerate(zip(a, b)))
+    if isinstance(a, torch.Tensor):
+        return a.shape == b.shape and a.dtype == b.dtype and torch.equal(a, b)
+    return a == b
+
+
+def trained(config, out_dir, monkeypatch, scramble, counts):
+    """Train `config` with the lean trainer, the truth of unobserved endings swapped or not; what it ends with."""
+    with monkeypatch.context() as patch:
+        if scramble:
+            reward = get_method(config.method).reward
+            patch.setattr(lean_trainer, "record_step", scrambler(lean_trainer, reward, counts))
+        net, _ = lean_trainer.train_lean(config, out_dir, progress=False)
+    saved = load_checkpoint(out_dir / "checkpoint.pt")
+    return {"final": net.state_dict(), "last": saved["model"], "optimizer": saved["optimizer"],
+            "state": comparable(saved["state"])}
+
+
+def run_twice(tmp_path, monkeypatch, **settings):
+    config = TrainConfig(**{**TINY, **settings})
+    counts = {"endings": 0, "rewards": 0}
+    honest = trained(config, tmp_path / "honest", monkeypatch, False, counts)
+    scrambled = trained(config, tmp_path / "scrambled", monkeypatch, True, counts)
+    assert counts["endings"] >= 20, counts  # the scramble did change what happened
+    if get_method(config.method).reward == "true":
+        assert counts["rewards"] >= 20, counts  # and the rewards a method trained on the truth receives
+    return honest, scrambled
+
+
+def assert_blind(honest, scrambled):
+    for part in ("final", "last", "optimizer"):
+        assert same(honest[part], scrambled[part]), f"the {part} weights read the unobserved endings' truth"
+    assert same(honest["state"], scrambled["state"]), "the method's state read the unobserved endings' truth"
+
+
+@pytest.mark.parametrize("method", BLIND)
+def test_every_method_but_the_oracles_trains_the_same_whatever_unobserved_episodes_really_did(
+        tmp_path, monkeypatch, method):
+    assert_blind(*run_twice(tmp_path, monkeypatch, method=method))
+
+
+@pytest.mark.parametrize("method", ["filtering", "reward_model", "routing_reward_model"])
+def test_ppo_updates_are_blind_too(tmp_path, monkeypatch, method):
+    """PPO's minibatches and advantage normalisation: statistics over every sample must not carry
+    the dropped samples' true returns (filtering)."""
+    assert_blind(*run_twice(tmp_path, monkeypatch, method=method, algorithm="ppo", ppo_epochs=2, ppo_minibatches=2))
+
+
+def test_a_reward_model_that_labels_every_unobserved_episode_labels_it_with_its_prediction(tmp_path, monkeypatch):
+    """`routing_reward_model` sure of every ending (confidence 0): the labels of unobserved episodes
+    are all the model's, and none may be the true outcome."""
+    method = dataclasses.replace(METHODS["routing_reward_model"], confidence=0.0)
+    monkeypatch.setitem(METHODS, "routing_reward_model", method)
+    honest, scrambled = run_twice(tmp_path, monkeypatch, method="routing_reward_model")
+    assert honest["state"]["method"]["model_labelled"] >= 20  # the model did label unobserved episodes
+    assert_blind(honest, scrambled)
+
+
+@pytest.mark.parametrize("method", ORACLES)
+def test_the_oracles_do_read_the_truth(tmp_path, monkeypatch, method):
+    honest, scrambled = run_twice(tmp_path, monkeypatch, method=method, steps=ORACLE_STEPS)
+    assert not same(honest["final"], scrambled["final"])
+
+
+@pytest.mark.parametrize("method", ["filtering", "routing", "oracle"])
+def test_a_population_is_blind_as_its_lean_runs_are(tmp_path, monkeypatch, method):
+    steps = ORACLE_STEPS if method == "oracle" else TINY["steps"]
+    configs = [TrainConfig(**{**TINY, "method": method, "algorithm": "ppo", "seed": seed, "steps": steps})
+               for seed in (0, 1)]
+    counts, results = {"endings": 0, "rewards": 0}, []
+    for scramble in (False, True):
+        dirs = [tmp_path / f"{scramble}{c.seed}" for c in configs]
+        with monkeypatch.context() as patch:
+            if scramble:
+                patch.setattr(population, "record_step", scrambler(population, get_method(method).reward, counts))
+            nets = population.train_population(configs, dirs, progress=False)
+        results.append([{"final": net.state_dict(), "state": comparable(load_checkpoint(d / "checkpoint.pt")["state"])}
+                        for (net, _), d in zip(nets, dirs)])
+    assert counts["endings"] >= 20, counts
+    for honest, scrambled in zip(*results):
+        blind = same(honest["final"], scrambled["final"]) and same(honest["state"], scrambled["state"])
+        assert blind == (method != "oracle"), method
