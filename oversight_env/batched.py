@@ -613,9 +613,9 @@ class BatchedOversightEnv:
         return EpisodeState(
             agent=xy(int(self.agent[index])),
             objects=tuple(xy(int(c)) if p else None for c, p in zip(self.objects[index], self.present[index])),
-            overseen=self.overseen[index].reshape(shape).cpu().numpy(),
+            overseen=self.overseen[index].reshape(shape).cpu().numpy().copy(),  # a snapshot, not a view of the twin
             step_count=int(self.steps[index]),
-            walls=self.walls[index].reshape(shape).cpu().numpy() if self.layout.procedural else None,
+            walls=self.walls[index].reshape(shape).cpu().numpy().copy() if self.layout.procedural else None,
             keys=int(self.keys[index]),
             marked=bool(self.marked[index]),
         )

@@ -126,3 +126,16 @@ def test_an_episodes_state_round_trips_through_get_state_and_set_state(env_id):
         env_obs, _ = env.reset(options={"state": state})
         assert env.state == restart and np.array_equal(env_obs, step.obs[i].numpy()), f"{env_id} step {t}: MiniGrid"
         assert twin.get_state(i) == state  # reading the state changes nothing
+
+
+@pytest.mark.parametrize("env_id", TWIN_IDS, ids=[i.split("/")[1] for i in TWIN_IDS])
+def test_a_state_read_from_the_twin_is_a_snapshot_that_later_steps_leave_alone(env_id):
+    n = 16
+    twin = make_batched(env_id, n, seed=5, **KWARGS)
+    states = [twin.get_state(i) for i in range(n)]
+    copies = [dataclasses.replace(s, overseen=s.overseen.copy(), walls=None if s.walls is None else s.walls.copy())
+              for s in states]
+    generator = torch.Generator().manual_seed(2)
+    for actions in random_actions(generator, n, 30):
+        twin.step(actions)
+    assert states == copies
