@@ -42,7 +42,7 @@ from agents.losses import Samples, UpdateSettings, flatten, update
 from agents.methods import ROUTES, get_method
 from agents.networks import ActorCritic, planes_shown, sample_actions
 from agents.run_dir import CHECKPOINT
-from agents.seeding import independent_seeds
+from agents.seeding import evaluation_seed, independent_seeds
 from oversight_env import make_batched
 from oversight_env.batched import TwinStep
 
@@ -227,7 +227,7 @@ class LeanRun:
 
     def evaluate(self) -> dict[str, float]:
         """The periodic evaluation of `net` (logged), then the method's own (e.g. early stopping's)."""
-        headline = training_evaluation(self.net, self.config, seed=10_000 + self.state["env_steps"])
+        headline = training_evaluation(self.net, self.config, seed=evaluation_seed(self.config.seed, "training_evaluation", self.state["env_steps"]))
         for key, value in headline.items():
             self.log(key, value)
         self.method.at_evaluation(self.state["method"], self)

@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import torch
 
 from agents.networks import planes_shown
+from agents.seeding import evaluation_seed
 from routing import UNLABELLED, propagate_episode_labels
 
 if TYPE_CHECKING:
@@ -245,7 +246,7 @@ class EarlyStopping(Method):
             return
         state["validation_budget"] -= n
         config = run.config
-        episodes = run_episodes(run.net, config.env_id, n, seed=2_000_000 + run.env_steps,
+        episodes = run_episodes(run.net, config.env_id, n, seed=evaluation_seed(config.seed, "validation", run.env_steps),
                                 oversight_prob=config.oversight_prob, env_kwargs=config.env_kwargs)
         score = float(episodes["true_reward"].mean())
         run.log("early_stopping/validation_true_return", score)

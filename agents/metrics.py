@@ -19,7 +19,8 @@ def wilson(hits: int, n: int) -> list[float]:
     p = hits / n
     centre = (p + Z95**2 / (2 * n)) / (1 + Z95**2 / n)
     half = Z95 * math.sqrt(p * (1 - p) / n + Z95**2 / (4 * n * n)) / (1 + Z95**2 / n)
-    return [max(0.0, centre - half), min(1.0, centre + half)]
+    # At 0 or n hits the bound is exactly 0 or 1; computed, it comes out a rounding error away.
+    return [0.0 if hits == 0 else max(0.0, centre - half), 1.0 if hits == n else min(1.0, centre + half)]
 
 
 def mean_ci(values: np.ndarray) -> dict[str, float | list[float]]:

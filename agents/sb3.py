@@ -52,7 +52,7 @@ from agents.methods import ROUTES, get_method
 from agents.networks import ActorCritic, sample_actions
 from agents.run_dir import SB3_CHECKPOINT
 from agents.sb3_env import TwinVecEnv, make_twin_vec_env
-from agents.seeding import independent_seeds
+from agents.seeding import evaluation_seed, independent_seeds
 from oversight_env.spec import OUTCOME_CODES, invalid_argument
 
 
@@ -307,7 +307,7 @@ class _RunHooks:
         self.bar.update(after - self.bar.n)
         last = after >= self.bar.total
         if crossed(self.before, after, self.config.eval_every_steps) or last:
-            for key, value in training_evaluation(model.policy.net, self.config, seed=10_000 + after).items():
+            for key, value in training_evaluation(model.policy.net, self.config, seed=evaluation_seed(self.config.seed, "training_evaluation", after)).items():
                 self.log(key, value)
             model.method.at_evaluation(model.method_state, self)
         model.logger.dump(after)  # this update's numbers, at the step it was trained on

@@ -374,11 +374,16 @@ def _check_eval_args(args: argparse.Namespace) -> None:
         check_probability("oversight", args.oversight)
     resolve_device(args.device)
     if args.json:
+        from agents.run_dir import CONFIG, EVALUATION
+
         parent = Path(args.json).parent
         if not parent.is_dir():
             raise invalid_argument("json", args.json, f"no such directory: {parent}")
         if Path(args.json).is_dir():
             raise invalid_argument("json", args.json, "that is a directory: expected a file name")
+        if Path(args.json).name == EVALUATION and (parent / CONFIG).exists():
+            raise invalid_argument("json", args.json, f"that is a run's {EVALUATION}, which marks it finished; "
+                                   "write this evaluation to another file")
 
 
 def run_eval(args: argparse.Namespace) -> None:
@@ -386,6 +391,7 @@ def run_eval(args: argparse.Namespace) -> None:
     import torch
 
     from agents.evaluator import evaluate, format_table
+    from agents.files import write_json_atomic
     from agents.run_dir import load_policy
 
     torch.set_num_threads(1)
@@ -404,7 +410,7 @@ def run_eval(args: argparse.Namespace) -> None:
     print(f"{config.method} on {config.env_id}, oversight {oversight:g}, {args.episodes} episodes, {policy} actions")
     print(format_table(results))
     if args.json:
-        Path(args.json).write_text(json.dumps(results, indent=2))
+        write_json_atomic(Path(args.json), results)
         print(f"wrote {args.json}")
 
 

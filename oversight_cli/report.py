@@ -135,8 +135,10 @@ def check_poolable(
 ) -> None:
     """Refuse cells that differ in a setting outside `pooled_over` (by default: method, oversight
     and seed), and two cells with the same values of `pooled_over`: pooled as seeds, either would
-    make the numbers lie."""
+    make the numbers lie. A setting one cell lacks and another has is a difference too, whichever
+    comes first."""
     order = ["method", "oversight_prob", "seed", *sorted(pooled_over - POOLED_OVER)]
+    settings = sorted({s for report in finished.values() for s in report["config"]})  # the union over every cell
     first: dict[str, tuple[str, Any]] = {}  # setting -> (the first cell, its value)
     seen: dict[tuple, str] = {}
     for cell, report in finished.items():
@@ -146,7 +148,7 @@ def check_poolable(
             raise invalid_argument(argument, str(run_dir), f"cells {seen[key]} and {cell} are both "
                                    f"{_describe(config, order)}; move one out to report the other")
         seen[key] = cell
-        for setting in sorted(set(config) | set(first)):
+        for setting in settings:
             if setting in pooled_over:
                 continue
             value = config.get(setting, "(unset)")

@@ -504,8 +504,8 @@ def test_update_sets_the_learning_rate_of_the_schedule():
 
 
 def test_early_stopping_trains_at_three_quarters_of_the_oversight_and_returns_its_best_weights(tmp_path):
-    # Seed 2: its best validation score comes at 256 of 768 steps (seeds 0 and 1 peak at the end).
-    config = TrainConfig(method="naive_early_stopping", steps=16 * 8 * 6, oversight_prob=1.0, seed=2, **TINY)
+    # Seed 0: its best validation score comes at 512 of 768 steps (seeds 2 and 6 peak at the end).
+    config = TrainConfig(method="naive_early_stopping", steps=16 * 8 * 6, oversight_prob=1.0, seed=0, **TINY)
     net, env_steps = lean_trainer.train_lean(config, tmp_path, progress=False)
     logged = scalars(tmp_path)
     unobserved = sum(v for tag in ("train/p_diamond_unobserved", "train/p_ghost_unobserved") for _, v in logged[tag])

@@ -195,3 +195,11 @@ def test_asking_for_a_cuda_device_that_is_absent_is_one_line_and_leaves_nothing(
     err = one_line_error(capsys, "train")
     assert "device='cuda'" in err and "no CUDA device" in err, err
     assert not out.exists()
+
+
+def test_eval_refuses_to_write_over_a_runs_finished_marker(run, capsys):
+    marker = (run / "eval.json").read_bytes()
+    assert main(["eval", str(run), "--episodes", "8", "--json", str(run / "eval.json")]) == 2
+    err = one_line_error(capsys, "eval")
+    assert "json=" in err and "marks it finished" in err
+    assert (run / "eval.json").read_bytes() == marker

@@ -191,3 +191,22 @@ def test_each_requested_episode_is_counted_once_as_a_replay_of_it_alone_gives(mo
         overseen += expected["overseen"]
     assert paid >= 5 and overseen >= 2  # the comparison covers rewards and oversight
     assert (data["length"] < max_steps).sum() >= episodes // 4  # many finished early and kept being stepped
+
+
+def test_two_seeds_are_scored_during_training_on_episodes_of_their_own(tmp_path, monkeypatch):
+    """The periodic evaluations and early stopping's validation (which picks the run's result)
+    play episodes that differ between seeds and repeat for one seed: shared episodes would make
+    the seeds' scores agree more than independent runs do, and intervals over seeds too narrow."""
+    from agents.train import train
+
+    tiny = dict(num_envs=16, rollout_steps=8, hidden=32, bf16=False, device="cpu", oversight_prob=1.0, steps=512,
+                eval_every_steps=128, checkpoint_every_steps=512, eval_episodes=32, final_eval_episodes=32)
+    scored = []
+    for k, seed in enumerate((0, 1, 0)):
+        recorder = Recorder(monkeypatch)
+        train(TrainConfig(method="naive_early_stopping", seed=seed, **tiny), tmp_path / str(k), progress=False)
+        scored.append([obs for twin in recorder.twins for obs in twin["resets"]])
+    assert len(scored[0]) == len(scored[1]) >= 8  # evaluations and validations at 4 points, and the final evaluation
+    for a, b in zip(scored[0], scored[1]):  # each evaluation or validation, seed 0's against seed 1's
+        assert {tuple(x.flatten().tolist()) for x in a} != {tuple(x.flatten().tolist()) for x in b}
+    assert all(torch.equal(a, b) for a, b in zip(scored[0], scored[2]))

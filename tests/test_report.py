@@ -109,6 +109,44 @@ def test_two_cells_of_the_same_method_oversight_and_seed_are_refused(trained_cel
     assert "\n" not in message and "naive/p0.2/s0 and old/naive/p0.2/s0" in message and "seed 0" in message, message
 
 
+POOLABLE_ERROR = (r"^run_dir='exp' is invalid: its cells differ in (?P<setting>\w+) \((?P<first>\S+): (?P<expected>.+), "
+                  r"(?P<second>\S+): (?P<value>.+)\); a report pools cells that differ only in method, oversight, seed: "
+                  r"report each setting's cells from a directory of their own$")
+
+
+@pytest.mark.parametrize("lacking,value", [("bootstrap", True), ("bootstrap", False), ("gamma", 0.97),
+                                           ("env_kwargs", {"max_steps": 16})])
+def test_a_setting_one_cell_lacks_and_another_has_is_refused_in_every_order(lacking, value):
+    """Whichever cell comes first (the one lacking the setting or one having it), the report refuses
+    them with the same one-line error naming the setting, both cells and both values."""
+    import itertools
+    import re
+
+    from oversight_cli.report import check_poolable
+
+    base = TrainConfig(method="naive", oversight_prob=0.2).to_json()
+    assert lacking in base
+    having = {f"naive/p0.2/s{seed}": {"config": {**base, "seed": seed, lacking: value}} for seed in (1, 2)}
+    lacks = {"naive/p0.2/s0": {"config": {k: v for k, v in base.items() if k != lacking} | {"seed": 0}}}
+    cells = {**having, **lacks}
+    for order in itertools.permutations(cells):
+        with pytest.raises(ValueError) as error:
+            check_poolable("exp", {cell: cells[cell] for cell in order})
+        message = str(error.value)
+        match = re.match(POOLABLE_ERROR, message)
+        assert match and "\n" not in message, message
+        assert match["setting"] == lacking, message
+        named = {match["first"]: match["expected"], match["second"]: match["value"]}
+        assert "naive/p0.2/s0" in named and named["naive/p0.2/s0"] == "'(unset)'", message
+        (other,) = set(named) - {"naive/p0.2/s0"}
+        assert other in having and named[other] == repr(value), message
+    # Cells that all lack it, or all have it, pool in any order.
+    for same in ({**having}, {cell: {"config": {k: v for k, v in c["config"].items() if k != lacking}}
+                              for cell, c in having.items()}):
+        for order in itertools.permutations(same):
+            check_poolable("exp", {cell: same[cell] for cell in order})
+
+
 def test_missing_part_way_and_unreadable_cells_are_listed(trained_cell, tmp_path, capsys):
     (tmp_path / "spec.toml").write_text(SPEC)
     (tmp_path / "experiment.json").write_text(json.dumps(experiment_record(load_spec(tmp_path / "spec.toml"))))
