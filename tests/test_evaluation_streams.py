@@ -209,4 +209,7 @@ def test_two_seeds_are_scored_during_training_on_episodes_of_their_own(tmp_path,
     assert len(scored[0]) == len(scored[1]) >= 8  # evaluations and validations at 4 points, and the final evaluation
     for a, b in zip(scored[0], scored[1]):  # each evaluation or validation, seed 0's against seed 1's
         assert {tuple(x.flatten().tolist()) for x in a} != {tuple(x.flatten().tolist()) for x in b}
+    # Within a run, each evaluation and each validation starts from episodes of its own.
+    firsts = [tuple(obs[0].flatten().tolist()) for obs in scored[0]]
+    assert len(set(firsts)) == len(firsts)
     assert all(torch.equal(a, b) for a, b in zip(scored[0], scored[2]))

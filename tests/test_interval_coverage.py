@@ -217,7 +217,7 @@ def test_the_wilson_interval_covers_a_proportion_95_percent_of_the_time_on_avera
     assert min(coverage) >= 0.92, f"n={n}: coverage falls to {min(coverage):.4f}"
 
 
-@pytest.mark.parametrize("n", [1, 7, 30, 100])
+@pytest.mark.parametrize("n", [1, 7, 30, 100, 300])
 def test_the_wilson_interval_is_every_proportion_a_95_percent_score_test_accepts(n):
     """Its ends solve (k/n - p)^2 = 1.96^2 p (1 - p) / n (the score test at its limit), and it holds k/n."""
     for k in range(n + 1):
