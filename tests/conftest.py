@@ -18,3 +18,16 @@ def _sb3_logs_in_a_temporary_directory(tmp_path_factory):
     """SB3 makes a log directory in the system temp directory for every model trained without
     one (`SB3-<date>`); keep the tests' inside pytest's own temporary directory."""
     os.environ.setdefault("SB3_LOGDIR", str(tmp_path_factory.mktemp("sb3_logs")))
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _event_files_named_in_the_order_they_are_made():
+    """Tensorboard reads a run's event files in name order: the second each was made in, the host,
+    the process, then a per-process counter. A run killed in a test and resumed in the same process
+    and second is read in the order it was written only if the counter keeps its number of digits
+    (…9 sorts after …10, and the resumed run's purge of the dead run's last events would come
+    first). A real resume is another process; here the counter starts at a million, so it never
+    gains a digit within a test session."""
+    from tensorboard.summary.writer import event_file_writer
+
+    event_file_writer._global_uid = event_file_writer.AtomicCounter(1_000_000)
