@@ -601,6 +601,9 @@ MUTANTS: list[tuple[str, str, str, str, list[str]]] = [
     ("[intervals] Wilson's bound at 0 hits a rounding error above 0", 'agents/metrics.py',
      '0.0 if hits == 0 else max(0.0, centre - half)',
      'max(0.0, centre - half)', COVERAGE),
+    ("[blindness] RoutedPPO takes every ended episode as overseen", 'agents/sb3.py',
+     'self.overseen[self.pos, i] = infos[i]["overseen"]',
+     'self.overseen[self.pos, i] = True', ['tests/test_blindness.py']),
 ]
 
 

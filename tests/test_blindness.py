@@ -37,26 +37,31 @@ ORACLE_STEPS = 2700  # `oracle` trains oversight_prob (0.3) of these: as many st
 DIAGNOSTICS = {"unobserved_correct", "unobserved_total"}
 
 
+def scrambled(step, reward_name, counts):
+    """`step` with the outcome and rewards of its unobserved terminal endings swapped."""
+    unobserved_pay = torch.tensor([row[0] for row in REWARDS[reward_name]])  # by outcome, on an unobserved cell
+    true_pay = torch.tensor([row[0] for row in REWARDS["true"]])
+    hidden = step.terminated & ~step.overseen & (step.outcome != 0)
+    if not bool(hidden.any()):
+        return step
+    # The simple layout pays exactly the table at a terminal and nothing before: the swap is honest.
+    assert torch.equal(step.reward[hidden], unobserved_pay[step.outcome[hidden]])
+    assert torch.equal(step.true_reward[hidden], true_pay[step.outcome[hidden]])
+    outcome = torch.where(hidden, D + G - step.outcome, step.outcome)
+    reward = torch.where(hidden, unobserved_pay[outcome], step.reward)
+    true_reward = torch.where(hidden, true_pay[outcome], step.true_reward)
+    counts["endings"] += int(hidden.sum())
+    counts["rewards"] += int((reward != step.reward).sum())
+    return dataclasses.replace(step, outcome=outcome, reward=reward, true_reward=true_reward,
+                               true_return=step.true_return - step.true_reward + true_reward)
+
+
 def scrambler(module, reward_name, counts):
     """`module.record_step` with the outcome and rewards of unobserved terminal endings swapped."""
     real = module.record_step
-    unobserved_pay = torch.tensor([row[0] for row in REWARDS[reward_name]])  # by outcome, on an unobserved cell
-    true_pay = torch.tensor([row[0] for row in REWARDS["true"]])
 
     def record_step(buf, t, obs, actions, log_prob, value, step, critic):
-        hidden = step.terminated & ~step.overseen & (step.outcome != 0)
-        if bool(hidden.any()):
-            # The simple layout pays exactly the table at a terminal and nothing before: the swap is honest.
-            assert torch.equal(step.reward[hidden], unobserved_pay[step.outcome[hidden]])
-            assert torch.equal(step.true_reward[hidden], true_pay[step.outcome[hidden]])
-            outcome = torch.where(hidden, D + G - step.outcome, step.outcome)
-            reward = torch.where(hidden, unobserved_pay[outcome], step.reward)
-            true_reward = torch.where(hidden, true_pay[outcome], step.true_reward)
-            counts["endings"] += int(hidden.sum())
-            counts["rewards"] += int((reward != step.reward).sum())
-            step = dataclasses.replace(step, outcome=outcome, reward=reward, true_reward=true_reward,
-                                       true_return=step.true_return - step.true_reward + true_reward)
-        return real(buf, t, obs, actions, log_prob, value, step, critic)
+        return real(buf, t, obs, actions, log_prob, value, scrambled(step, reward_name, counts), critic)
 
     return record_step
 
@@ -161,3 +166,32 @@ def test_a_population_is_blind_as_its_lean_runs_are(tmp_path, monkeypatch, metho
     for honest, scrambled in zip(*results):
         blind = same(honest["final"], scrambled["final"]) and same(honest["state"], scrambled["state"])
         assert blind == (method != "oracle"), method
+
+
+@pytest.mark.parametrize("method", ["filtering", "routing", "naive_early_stopping", "oracle_all_labels"])
+def test_the_stable_baselines3_adapter_is_blind_as_the_lean_trainer_is(tmp_path, monkeypatch, method):
+    """`RoutedPPO` reads episodes through SB3's info dicts (`agents.sb3_env`): scrambled at the
+    twin it steps, its training is the same for every method but the oracle."""
+    from agents import sb3_env
+    from agents.sb3 import train_sb3
+
+    config = TrainConfig(**{**TINY, "method": method, "trainer": "sb3", "algorithm": "ppo", "ppo_minibatches": 2})
+    counts, results = {"endings": 0, "rewards": 0}, []
+    for scramble in (False, True):
+        with monkeypatch.context() as patch:
+            if scramble:
+                real = sb3_env.make_batched
+
+                def make(*args, **kwargs):
+                    twin = real(*args, **kwargs)
+                    step = twin.step
+                    twin.step = lambda actions: scrambled(step(actions), get_method(method).reward, counts)
+                    return twin
+
+                patch.setattr(sb3_env, "make_batched", make)
+            out = tmp_path / str(scramble)
+            out.mkdir()
+            net, _ = train_sb3(config, out, progress=False)
+        results.append(net.state_dict())
+    assert counts["endings"] >= 20, counts
+    assert same(*results) == (method != "oracle_all_labels"), method
