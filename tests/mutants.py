@@ -604,6 +604,15 @@ MUTANTS: list[tuple[str, str, str, str, list[str]]] = [
     ("[blindness] RoutedPPO takes every ended episode as overseen", 'agents/sb3.py',
      'self.overseen[self.pos, i] = infos[i]["overseen"]',
      'self.overseen[self.pos, i] = True', ['tests/test_blindness.py']),
+    ("[env invariants] MiniGrid's agent starts anywhere, not in its region", 'oversight_env/grid_env.py',
+     'starts = np.flatnonzero(~walls & self._agent_region)',
+     'starts = np.flatnonzero(~walls)', INVARIANTS),
+    ("[env invariants] MiniGrid's pinned regions may be walled off", 'oversight_env/grid_env.py',
+     '(reachable & region_mask(region, layout.height, layout.width)).any() for region in pinned',
+     'True for region in pinned', INVARIANTS),
+    ("[env invariants] MiniGrid ignores placement regions", 'oversight_env/grid_env.py',
+     'if rng.random() < kind.region_prob and inside.any():',
+     'if rng.random() < kind.region_prob and inside.any() and False:', INVARIANTS),
 ]
 
 

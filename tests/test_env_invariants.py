@@ -134,6 +134,18 @@ class Rules:
         probs = config.oversight_prob
         self.prob = tensor(lambda k: probs.get(k.name, 0.0) if isinstance(probs, dict) else probs, torch.float32)
 
+        def inside(region):  # (x, y, width, height) -> cells, the test's own
+            mask = torch.zeros(self.height, self.width, dtype=torch.bool)
+            if region is not None:
+                x, y, w, h = region
+                mask[y:y + h, x:x + w] = True
+            return mask.view(-1)
+
+        self.agent_region = inside(layout.agent_region) if layout.agent_region is not None else ~self.fixed_walls
+        # Rule 1: a type placed in its region with probability 1 under this placement is pinned there.
+        self.pinned = [inside(k.region) if k.region is not None and k.region_prob == 1.0
+                       and not (k.shifted and config.placement == "test") else None for k in kinds]
+
     def allowed_rewards(self, name: str) -> tuple[set[float], set[float]]:
         """The rewards `name` may pay on a step that does not end the episode, and on one that
         terminates it (spec rules 3 and 5)."""
@@ -204,6 +216,18 @@ def check_fresh(rules: Rules, s: dict, facts: dict, where: str) -> None:
     assert s["present"].all() and not (objects == agent[:, None]).any(), f"{where}: a new episode's objects"
     for counter in ("steps", "keys", "marked", "true_return"):
         assert counter not in s or not s[counter].any(), f"{where}: {counter} carried into a new episode"
+    # Rule 1: the agent starts in its region; an object of a pinned type stands in its region
+    # unless every free cell of it is taken (by the agent or an object placed before it), and a
+    # pinned region keeps a free cell.
+    assert at(rules.agent_region.expand(n, -1), agent).all(), f"{where}: the agent outside its region"
+    taken = torch.zeros_like(walls)
+    taken[torch.arange(n), agent] = True
+    for k, region in enumerate(rules.pinned):
+        if region is not None:
+            assert (region & ~walls).any(dim=1).all(), f"{where}: object {k}'s region walled off"
+            room = (region & ~walls & ~taken).any(dim=1)
+            assert (at(region.expand(n, -1), objects[:, k]) | ~room).all(), f"{where}: object {k} outside its region with room in it"
+        taken[torch.arange(n), objects[:, k]] = True
     # Rule 1: every free cell is reachable (pockets become walls), so every object is.
     assert ((shortest_steps(walls, agent, rules.height, rules.width) < torch.inf) == ~walls).all(), f"{where}: a pocket left free"
     # Rule 2.

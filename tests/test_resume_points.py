@@ -7,6 +7,7 @@ hold the weights trained so far (a population keeps its weights stacked and copi
 seed's network only when asked), and a kill between a checkpoint and the next evaluation must
 lose nothing. Properties pinned, for the lean trainer and a population:
 - after each kill the checkpoint on disk is the last one the schedule had reached;
+- a resumed run trains only the updates after its checkpoint (it continues; it never starts over);
 - the resumed run's final weights, optimizer, generator, environments and method state,
   early stopping's best.pt, eval.json and every tensorboard scalar equal the uninterrupted run's;
 - a checkpoint is never on disk before the events it covers: at the moment it is written, the
@@ -57,7 +58,7 @@ class Killer:
     writers, which a kill leaves open."""
 
     def __init__(self, patch, update_module, update_name):
-        self.point, self.steps, self.writers = None, 0, []
+        self.point, self.steps, self.writers, self.updates = None, 0, [], 0
         real_update, real_evaluation = getattr(update_module, update_name), lean_trainer.training_evaluation
         real_save, real_after_update = lean_trainer.save_atomic, lean_trainer.LeanRun.after_update
         real_writer = lean_trainer.SummaryWriter
@@ -65,6 +66,7 @@ class Killer:
 
         def update(*args, **kwargs):
             self.check(UPDATE)
+            self.updates += 1
             return real_update(*args, **kwargs)
 
         def training_evaluation(*args, **kwargs):
@@ -101,12 +103,17 @@ class Killer:
         steps = {load_checkpoint(d / "checkpoint.pt")["state"]["env_steps"] if (d / "checkpoint.pt").exists() else 0
                  for d in dirs}
         assert len(steps) == 1
-        self.steps, self.point, self.writers = steps.pop(), point, []
+        self.steps, self.point, self.writers, self.updates = steps.pop(), point, [], 0
+        # A resumed run continues from its checkpoint: it trains the updates after it, none before.
+        due = [p for p in POINTS if p[1] == UPDATE and (self.steps, 0) <= p and (point is None or p < point)]
         wait_for_a_new_second(dirs)
         if point is None:
-            return run()
+            result = run()
+            assert self.updates == len(due), f"resumed at {self.steps}: {self.updates} updates, expected {len(due)}"
+            return result
         with pytest.raises(Killed):
             run()
+        assert self.updates == len(due), f"resumed at {self.steps}: {self.updates} updates, expected {len(due)}"
         for writer in self.writers:  # the dead run's events reach the disk, those after its checkpoint too
             writer.close()
         return None
