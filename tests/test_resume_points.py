@@ -207,7 +207,7 @@ def reference(tmp_path_factory, name, run_it):
 
 # method: (its settings, the seed of its kill points)
 LEAN = {"naive_early_stopping": ({"oversight_prob": 1.0}, 16), "routing_gate_replay": ({}, 13),
-        "reward_model": ({"algorithm": "ppo"}, 11)}
+        "reward_model": ({"algorithm": "ppo"}, 11), "routing_full_labels": ({}, 17)}
 LEAN_CHAINS = {method: kill_chain(seed) for method, (_, seed) in LEAN.items()}
 
 
