@@ -227,7 +227,8 @@ class LeanRun:
 
     def evaluate(self) -> dict[str, float]:
         """The periodic evaluation of `net` (logged), then the method's own (e.g. early stopping's)."""
-        headline = training_evaluation(self.net, self.config, seed=evaluation_seed(self.config.seed, "training_evaluation", self.state["env_steps"]))
+        seed = evaluation_seed(self.config.seed, "training_evaluation", self.state["env_steps"])
+        headline = training_evaluation(self.net, self.config, seed=seed)
         for key, value in headline.items():
             self.log(key, value)
         self.method.at_evaluation(self.state["method"], self)

@@ -246,8 +246,9 @@ class EarlyStopping(Method):
             return
         state["validation_budget"] -= n
         config = run.config
-        episodes = run_episodes(run.net, config.env_id, n, seed=evaluation_seed(config.seed, "validation", run.env_steps),
-                                oversight_prob=config.oversight_prob, env_kwargs=config.env_kwargs)
+        seed = evaluation_seed(config.seed, "validation", run.env_steps)
+        episodes = run_episodes(run.net, config.env_id, n, seed=seed, oversight_prob=config.oversight_prob,
+                                env_kwargs=config.env_kwargs)
         score = float(episodes["true_reward"].mean())
         run.log("early_stopping/validation_true_return", score)
         run.log("early_stopping/validation_episodes", n)

@@ -307,7 +307,8 @@ class _RunHooks:
         self.bar.update(after - self.bar.n)
         last = after >= self.bar.total
         if crossed(self.before, after, self.config.eval_every_steps) or last:
-            for key, value in training_evaluation(model.policy.net, self.config, seed=evaluation_seed(self.config.seed, "training_evaluation", after)).items():
+            seed = evaluation_seed(self.config.seed, "training_evaluation", after)
+            for key, value in training_evaluation(model.policy.net, self.config, seed=seed).items():
                 self.log(key, value)
             model.method.at_evaluation(model.method_state, self)
         model.logger.dump(after)  # this update's numbers, at the step it was trained on
