@@ -19,7 +19,6 @@ import functools
 import json
 import math
 import random
-import time
 from pathlib import Path
 
 import pytest
@@ -106,7 +105,6 @@ class Killer:
         self.steps, self.point, self.writers, self.updates = steps.pop(), point, [], 0
         # A resumed run continues from its checkpoint: it trains the updates after it, none before.
         due = [p for p in POINTS if p[1] == UPDATE and (self.steps, 0) <= p and (point is None or p < point)]
-        wait_for_a_new_second(dirs)
         if point is None:
             result = run()
             assert self.updates == len(due), f"resumed at {self.steps}: {self.updates} updates, expected {len(due)}"
@@ -117,23 +115,6 @@ class Killer:
         for writer in self.writers:  # the dead run's events reach the disk, those after its checkpoint too
             writer.close()
         return None
-
-
-def wait_for_a_new_second(dirs):
-    """Tensorboard reads a directory's event files in the order of their names: the second each was
-    made in, the host, the process and a per-process counter (…9 sorts after …10). A resumed run's
-    purge of the dead run's last events must come after them, as it does when a real run is killed
-    and started again (another process, a later second); in this process that holds unless both
-    files are of one second and the counter gains a digit in between: then wait for the next second."""
-    names = [p.name.split(".") for d in dirs for p in (d / "tb").glob("events.out.tfevents.*")]
-    if not names:
-        return
-    counter = getattr(getattr(event_file_writer, "_global_uid", None), "_value", None)
-    if counter is not None and len(str(counter + 2 * len(dirs))) == min(len(name[-1]) for name in names):
-        return
-    made = max(int(name[3]) for name in names)
-    while int(time.time()) <= made:
-        time.sleep(0.05)
 
 
 def last_checkpoint_before(point):
