@@ -176,12 +176,10 @@ def test_the_stable_baselines3_adapter_is_blind_as_the_lean_trainer_is(tmp_path,
     from agents.sb3 import train_sb3
 
     config = TrainConfig(**{**TINY, "method": method, "trainer": "sb3", "algorithm": "ppo", "ppo_minibatches": 2})
-    counts, results = {"endings": 0, "rewards": 0}, []
+    counts, results, real = {"endings": 0, "rewards": 0}, [], sb3_env.make_batched
     for scramble in (False, True):
         with monkeypatch.context() as patch:
             if scramble:
-                real = sb3_env.make_batched
-
                 def make(*args, **kwargs):
                     twin = real(*args, **kwargs)
                     step = twin.step

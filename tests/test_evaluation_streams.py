@@ -12,7 +12,6 @@ Properties pinned:
   was dealt, gives; environments that finished early add nothing more.
 """
 
-import copy
 import json
 
 import numpy as np
@@ -46,8 +45,7 @@ class Recorder:
                 obs, facts = real_reset(*a, **k)
                 record["resets"].append(obs.clone())
                 if starts:
-                    # Copies: an EpisodeState's arrays may share memory with the twin's tensors.
-                    record["starts"] = [copy.deepcopy(twin.get_state(i)) for i in range(twin.num_envs)]
+                    record["starts"] = [twin.get_state(i) for i in range(twin.num_envs)]
                 return obs, facts
 
             def step(actions):

@@ -17,7 +17,7 @@ def test_every_mutant_still_matches_the_code():
 
 
 def test_every_mutant_names_test_files_that_exist_and_changes_its_snippet():
-    for kind, file, original, mutated, tests in mutants.MUTANTS:
+    for kind, _file, original, mutated, tests in mutants.MUTANTS:
         assert original != mutated, kind
         assert tests and all((mutants.ROOT / t).exists() for t in tests), kind
 

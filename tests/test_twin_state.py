@@ -35,9 +35,8 @@ def assert_steps_equal(a: TwinStep, b: TwinStep, where: str) -> None:
     for field in dataclasses.fields(TwinStep):
         x, y = getattr(a, field.name), getattr(b, field.name)
         assert x.dtype == y.dtype and torch.equal(x, y), f"{where}: {field.name} differs"
-    for name in ("done", "facts"):
-        x, y = getattr(a, name), getattr(b, name)
-        assert (torch.equal(x, y) if name == "done" else all(torch.equal(x[k], y[k]) for k in x)), f"{where}: {name}"
+    assert torch.equal(a.done, b.done), f"{where}: done"
+    assert a.facts.keys() == b.facts.keys() and all(torch.equal(a.facts[k], b.facts[k]) for k in a.facts), f"{where}: facts"
 
 
 def tensors_of(twin: BatchedOversightEnv) -> dict[str, torch.Tensor]:
