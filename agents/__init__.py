@@ -6,10 +6,10 @@ trainers that train them, and the evaluator that scores them with the true rewar
   filtering, the oracle, naive with early stopping).
 - `networks.ActorCritic`: the network, defined once; `batch.build_batch`: a rollout window's
   labels, weights, returns and advantages; `losses.update`: the loss and the update.
-- `lean_trainer.train_lean` and `sb3.RoutedPPO` / `sb3.train_sb3`: the two trainers, on the same
-  batch function and update; `train.train`: one entry point with resume.
-- `population.train_population` (entry point `train.train_population`): the seeds of one cell in
-  one process, their networks batched, each seed's run as `train_lean` trains it.
+- `lean_trainer.train_members` (K runs as one program over a member axis; `train_lean` is K = 1)
+  and `sb3.RoutedPPO` / `sb3.train_sb3`: the two trainers, on the same batch function and loss;
+  `stacked`: the member axis's networks and update; `train.train` / `train.train_members`: the
+  entry points with resume.
 - `evaluator`, `metrics`: first-episode evaluation with ablation, and its statistics.
 - `run_dir`: the run-directory protocol; `files`: atomic writes; `scripted`: reference policies.
 """

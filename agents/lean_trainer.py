@@ -1,19 +1,29 @@
-"""The lean trainer: rollout, batch and update on the batched twin, readable top to bottom.
+"""The lean trainer: rollout, batch and update on the batched twin, readable top to bottom, for
+K members at once.
+
+A member is one run: a seed and an oversight level of one method on one environment, in its own
+run directory. `train_members` trains K of them as one program, the shape of PureJaxRL's
+`make_train` over a member axis: one twin holds every member's environments (K x N rows, each
+member's episodes drawn from its own random streams), one batched forward acts for every member
+(`agents.stacked`: the K networks' weights stacked), one optimizer step updates them all. Member
+k trains what a lone run of its config trains (K = 1 is a lone run: `train_lean`): its own
+environments, actions, PPO minibatches, gradient clipping, evaluations, method state and
+checkpoints. Members may differ in seed and oversight level; everything that sets a tensor's
+shape or the schedule is shared (`check_members`).
 
 One loop serves every method (`agents.methods`: the trainer calls the method's hooks and never
-branches on its name) and both update rules (`agents.losses.update`: the paper's REINFORCE with
-a learned value baseline, or PPO). Each rollout window becomes labels, weights, returns and
+branches on its name) and both update rules (`agents.losses`: the paper's REINFORCE with a
+learned value baseline, or PPO). Each rollout window becomes labels, weights, returns and
 advantages in `agents.batch.build_batch`, the function `RoutedPPO` uses too.
 
-`LeanRun` is one run's parts and what happens around each update (logging, evaluations,
-checkpoints); `train_lean` is the loop of one run, and a population of seeds
-(`agents.population`) trains K `LeanRun`s with one batched network.
+`LeanRun` is one member's parts and what happens around each update (logging, evaluations,
+checkpoints); `train_members` is the loop.
 
 A run lives in one directory (`agents.run_dir`): tensorboard events under `tb/` and
 `checkpoint.pt`, everything needed to continue exactly where it stopped (network, optimizer,
-environments, random generators, the method's state). Started again, a run continues from its
-checkpoint, and its tensorboard events are those an uninterrupted run writes: events logged
-after the checkpoint are purged.
+environments, random generators, the method's state), the same whatever K. Started again, a run
+continues from its checkpoint, and its tensorboard events are those an uninterrupted run writes:
+events logged after the checkpoint are purged.
 
 The budget is exact: a method that trains N environment steps runs N // batch full updates and,
 if N is not a multiple of the batch, one last update on the first N % batch samples of a
@@ -24,7 +34,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
@@ -38,13 +48,15 @@ from agents.carry import extend, split
 from agents.config import TrainConfig
 from agents.evaluator import training_evaluation
 from agents.files import load_checkpoint, save_atomic
-from agents.losses import Samples, UpdateSettings, flatten, update
+from agents.losses import Samples, UpdateSettings, flatten
 from agents.methods import ROUTES, get_method
 from agents.networks import ActorCritic, planes_shown, sample_actions
 from agents.run_dir import CHECKPOINT
 from agents.seeding import evaluation_seed, independent_seeds
+from agents.stacked import StackedNetworks, member_optimizer_state, stacked_optimizer_state, update
 from oversight_env import make_batched
 from oversight_env.batched import TwinStep
+from oversight_env.spec import invalid_argument
 
 
 def crossed(before: int, after: int, every: int) -> bool:
@@ -67,7 +79,8 @@ def rollout_buffers(
 ) -> dict[str, torch.Tensor]:
     """Empty buffers of a rollout window, each `shape` ((T, B): steps x environments) by item;
     with `endings`, also the last observation of each episode that ended (`Method.sees_endings`)."""
-    buf = {name: torch.zeros(*shape, device=device) for name in ("rewards", "values", "log_prob", "timeout_values")}
+    buf = {name: torch.zeros(*shape, device=device)
+           for name in ("rewards", "values", "log_prob", "timeout_values", "true_return")}
     if endings:
         buf["final_obs"] = torch.zeros(*shape, *obs_shape, device=device)
     buf.update(obs=torch.empty(*shape, *obs_shape, device=device),
@@ -85,43 +98,45 @@ def record_step(
     log_prob: torch.Tensor,
     value: torch.Tensor,
     step: TwinStep,
-    critic: Callable[[torch.Tensor], torch.Tensor] | None,
-) -> torch.Tensor:
+    critic: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None,
+) -> None:
     """Write step `t` of a rollout window into `buf`: the observation acted on, the action, its log
-    probability and the value, and what the environments did. With a `critic`, the values of the
-    final observations of episodes cut off by the step limit too. Returns the true returns of the
-    episodes that ended."""
+    probability and the value, and what the environments did (the true return of the episodes,
+    for the logs only). With a `critic` (the value of final observations, given their rows), the
+    values of the final observations of episodes cut off by the step limit too."""
     buf["obs"][t], buf["actions"][t], buf["log_prob"][t], buf["values"][t] = obs, actions, log_prob, value.float()
     buf["rewards"][t], buf["done"][t], buf["truncated"][t] = step.reward, step.done, step.truncated
-    buf["outcome"][t], buf["overseen"][t] = step.outcome, step.overseen
+    buf["outcome"][t], buf["overseen"][t], buf["true_return"][t] = step.outcome, step.overseen, step.true_return
     if "final_obs" in buf:
         buf["final_obs"][t, step.done_indices] = step.final_obs
     if critic is not None and bool(step.truncated.any()):
         timed_out = step.truncated[step.done_indices]
-        buf["timeout_values"][t, step.done_indices[timed_out]] = critic(step.final_obs[timed_out]).float().squeeze(-1)
-    return step.true_return[step.done_indices]
+        rows = step.done_indices[timed_out]
+        buf["timeout_values"][t, rows] = critic(step.final_obs[timed_out], rows)
+
+
+def member_seeds(config: TrainConfig) -> tuple[int, int, int]:
+    """A run's independent streams: its environments', its initialisation's, its actions'."""
+    env_seed, init_seed, action_seed = independent_seeds(config.seed, 3)
+    return env_seed, init_seed, action_seed
 
 
 class LeanRun:
-    """One run of the lean trainer in its run directory: what `train_lean` builds for a config
-    (the twin, the initialised network, the action generator, the method's state, the tensorboard
-    writer), resumed from the directory's checkpoint if it has one; and what happens around each
-    update (logging, evaluations, checkpoints). A population (`agents.population`) builds one per
-    seed. It is also what the method's hooks see of the run (`agents.methods.TrainingRun`).
+    """One member of the lean trainer in its run directory: what `train_members` builds for its
+    config (the initialised network, the action generator, the method's state, the tensorboard
+    writer; its rows `member` of the shared `twin`), resumed from the directory's checkpoint if it
+    has one; and what happens around each update (logging, evaluations, checkpoints). It is also
+    what the method's hooks see of the run (`agents.methods.TrainingRun`).
 
     The optimizer belongs to the caller: a resumed run's saved optimizer state is
     `saved_optimizer` (None for a new run), and `save_checkpoint` takes the state to save.
     """
 
-    def __init__(self, config: TrainConfig, out_dir: Path):
-        self.config, self.out_dir = config, out_dir
+    def __init__(self, config: TrainConfig, out_dir: Path, twin: Any, member: int = 0):
+        self.config, self.out_dir, self.twin, self.member = config, out_dir, twin, member
         self.method = method = get_method(config.method)
         self.device = device = config.torch_device()
-        env_seed, init_seed, action_seed = independent_seeds(config.seed, 3)
-        self.twin = make_batched(
-            config.env_id, config.num_envs, seed=env_seed, device=device,
-            **{**config.env_kwargs, "oversight_prob": method.training_oversight(config.oversight_prob), "reward": method.reward},
-        )
+        _, init_seed, action_seed = member_seeds(config)
         torch.manual_seed(init_seed)  # initialised on the CPU whatever the device: the same weights everywhere
         self.net = ActorCritic(self.twin.obs_shape, self.twin.n_actions, experts=method.experts, hidden=config.hidden,
                                zero_biases=config.zero_biases,
@@ -139,13 +154,11 @@ class LeanRun:
             self.net.load_state_dict(saved["model"])
             self.saved_optimizer = saved["optimizer"]
             self.generator.set_state(saved["generator"])
-            self.obs = self.twin.load_state_dict(saved["twin"])
+            self.twin.load_member_state_dict(member, saved["twin"])
             self.state = saved["state"]
             self.carry = saved.get("carry")
             if self.carry is not None:
                 self.carry = {key: value.to(device) for key, value in self.carry.items()}
-        else:
-            self.obs = self.twin.observe()
         self.env_steps = self.state["env_steps"]
 
         # Events after the checkpoint's step (after step 0 without one) were logged by a run that
@@ -193,7 +206,6 @@ class LeanRun:
         self,
         samples_wanted: int,
         buf: dict[str, torch.Tensor],
-        true_rewards: list[torch.Tensor],
         samples: Samples,
         stats: dict[str, float],
         settings: UpdateSettings,
@@ -214,7 +226,7 @@ class LeanRun:
             self.log(f"train/p_{name}_overseen", float((overseen & (outcome == code)).float().mean()))
             self.log(f"train/p_{name}_unobserved", float((~overseen & (outcome == code)).float().mean()))
         self.log("train/p_timeout", float((outcome == 0).float().mean()))
-        self.log("train/true_return", float(torch.cat(true_rewards).mean()))
+        self.log("train/true_return", float(buf["true_return"][ended].mean()))
         for code, name in ROUTES:
             self.log(f"route/fraction_{name}", float((samples.labels == code).float().mean()))
         self.log("route/fraction_kept", float(samples.weights.mean()))
@@ -238,7 +250,8 @@ class LeanRun:
         """Save everything needed to continue exactly from here, with the optimizer's `optimizer_state`."""
         self.writer.flush()  # the events up to the checkpoint are on disk before it is
         save_atomic({"model": self.net.state_dict(), "network_config": self.net.config, "optimizer": optimizer_state,
-                     "generator": self.generator.get_state(), "twin": self.twin.state_dict(), "state": self.state,
+                     "generator": self.generator.get_state(), "twin": self.twin.member_state_dict(self.member),
+                     "state": self.state,
                      "carry": self.carry},
                     self.out_dir / CHECKPOINT)
 
@@ -251,52 +264,124 @@ class LeanRun:
         return self.net
 
 
-def train_lean(config: TrainConfig, out_dir: Path, progress: bool = True) -> tuple[ActorCritic, int]:
-    """Train `config` in the prepared run directory `out_dir`, resuming from its checkpoint;
-    return the trained network (the method's chosen weights) and the environment steps trained."""
+def check_members(configs: Sequence[TrainConfig], out_dirs: Sequence[Path]) -> None:
+    """Refuse, in one line, what cannot train as one program: configs that differ in anything but
+    `seed` and `oversight_prob`, or in their budget (the oracle's depends on the oversight level),
+    another trainer than the lean one, or not one distinct directory per config."""
+    if not configs:
+        raise invalid_argument("configs", [], "expected at least one config")
+    if len(out_dirs) != len(configs):
+        raise invalid_argument("out_dirs", [str(d) for d in out_dirs], f"expected one directory per config ({len(configs)})")
+    if len({Path(d).resolve() for d in out_dirs}) != len(out_dirs):
+        raise invalid_argument("out_dirs", [str(d) for d in out_dirs], "expected a distinct directory per member")
+    settings = [{k: v for k, v in c.to_json().items() if k not in MEMBER_SETTINGS} for c in configs]
+    differ = sorted(k for k in settings[0] if any(s[k] != settings[0][k] for s in settings))
+    if differ:
+        others = f" (they differ in {differ})" if len(differ) > 1 else ""
+        raise invalid_argument(differ[0], [s[differ[0]] for s in settings],
+                               f"members may differ only in {' and '.join(MEMBER_SETTINGS)}{others}")
+    if configs[0].trainer != "lean":
+        raise invalid_argument("trainer", configs[0].trainer, "members train with the lean trainer")
+    method = get_method(configs[0].method)
+    budgets = [method.training_steps(c.steps, c.oversight_prob) for c in configs]
+    if len(set(budgets)) > 1:
+        raise invalid_argument("oversight_prob", [c.oversight_prob for c in configs],
+                               f"{configs[0].method} trains {budgets} steps at these levels; members share a budget")
 
-    run = LeanRun(config, out_dir)
-    net, twin, generator, device = run.net, run.twin, run.generator, run.device
-    optimizer = torch.optim.Adam(net.parameters(), lr=config.learning_rate, eps=config.adam_eps)
-    if run.saved_optimizer is not None:
-        optimizer.load_state_dict(run.saved_optimizer)
-    critic = net.critic if return_rule(config).bootstraps else None
+
+#: What members of one `train_members` call may differ in.
+MEMBER_SETTINGS = ("seed", "oversight_prob")
+
+
+def build_twin(configs: Sequence[TrainConfig]) -> Any:
+    """The one twin of every member's environments: `num_envs` rows per member, each member's
+    episodes drawn from its own environment seed, at its method's training oversight."""
+    config = configs[0]
+    method = get_method(config.method)
+    return make_batched(config.env_id, config.num_envs, device=config.torch_device(),
+                        seeds=[member_seeds(c)[0] for c in configs],
+                        oversight_probs=[method.training_oversight(c.oversight_prob) for c in configs],
+                        **{**config.env_kwargs, "reward": method.reward})
+
+
+def train_members(configs: Sequence[TrainConfig], out_dirs: Sequence[Path],
+                  progress: bool = True) -> list[tuple[ActorCritic, int]]:
+    """Train `configs` (see `check_members`) as one program, each in its prepared run directory,
+    resuming from their checkpoints (which must be at one step); return each member's trained
+    network (the method's chosen weights) and the environment steps it trained."""
+    out_dirs = [Path(d) for d in out_dirs]
+    check_members(configs, out_dirs)
+    twin = build_twin(configs)
+    runs = [LeanRun(config, out_dir, twin, k) for k, (config, out_dir) in enumerate(zip(configs, out_dirs))]
+    at = sorted({run.env_steps for run in runs})
+    if len(at) > 1:
+        for run in runs:
+            run.writer.close()
+        raise invalid_argument("out_dirs", [str(d) for d in out_dirs],
+                               f"their checkpoints are at different steps {at}; members train in step")
+    config, lead, device, method = configs[0], runs[0], runs[0].device, runs[0].method
+    K, N, obs_shape = len(runs), config.num_envs, twin.obs_shape
+    nets = StackedNetworks([run.net for run in runs])
+    optimizer = torch.optim.Adam(nets.params.values(), lr=config.learning_rate, eps=config.adam_eps)
+    if lead.saved_optimizer is not None:
+        optimizer.load_state_dict(stacked_optimizer_state([run.saved_optimizer for run in runs], out_dirs))
+    critic = (lambda final_obs, rows: nets.critic_of_rows(final_obs, rows // N)) if return_rule(config).bootstraps else None
     autocast = bf16_autocast(config)
-    bar = tqdm(total=run.total_steps, initial=run.env_steps, unit="step", unit_scale=True, disable=not progress,
-               desc=f"{config.method} p={config.oversight_prob}")
+    levels = sorted({c.oversight_prob for c in configs})
+    bar = tqdm(total=lead.total_steps * K, initial=lead.env_steps * K, unit="step", unit_scale=True, disable=not progress,
+               desc=f"{config.method} p={','.join(map(str, levels))}" + (f" x{K}" if K > 1 else ""))
+    obs = twin.observe()
 
-    while not run.finished:
+    while not lead.finished:
         started = time.perf_counter()
-        samples_wanted = run.window()
-        T, B = math.ceil(samples_wanted / config.num_envs), config.num_envs
+        samples_wanted = lead.window()
+        T = math.ceil(samples_wanted / N)
 
-        # ---- rollout: T steps of B environments, no gradient
-        buf = rollout_buffers((T, B), twin.obs_shape, device, run.method.sees_endings)
-        true_rewards = []
+        # ---- rollout: T steps of K x N environments, one forward for every member, no gradient
+        buf = rollout_buffers((T, K * N), obs_shape, device, method.sees_endings)
         with torch.no_grad(), autocast:
             for t in range(T):
-                out = net(run.obs)
-                actions, log_prob = sample_actions(out.logits, generator)
+                out = nets(obs.view(K, N, *obs_shape))
+                drawn = [sample_actions(out.logits[k], run.generator) for k, run in enumerate(runs)]
+                actions, log_prob = torch.cat([a for a, _ in drawn]), torch.cat([p for _, p in drawn])
                 step = twin.step(actions)
-                true_rewards.append(record_step(buf, t, run.obs, actions, log_prob, out.value, step, critic))
-                run.obs = step.obs
-            last_value = net.critic(run.obs).float().squeeze(-1)
+                record_step(buf, t, obs, actions, log_prob, out.value.reshape(-1), step, critic)
+                obs = step.obs
+            last_values = nets.critic(obs.view(K, N, *obs_shape))
 
-        # ---- labels, weights, returns, advantages; then the update; logging
-        samples = run.samples(buf, last_value, samples_wanted)
-        settings = run.update_settings()
-        replay = run.method.gate_replay(run.state["method"], generator)
-        stats = update(net, optimizer, run.method, settings, samples, generator, autocast, replay)
-        bar.update(samples_wanted)
-        evaluate, checkpoint = run.after_update(samples_wanted, buf, true_rewards, samples, stats, settings,
-                                                time.perf_counter() - started)
+        # ---- each member's labels, weights, returns, advantages; one update of every member
+        bufs = [{name: x[:, k * N:(k + 1) * N] for name, x in buf.items()} for k in range(K)]
+        samples = [run.samples(bufs[k], last_values[k], samples_wanted) for k, run in enumerate(runs)]
+        settings = lead.update_settings()
+        replays = [method.gate_replay(run.state["method"], run.generator) for run in runs]
+        stats = update(nets, optimizer, method, settings, samples, [run.generator for run in runs], autocast,
+                       replays if any(r is not None for r in replays) else None)
+        bar.update(samples_wanted * K)
+        seconds = time.perf_counter() - started
+        due = [run.after_update(samples_wanted, bufs[k], samples[k], stats[k], settings, seconds)
+               for k, run in enumerate(runs)]
+        if K > 1:
+            for run in runs:
+                run.log("speed/member_steps_per_second", samples_wanted * K / seconds)
 
-        # ---- periodic evaluation (and the method's own, e.g. early stopping), checkpoints
-        if evaluate:
-            headline = run.evaluate()
-            bar.set_postfix(return_per_step=f"{headline['eval/discounted_return_per_step']:.3f}",
-                            p_ghost_unobs=f"{headline['eval/p_ghost_when_unobserved']:.2f}")
-        if checkpoint:
-            run.save_checkpoint(optimizer.state_dict())
+        # ---- each member's periodic evaluation (and its method's own, e.g. early stopping), checkpoints
+        if any(evaluate or checkpoint for evaluate, checkpoint in due):
+            nets.sync()
+        optimizer_state, returns = optimizer.state_dict(), []
+        for k, (run, (evaluate, checkpoint)) in enumerate(zip(runs, due)):
+            if evaluate:
+                returns.append(run.evaluate()["eval/discounted_return_per_step"])
+            if checkpoint:
+                run.save_checkpoint(member_optimizer_state(optimizer_state, k))
+        if returns:
+            bar.set_postfix(mean_return_per_step=f"{sum(returns) / len(returns):.3f}")
     bar.close()
-    return run.finish(), run.env_steps
+    nets.sync()
+    return [(run.finish(), run.env_steps) for run in runs]
+
+
+def train_lean(config: TrainConfig, out_dir: Path, progress: bool = True) -> tuple[ActorCritic, int]:
+    """Train `config` in the prepared run directory `out_dir`, resuming from its checkpoint;
+    return the trained network (the method's chosen weights) and the environment steps trained:
+    `train_members` with one member."""
+    return train_members([config], [out_dir], progress)[0]

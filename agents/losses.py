@@ -108,9 +108,9 @@ def output_loss(
     normalize_advantages: bool = False,
 ) -> tuple[torch.Tensor, dict[str, float]]:
     """The method's loss on `samples` given the network's output on them, `out`, and its parts
-    for logging. Apart from the forward so that a population of networks (`agents.population`)
+    for logging. Apart from the forward so that a member axis of networks (`agents.stacked`)
     can run one batched forward (`torch.vmap`, which cannot run this function's data-dependent
-    Python) and take each seed's loss on its slice of the output."""
+    Python) and take each member's loss on its slice of the output."""
     terms, stats = output_loss_terms(out, method, settings, samples, normalize_advantages)
     return terms.total(), stats
 

@@ -1,5 +1,6 @@
 """`train(config, out_dir)`: one entry point for every trainer, with resume and finished-run reuse;
-`train_population(configs, out_dirs)`: the same for seeds of one cell trained as one population."""
+`train_members(configs, out_dirs)`: the same for the cells of one method and environment (seeds,
+oversight levels) trained as one program, the members of `agents.lean_trainer.train_members`."""
 
 from __future__ import annotations
 
@@ -40,21 +41,22 @@ def train(config: TrainConfig, out_dir: str | Path, progress: bool = True) -> di
         return write_evaluation(net, config, out_dir, env_steps)
 
 
-def train_population(configs: Sequence[TrainConfig], out_dirs: Sequence[str | Path], progress: bool = True) -> list[dict[str, Any]]:
-    """`train` for configs that differ only in `seed`: each in its own run directory, prepared and
-    locked like `train`'s; finished ones return their reports, the rest train as one population
-    (`agents.population`), and each gets its evaluation. Returns the reports, in order.
+def train_members(configs: Sequence[TrainConfig], out_dirs: Sequence[str | Path], progress: bool = True) -> list[dict[str, Any]]:
+    """`train` for configs that may train as one program (`agents.lean_trainer.check_members`: they
+    differ only in seed and oversight level): each in its own run directory, prepared and locked
+    like `train`'s; finished ones return their reports, the rest train together, and each gets its
+    evaluation. Returns the reports, in order.
 
-    Seeds whose checkpoints stand at different steps (a population killed while writing them)
-    train as one population per step. A directory another process is training is an error
-    before anything trains.
+    Members whose checkpoints stand at different steps (a program killed while writing them)
+    train as one program per step. A directory another process is training is an error before
+    anything trains.
     """
     from agents.files import load_checkpoint
-    from agents.population import check_population
-    from agents.population import train_population as train_seeds
+    from agents.lean_trainer import check_members
+    from agents.lean_trainer import train_members as train_together
 
     configs, out_dirs = list(configs), [Path(d) for d in out_dirs]
-    check_population(configs, out_dirs)
+    check_members(configs, out_dirs)
     configs[0].torch_device()
     for config, out_dir in zip(configs, out_dirs):
         prepare_run_dir(config, out_dir)
@@ -71,7 +73,7 @@ def train_population(configs: Sequence[TrainConfig], out_dirs: Sequence[str | Pa
                 step = load_checkpoint(checkpoint)["state"]["env_steps"] if checkpoint.exists() else 0
                 by_step.setdefault(step, []).append(i)
         for group in by_step.values():
-            trained = train_seeds([configs[i] for i in group], [out_dirs[i] for i in group], progress)
+            trained = train_together([configs[i] for i in group], [out_dirs[i] for i in group], progress)
             for i, (net, env_steps) in zip(group, trained):
                 reports[i] = write_evaluation(net, configs[i], out_dirs[i], env_steps)
     return [reports[i] for i in range(len(configs))]

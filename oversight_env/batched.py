@@ -11,7 +11,8 @@ tensors in `TwinStep`, so a trainer never builds a dict per environment.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import dataclasses
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -146,9 +147,14 @@ class BatchedOversightEnv:
     Args:
         layout: walls and objects (the same `GridLayout` the MiniGrid class uses).
         config: oversight, rewards, placement, step limit and observation (`OversightConfig`).
-        num_envs: batch size.
+        num_envs: batch size (per member, with `seeds`).
         seed: seeds the twin's own `torch.Generator`; the same seed gives the same episodes.
         device: torch device of every tensor.
+        seeds: the twin of several members (a trainer's member axis): member k's environments are
+            rows k * num_envs to (k + 1) * num_envs, and its episodes are drawn with a generator
+            of its own, seeded `seeds[k]`, exactly as a twin of `num_envs` environments with that
+            seed draws them; so member k steps what that twin steps, whatever its neighbours.
+        oversight_probs: with `seeds`, each member's `oversight_prob` (default: `config`'s).
 
     Use `make_batched(env_id, num_envs)` to build one from a registered environment id.
     """
@@ -163,6 +169,8 @@ class BatchedOversightEnv:
         num_envs: int,
         seed: int | None = None,
         device: str | torch.device = "cpu",
+        seeds: Sequence[int | None] | None = None,
+        oversight_probs: Sequence[float | Mapping[str, float]] | None = None,
     ):
         if not isinstance(layout, GridLayout):
             raise invalid_argument("layout", layout, "expected a GridLayout")
@@ -171,15 +179,36 @@ class BatchedOversightEnv:
         if isinstance(num_envs, bool) or not isinstance(num_envs, (int, np.integer)) or num_envs < 1:
             raise invalid_argument("num_envs", num_envs, "expected an integer >= 1")
         config.check_layout(layout)
-        self.layout, self.config, self.num_envs = layout, config, int(num_envs)
+        seeds = [seed] if seeds is None else list(seeds)
+        if not seeds or (seeds != [seed] and seed is not None):
+            raise invalid_argument("seeds", seeds, "expected at least one seed per member, and no `seed` beside them")
+        probs = [config.oversight_prob] * len(seeds) if oversight_probs is None else list(oversight_probs)
+        if len(probs) != len(seeds):
+            raise invalid_argument("oversight_probs", probs, f"expected one per member ({len(seeds)})")
+        self.member_configs = [dataclasses.replace(config, oversight_prob=p) for p in probs]
+        for member_config in self.member_configs:
+            member_config.check_layout(layout)
+        self.layout, self.config = layout, config
+        self.members, self.member_envs, self.num_envs = len(seeds), int(num_envs), len(seeds) * int(num_envs)
         self.device = torch.device(device)
         self.plane_names = layout.plane_names(config.observe_oversight)
         self.obs_shape = (len(self.plane_names), layout.height, layout.width)
         self.n_actions = len(Action)
-        self.generator = torch.Generator(self.device)
-        self._seed(seed)
+        self.generators = [torch.Generator(self.device) for _ in seeds]
+        for k, member_seed in enumerate(seeds):
+            self._seed(member_seed, k)
         self._build_tables()
         self.reset()
+
+    @property
+    def generator(self) -> torch.Generator:
+        """The generator of the first (with one member, the only) member's episodes."""
+        return self.generators[0]
+
+    @property
+    def pool(self) -> tuple[torch.Tensor, ...] | None:
+        """The first member's episodes drawn ahead (see `_draw`)."""
+        return self.pools[0]
 
     def _build_tables(self) -> None:
         """Per-object and per-cell constants of the layout and configuration, as tensors."""
@@ -194,7 +223,7 @@ class BatchedOversightEnv:
         planes = {name: i for i, name in enumerate(self.plane_names)}
         self._object_plane = torch.tensor([planes.get(k.name, -1) for k in kinds], device=dev)  # -1: invisible
         self._object_role = torch.tensor([int(layout.role(k)) for k in kinds], device=dev)  # spec rule 7
-        self._object_prob = torch.tensor([config.prob_for(k) for k in kinds], device=dev)
+        self._object_prob = [torch.tensor([c.prob_for(k) for k in kinds], device=dev) for c in self.member_configs]
         # What entering each object does, indexed by `cell_object`'s code: 0 (no object), object index + 1.
         def by_code(values: list, empty: object) -> torch.Tensor:
             return torch.tensor([empty, *values], device=dev)
@@ -231,18 +260,20 @@ class BatchedOversightEnv:
         self._keys_plane = planes.get("keys")
         self._oversight_plane = planes.get("oversight")
 
-    def _seed(self, seed: int | None) -> None:
+    def _seed(self, seed: int | None, member: int = 0) -> None:
         if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0):
             raise invalid_argument("seed", seed, "expected None or an integer >= 0")
         if seed is None:
-            self.generator.seed()
+            self.generators[member].seed()
         else:
-            self.generator.manual_seed(int(seed))
+            self.generators[member].manual_seed(int(seed))
 
     # ------------------------------------------------------------------ reset
     def reset(self, seed: int | None = None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Start a new episode in every environment; returns (obs, facts at reset)."""
         if seed is not None:
+            if self.members > 1:
+                raise invalid_argument("seed", seed, "a twin of several members is reseeded member by member")
             self._seed(seed)
         n, cells, k = self.num_envs, self.layout.num_cells, self.layout.num_objects
         dev = self.device
@@ -258,7 +289,7 @@ class BatchedOversightEnv:
         self.nearer = torch.zeros(n, dtype=torch.long, device=dev)
         self.diamond_overseen = torch.zeros(n, dtype=torch.bool, device=dev)
         self.ghost_overseen = torch.zeros(n, dtype=torch.bool, device=dev)
-        self.pool: tuple[torch.Tensor, ...] | None = None  # episodes drawn ahead (see _draw)
+        self.pools: list[tuple[torch.Tensor, ...] | None] = [None] * self.members  # each member's episodes drawn ahead
         self.cell_object = torch.zeros(n, cells, dtype=torch.long, device=dev)  # derived: see _derive
         self.planes = torch.zeros(n, *self._static_planes.shape, device=dev)
         self._start_episodes(torch.arange(n, device=dev))
@@ -270,45 +301,59 @@ class BatchedOversightEnv:
 
     _POOL = 256  # episodes drawn at a time, at least, in a layout beyond the simple ones
 
-    def _draw(self, n: int) -> tuple[torch.Tensor, ...]:
-        """Spec rules 1 and 2 for n new episodes: (walls, agent, objects, overseen, and the steps
-        from the agent to each object, or None where the layout's distance table has them)."""
+    def _draw_rows(self, idx: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
+        """`_draw` for new episodes in environments `idx` (ascending): each member's from its own
+        generator, in its rows' order, so a member draws what a twin of its own would."""
+        if self.members == 1:
+            return self._draw(len(idx), 0)
+        counts = torch.bincount(idx // self.member_envs, minlength=self.members).tolist()
+        parts = [self._draw(n, k) for k, n in enumerate(counts) if n]
+        if len(parts) == 1:
+            return parts[0]
+        return tuple(None if part[0] is None else torch.cat(part) for part in zip(*parts))
+
+    def _draw(self, n: int, member: int) -> tuple[torch.Tensor, ...]:
+        """Spec rules 1 and 2 for n new episodes of `member`: (walls, agent, objects, overseen, and
+        the steps from the agent to each object, or None where the layout's distance table has them)."""
         if self.layout.simple:  # the draws of earlier versions, so their seeds give the same episodes
-            cells, dev, gen = self.layout.num_cells, self.device, self.generator
+            cells, dev, gen = self.layout.num_cells, self.device, self.generators[member]
             walls = self._fixed_walls.expand(n, cells)
             # Distinct uniform free cells: the positions of the 1 + K largest of iid uniforms.
             u = torch.rand(n, len(self._free_cells), generator=gen, device=dev)
             picked = self._free_cells[u.topk(1 + self.layout.num_objects, dim=1).indices]
             agent, objects = picked[:, 0], picked[:, 1:]
-            return walls.clone(), agent, objects, self._draw_oversight(walls, objects), None
+            return walls.clone(), agent, objects, self._draw_oversight(walls, objects, member), None
         # Drawing walls, searching paths and placing objects costs a few kernels per step of the
         # search whatever the batch: draw episodes in bulk and hand them out in order.
-        if self.pool is None or len(self.pool[0]) < n:
-            fresh = self._draw_many(max(n, self._POOL, self.num_envs))
-            self.pool = fresh if self.pool is None else tuple(torch.cat(pair) for pair in zip(self.pool, fresh))
-        taken = tuple(t[:n] for t in self.pool)
-        self.pool = tuple(t[n:] for t in self.pool)
+        pool = self.pools[member]
+        if pool is None or len(pool[0]) < n:
+            fresh = self._draw_many(max(n, self._POOL, self.member_envs), member)
+            pool = fresh if pool is None else tuple(torch.cat(pair) for pair in zip(pool, fresh))
+        taken = tuple(t[:n] for t in pool)
+        self.pools[member] = tuple(t[n:] for t in pool)
         return taken
 
-    def _draw_many(self, n: int) -> tuple[torch.Tensor, ...]:
-        walls, agent, reachable, steps_to = self._draw_walls(n)
-        objects = self._place_objects(agent, reachable)
-        return walls.clone(), agent, objects, self._draw_oversight(walls, objects), steps_to(objects)
+    def _draw_many(self, n: int, member: int) -> tuple[torch.Tensor, ...]:
+        gen = self.generators[member]
+        walls, agent, reachable, steps_to = self._draw_walls(n, gen)
+        objects = self._place_objects(agent, reachable, gen)
+        return walls.clone(), agent, objects, self._draw_oversight(walls, objects, member), steps_to(objects)
 
-    def _draw_oversight(self, walls: torch.Tensor, objects: torch.Tensor) -> torch.Tensor:
-        """Spec rule 2."""
-        n, cells, dev, gen = len(walls), self.layout.num_cells, self.device, self.generator
-        if self.config.oversight_unit == "episode":
-            supervised = torch.rand(n, generator=gen, device=dev) < self.config.oversight_prob
+    def _draw_oversight(self, walls: torch.Tensor, objects: torch.Tensor, member: int) -> torch.Tensor:
+        """Spec rule 2, with `member`'s oversight probability."""
+        n, cells, dev, gen = len(walls), self.layout.num_cells, self.device, self.generators[member]
+        config = self.member_configs[member]
+        if config.oversight_unit == "episode":
+            supervised = torch.rand(n, generator=gen, device=dev) < config.oversight_prob
             return supervised[:, None] & ~walls
-        probs = self._cell_prob.expand(n, cells).scatter(1, objects, self._object_prob.expand(n, -1))
+        probs = self._cell_prob.expand(n, cells).scatter(1, objects, self._object_prob[member].expand(n, -1))
         return (torch.rand(n, cells, generator=gen, device=dev) < probs) & ~walls
 
-    def _draw_walls(self, n: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, Callable]:
+    def _draw_walls(self, n: int, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, Callable]:
         """The episodes' walls (unreachable pockets walled in), the agent's cell, the reachable
         cells, and a function giving the steps from the agent to given cells (n, K); drawn again
         where the draw leaves no room (spec rule 1)."""
-        layout, dev, gen = self.layout, self.device, self.generator
+        layout, dev = self.layout, self.device
         shape = (layout.height, layout.width)
         if not layout.procedural:  # fixed walls: every free cell is reachable (GridLayout checks it)
             walls = self._fixed_walls.expand(n, -1)
@@ -350,10 +395,10 @@ class BatchedOversightEnv:
             steps[done] = search.steps_to(full)[valid]
         return steps
 
-    def _place_objects(self, agent: torch.Tensor, reachable: torch.Tensor) -> torch.Tensor:
+    def _place_objects(self, agent: torch.Tensor, reachable: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
         """Spec rule 1: each object on a distinct reachable free cell, in layout order, inside
         its region with its probability (spec rule 1)."""
-        n, gen, dev = len(agent), self.generator, self.device
+        n, dev = len(agent), self.device
         taken = torch.zeros_like(reachable).scatter_(1, agent[:, None], True)
         objects = torch.empty(n, self.layout.num_objects, dtype=torch.long, device=dev)
         for i in range(self.layout.num_objects):
@@ -381,7 +426,7 @@ class BatchedOversightEnv:
         """Start new episodes in environments `idx`: drawn at random, or the given state."""
         n, dist = len(idx), None
         if agent is None:
-            walls, agent, objects, overseen, dist = self._draw(n)
+            walls, agent, objects, overseen, dist = self._draw_rows(idx)
         present = torch.ones_like(objects, dtype=torch.bool) if present is None else present
         keys = torch.zeros_like(agent) if keys is None else keys
         marked = torch.zeros_like(agent, dtype=torch.bool) if marked is None else marked
@@ -572,31 +617,63 @@ class BatchedOversightEnv:
 
     def state_dict(self) -> dict[str, torch.Tensor]:
         """Every environment's episode, the episodes drawn ahead and the generator, to resume
-        exactly where the batch was."""
-        pool = {} if self.pool is None else {f"pool_{i}": t.clone() for i, t in enumerate(self.pool)}
-        return {**{k: getattr(self, k).clone() for k in self._STATE}, **pool, "generator": self.generator.get_state()}
+        exactly where the batch was (a twin of several members: each member's, in order)."""
+        if self.members > 1:
+            return {"members": [self.member_state_dict(k) for k in range(self.members)]}
+        return self.member_state_dict(0)
 
     def load_state_dict(self, state: dict[str, torch.Tensor]) -> torch.Tensor:
-        """Restore a `state_dict()` of a twin of the same layout and size; returns the observation.
-        A state saved before the twin had walls, keys, marks and returns (a layout without them)
-        loads too: a running episode of such a layout has earned nothing yet."""
-        state = dict(state)
-        if self.layout.simple:
-            state.setdefault("true_return", torch.zeros_like(self.true_return))
-            state.setdefault("present", torch.ones_like(self.present))
-            state.setdefault("walls", self.walls)
-            state.setdefault("keys", torch.zeros_like(self.keys))
-            state.setdefault("marked", torch.zeros_like(self.marked))
-        for k in self._STATE:
-            if k not in state or state[k].shape != getattr(self, k).shape:
-                got = "missing" if k not in state else f"of shape {tuple(state[k].shape)}"
-                raise ValueError(f"state[{k!r}] {got} is invalid: expected {tuple(getattr(self, k).shape)}")
-            setattr(self, k, state[k].clone().to(self.device))
-        self.generator.set_state(state["generator"])
-        pool = [state[f"pool_{i}"].to(self.device) for i in range(5) if f"pool_{i}" in state]
-        self.pool = tuple(pool) if pool else None
+        """Restore a `state_dict()` of a twin of the same layout and size; returns the observation."""
+        if self.members > 1:
+            if len(state.get("members", ())) != self.members:
+                raise invalid_argument("state", sorted(state), f"expected the states of {self.members} members")
+            for k, member_state in enumerate(state["members"]):
+                self._load_member(k, member_state)
+        else:
+            self._load_member(0, state)
         self._derive()
         return self.observe()
+
+    def member_state_dict(self, member: int) -> dict[str, torch.Tensor]:
+        """Member `member`'s part of the state: the `state_dict` of a twin of its own."""
+        rows = self._rows(member)
+        pool = self.pools[member]
+        saved_pool = {} if pool is None else {f"pool_{i}": t.clone() for i, t in enumerate(pool)}
+        return {**{k: getattr(self, k)[rows].clone() for k in self._STATE}, **saved_pool,
+                "generator": self.generators[member].get_state()}
+
+    def load_member_state_dict(self, member: int, state: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Restore member `member` from a `member_state_dict` (or a one-member twin's `state_dict`);
+        returns the observation of every environment."""
+        self._load_member(member, state)
+        self._derive()
+        return self.observe()
+
+    def _rows(self, member: int) -> slice:
+        return slice(member * self.member_envs, (member + 1) * self.member_envs)
+
+    def _load_member(self, member: int, state: dict[str, torch.Tensor]) -> None:
+        """A state saved before the twin had walls, keys, marks and returns (a layout without them)
+        loads too: a running episode of such a layout has earned nothing yet."""
+        state, rows = dict(state), self._rows(member)
+        if self.layout.simple:
+            state.setdefault("true_return", torch.zeros_like(self.true_return[rows]))
+            state.setdefault("present", torch.ones_like(self.present[rows]))
+            state.setdefault("walls", self.walls[rows])
+            state.setdefault("keys", torch.zeros_like(self.keys[rows]))
+            state.setdefault("marked", torch.zeros_like(self.marked[rows]))
+        for k in self._STATE:
+            expected = getattr(self, k)[rows].shape
+            if k not in state or state[k].shape != expected:
+                got = "missing" if k not in state else f"of shape {tuple(state[k].shape)}"
+                raise ValueError(f"state[{k!r}] {got} is invalid: expected {tuple(expected)}")
+        for k in self._STATE:  # out of place: earlier TwinSteps hold these tensors
+            value = getattr(self, k).clone()
+            value[rows] = state[k].to(self.device)
+            setattr(self, k, value)
+        self.generators[member].set_state(state["generator"])
+        pool = [state[f"pool_{i}"].to(self.device) for i in range(5) if f"pool_{i}" in state]
+        self.pools[member] = tuple(pool) if pool else None
 
     def observe(self) -> torch.Tensor:
         """The current observation of every environment."""

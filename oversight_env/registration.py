@@ -7,6 +7,7 @@ from the same layout and settings `gym.make` would use, so the two cannot drift 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import gymnasium as gym
@@ -15,6 +16,7 @@ from gymnasium.envs.registration import load_env_creator
 
 from oversight_env.batched import BatchedOversightEnv
 from oversight_env.grid_env import OversightGridEnv
+from oversight_env.members import MemberTwins
 from oversight_env.spec import GridLayout, invalid_argument
 from oversight_env.wrappers import (
     PartialOversight,
@@ -71,10 +73,31 @@ def make_oversight_env(env_id: str, **kwargs: Any) -> OversightGridEnv | Partial
 
 
 def make_batched(
-    env_id: str, num_envs: int, seed: int | None = None, device: str | torch.device = "cpu", **kwargs: Any
-) -> BatchedOversightEnv | VectorOversightEnv:
+    env_id: str, num_envs: int, seed: int | None = None, device: str | torch.device = "cpu", *,
+    seeds: Sequence[int] | None = None, oversight_probs: Sequence[Any] | None = None, **kwargs: Any
+) -> BatchedOversightEnv | VectorOversightEnv | MemberTwins:
     """The batched twin of `gym.make(env_id, **kwargs)`, with `num_envs` environments; for an id
-    registered with `register_partial_oversight`, a `VectorOversightEnv` of that many copies."""
+    registered with `register_partial_oversight`, a `VectorOversightEnv` of that many copies.
+
+    With `seeds` (and optionally `oversight_probs`, one each), the twin of a trainer's member axis:
+    `num_envs` environments per member, member k's in rows k * num_envs to (k + 1) * num_envs,
+    stepping what `make_batched(env_id, num_envs, seed=seeds[k], oversight_prob=oversight_probs[k])`
+    steps."""
+    if seeds is not None:
+        if seed is not None:
+            raise invalid_argument("seed", seed, "expected `seeds` alone for a twin of several members")
+        probs = list(oversight_probs) if oversight_probs is not None else [kwargs.get("oversight_prob")] * len(seeds)
+        if len(probs) != len(seeds):
+            raise invalid_argument("oversight_probs", probs, f"expected one per member ({len(seeds)})")
+        if is_partial_oversight(env_id):
+            others = {k: v for k, v in kwargs.items() if k != "oversight_prob"}
+            return MemberTwins([make_batched(env_id, num_envs, seed=s, device=device,
+                                             **others, **({} if p is None else {"oversight_prob": p}))
+                                for s, p in zip(seeds, probs)])
+        env = make_oversight_env(env_id, **kwargs)
+        env.close()
+        probs = [env.config.oversight_prob if p is None else p for p in probs]
+        return BatchedOversightEnv(env.layout, env.config, num_envs, device=device, seeds=seeds, oversight_probs=probs)
     if is_partial_oversight(env_id):
         make_oversight_env(env_id, **kwargs).close()  # a bad argument fails once, here
         return VectorOversightEnv(lambda: gym.make(env_id, **kwargs), num_envs, seed=seed, device=device)

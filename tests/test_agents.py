@@ -219,9 +219,9 @@ def test_oracle_trains_exactly_its_labelled_budget(tmp_path, oversight, budget):
     trained = []
     real_update = lean_trainer.update
 
-    def counting(net, optimizer, method, settings, samples, *args):
-        trained.append(len(samples.obs))
-        return real_update(net, optimizer, method, settings, samples, *args)
+    def counting(nets, optimizer, method, settings, samples, *args):
+        trained.append(sum(len(member.obs) for member in samples))
+        return real_update(nets, optimizer, method, settings, samples, *args)
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(lean_trainer, "update", counting)
