@@ -34,8 +34,8 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Sequence
-from contextlib import AbstractContextManager
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -142,6 +142,9 @@ class LeanRun:
                                zero_biases=config.zero_biases,
                                gate_planes=planes_shown(self.twin.plane_names, method.gate_hides),
                                gate_from_policy=method.gate_from_policy).to(device)
+        # The global generator as a lone run leaves it after initialising its network: what a hook
+        # draws from it (a reward model initialising its classifier) does not depend on the others.
+        self.global_random = torch.get_rng_state()
         self.generator = torch.Generator(device).manual_seed(action_seed)  # actions and PPO's minibatches
         self.total_steps = method.training_steps(config.steps, config.oversight_prob)
         self.state: dict[str, Any] = {"env_steps": 0, "method": method.initial_state(self.twin.plane_names)}
@@ -164,6 +167,15 @@ class LeanRun:
         # Events after the checkpoint's step (after step 0 without one) were logged by a run that
         # died before its next checkpoint: this run logs them again, so tensorboard drops the old ones.
         self.writer = SummaryWriter(out_dir / "tb", purge_step=self.state["env_steps"] + 1)
+
+    @contextmanager
+    def own_random(self) -> Iterator[None]:
+        """Within the block, the global (CPU) generator is this member's (`global_random`)."""
+        torch.set_rng_state(self.global_random)
+        try:
+            yield
+        finally:
+            self.global_random = torch.get_rng_state()
 
     @property
     def finished(self) -> bool:
@@ -351,15 +363,20 @@ def train_members(configs: Sequence[TrainConfig], out_dirs: Sequence[Path],
 
         # ---- each member's labels, weights, returns, advantages; one update of every member
         bufs = [{name: x[:, k * N:(k + 1) * N] for name, x in buf.items()} for k in range(K)]
-        samples = [run.samples(bufs[k], last_values[k], samples_wanted) for k, run in enumerate(runs)]
+        samples = []
+        for k, run in enumerate(runs):
+            with run.own_random():
+                samples.append(run.samples(bufs[k], last_values[k], samples_wanted))
         settings = lead.update_settings()
         replays = [method.gate_replay(run.state["method"], run.generator) for run in runs]
         stats = update(nets, optimizer, method, settings, samples, [run.generator for run in runs], autocast,
                        replays if any(r is not None for r in replays) else None)
         bar.update(samples_wanted * K)
         seconds = time.perf_counter() - started
-        due = [run.after_update(samples_wanted, bufs[k], samples[k], stats[k], settings, seconds)
-               for k, run in enumerate(runs)]
+        due = []
+        for k, run in enumerate(runs):
+            with run.own_random():
+                due.append(run.after_update(samples_wanted, bufs[k], samples[k], stats[k], settings, seconds))
         if K > 1:
             for run in runs:
                 run.log("speed/member_steps_per_second", samples_wanted * K / seconds)
@@ -370,7 +387,8 @@ def train_members(configs: Sequence[TrainConfig], out_dirs: Sequence[Path],
         optimizer_state, returns = optimizer.state_dict(), []
         for k, (run, (evaluate, checkpoint)) in enumerate(zip(runs, due)):
             if evaluate:
-                returns.append(run.evaluate()["eval/discounted_return_per_step"])
+                with run.own_random():
+                    returns.append(run.evaluate()["eval/discounted_return_per_step"])
             if checkpoint:
                 run.save_checkpoint(member_optimizer_state(optimizer_state, k))
         if returns:

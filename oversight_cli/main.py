@@ -148,10 +148,10 @@ def _add_sweep(commands: argparse._SubParsersAction) -> None:
     sweep.add_argument("--backend", default="local", help="local (worker processes, default) or ray")
     sweep.add_argument("--workers", type=int, help="local worker processes (default: one per core)")
     sweep.add_argument("--address", help="Ray cluster address (default: start Ray locally)")
-    sweep.add_argument("--population", choices=("auto", "on", "off"), default="off",
-                       help="train the seeds of each (method, oversight) cell together, as one population job with "
-                       "batched networks (default off: slower than one process per cell, even on a GPU; auto: on "
-                       "when the cells' device resolves to CUDA)")
+    sweep.add_argument("--population", choices=("auto", "on", "off"), default="auto",
+                       help="train the cells of each method that differ only in seed and oversight level together, as "
+                       "the members of one program (default auto: on when the cells' device resolves to CUDA; on a "
+                       "CPU one process per cell)")
     sweep.add_argument("--quiet", action="store_true", help="no progress bar")
 
 

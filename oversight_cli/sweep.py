@@ -11,12 +11,14 @@ however it ends (even SIGKILL), so a sweep started again never trains beside orp
 one; and each cell's directory is locked while it trains, so two sweeps on one directory cannot
 train the same cell: the second reports that cell as failed.
 
-With `population` on, cells that differ only in their seed train as one population job
-(`agents.population`: one process, the seeds' networks batched); "auto" turns it on when the
-cells' device resolves to CUDA. Off is the default: measured on an H100, one population of 8
-seeds trained 0.27x as fast as 8 processes sharing the GPU (README "Speed"). A population job fails or
-finishes as a whole: a cell of it that another process is training fails the job's other
-cells too, and a rerun retries them.
+With `population` on, cells that differ only in their seed and oversight level (and train the
+same budget) train as one program (`agents.lean_trainer.train_members`: one process, one twin of
+every member's environments, the members' networks stacked), at most `member_capacity` cells
+each: on CUDA as many as half the free device memory holds, on a CPU 64. "auto", the default,
+turns it on when the cells' device resolves to CUDA; on a CPU the sweep keeps one process per
+core, which no measurement of populations there has beaten yet. A population fails or finishes
+as a whole: a cell of it that another process is training fails the others too, and a rerun
+retries them.
 """
 
 from __future__ import annotations
@@ -107,30 +109,62 @@ def train_cell(config: dict[str, Any], cell_dir: str) -> str:
 
 
 def train_population_cells(configs: list[dict[str, Any]], cell_dirs: list[str]) -> list[str]:
-    """Train cells that differ only in seed as one population (resuming or skipping each as its
-    directory says); runs in a worker."""
+    """Train cells as the members of one program (resuming or skipping each as its directory
+    says); runs in a worker."""
     import torch
 
-    from agents.train import train_population
+    from agents.train import train_members
 
     torch.set_num_threads(1)
-    train_population([TrainConfig(**config) for config in configs], cell_dirs, progress=False)
+    train_members([TrainConfig(**config) for config in configs], cell_dirs, progress=False)
     return cell_dirs
 
 
-def population_groups(jobs: list[Job]) -> list[list[Job]]:
-    """`jobs` grouped into populations: jobs whose configs differ only in `seed` share a group.
-    Groups come in the order of their first job, jobs within a group in their order; a job a
-    population cannot train (`agents.population.population_supports`: the sb3 trainer, which
-    trains one seed per process, or a method that trains one seed per process) is a group of its own."""
-    from agents.population import population_supports
+#: The most members a population holds on a CPU.
+CPU_CAPACITY = 64
+
+
+def member_capacity(config: TrainConfig) -> int:
+    """How many cells like `config` one population holds: on CUDA, as many as half the free
+    device memory holds by an upper estimate of a member's rollout buffers, samples, activations
+    and optimizer state; on a CPU, `CPU_CAPACITY`."""
+    import math
+
+    import torch
+
+    from oversight_env import make_oversight_env
+
+    if config.torch_device().type != "cuda":
+        return CPU_CAPACITY
+    env = make_oversight_env(config.env_id, **config.env_kwargs)
+    obs = math.prod(env.observation_space.shape)
+    env.close()
+    samples = config.num_envs * config.rollout_steps
+    per_sample = 4 * (obs * (3 + get_method(config.method).sees_endings) + 12 * config.hidden)
+    parameters = 4 * 4 * (2 * (obs + config.hidden) * config.hidden + obs * (obs + 16) + 16 * obs * 256)
+    free, _ = torch.cuda.mem_get_info()
+    return max(1, int(free // 2 // (samples * per_sample + parameters)))
+
+
+def population_groups(jobs: list[Job], capacity: int | None = None) -> list[list[Job]]:
+    """`jobs` grouped into populations: jobs whose configs differ only in `seed` and
+    `oversight_prob` and that train the same budget (`agents.lean_trainer.check_members`) share a
+    group, at most `capacity` jobs each (default: `member_capacity` of the first). Groups come in
+    the order of their first job, jobs within a group in their order; a job of the sb3 trainer
+    (one seed per process) is a group of its own."""
+    from agents.lean_trainer import MEMBER_SETTINGS
 
     groups: dict[str, list[Job]] = {}
     for config, cell_dir in jobs:
-        key = json.dumps({k: v for k, v in config.items() if k != "seed"}, sort_keys=True)
-        alone = not population_supports(config["trainer"], config["method"])
-        groups.setdefault(f"one cell: {cell_dir}" if alone else key, []).append((config, cell_dir))
-    return list(groups.values())
+        budget = get_method(config["method"]).training_steps(config["steps"], config["oversight_prob"])
+        key = json.dumps({**{k: v for k, v in config.items() if k not in MEMBER_SETTINGS}, "budget": budget},
+                         sort_keys=True)
+        groups.setdefault(f"one cell: {cell_dir}" if config["trainer"] != "lean" else key, []).append((config, cell_dir))
+    sized = []
+    for group in groups.values():
+        size = capacity or member_capacity(TrainConfig(**group[0][0]))
+        sized += [group[i:i + size] for i in range(0, len(group), size)]
+    return sized
 
 
 def population_on(population: str, config: TrainConfig) -> bool:
@@ -163,7 +197,7 @@ def run_sweep(
     workers: int | None = None,
     address: str | None = None,
     progress: bool = True,
-    population: str = "off",
+    population: str = "auto",
 ) -> Path:
     """Train every unfinished cell of `spec` (with `population` on, the seeds of a cell together:
     see the module docstring), write the report, and return the report's path."""

@@ -1,6 +1,7 @@
-"""Population training: K seeds in one process train what K separate lean runs train (weights,
-optimizer, evaluations, tensorboard scalars, early stopping's choice), resume exactly, share run
-directories with the lean trainer both ways, and refuse configs that differ in more than the seed."""
+"""The member axis: K runs (seeds, oversight levels) trained as one program train what K lone runs
+train (weights, optimizer, evaluations, tensorboard scalars, early stopping's choice), for every
+method; they resume exactly, share run directories with lone runs both ways, and refuse configs
+that differ in more than seed and oversight level."""
 
 import contextlib
 import dataclasses
@@ -10,34 +11,46 @@ import math
 import pytest
 import torch
 
-from agents import population
+from agents import lean_trainer, stacked
 from agents.config import TrainConfig
-from agents.lean_trainer import LeanRun, train_lean
+from agents.lean_trainer import LeanRun, check_members, train_lean
 from agents.losses import Samples, UpdateSettings, update
-from agents.methods import get_method
+from agents.methods import METHODS, get_method
 from agents.networks import ActorCritic
-from agents.population import StackedNetworks, check_population, update_population
-from agents.train import train, train_population
+from agents.stacked import StackedNetworks
+from agents.train import train, train_members
 from tests.fake_ray import FakeRay
 from tests.test_agents import scalars
 
-# On the CPU, whatever the machine: the equalities below are the CPU's. On CUDA a population's batched
-# kernels round differently from a lone run's, and training amplifies it (weights 1e-2 apart after six
-# PPO updates on an H100, while a lone run resumed there matched itself exactly): see README "Speed".
+# On the CPU, whatever the machine: the equalities below are the CPU's. On CUDA batched kernels of
+# K members round differently from one member's, and training amplifies it (weights 1e-2 apart after
+# six PPO updates on an H100, while a lone run resumed there matched itself exactly): README "Speed".
 TINY = {"num_envs": 16, "rollout_steps": 8, "hidden": 32, "bf16": False, "oversight_prob": 0.5, "steps": 16 * 8 * 4,
         "eval_every_steps": 256, "eval_episodes": 32, "final_eval_episodes": 64, "checkpoint_every_steps": 256,
         "device": "cpu"}
 SEEDS = (0, 1, 2)
 
 
-def cell(**settings):
-    """The configs of SEEDS for one cell of TINY with `settings`."""
+def cell(seeds=SEEDS, oversight=None, **settings):
+    """The configs of `seeds` for one cell of TINY with `settings`, at oversight levels `oversight`
+    (one per seed; default TINY's)."""
     base = TrainConfig(**{**TINY, **settings})
-    return [dataclasses.replace(base, seed=seed) for seed in SEEDS]
+    levels = oversight or [base.oversight_prob] * len(seeds)
+    return [dataclasses.replace(base, seed=seed, oversight_prob=p) for seed, p in zip(seeds, levels)]
 
 
 def close(a, b, tol=1e-5):
-    """JSON-like values equal, numbers within `tol` (NaN equal to NaN)."""
+    """JSON-like values equal, numbers within `tol` (NaN equal to NaN); tensors, modules,
+    optimizers and other objects (a reward model) by their contents."""
+    if isinstance(a, torch.Tensor):
+        return (isinstance(b, torch.Tensor) and a.shape == b.shape and a.dtype == b.dtype
+                and (torch.allclose(a, b, atol=tol, rtol=tol, equal_nan=True) if a.is_floating_point() else torch.equal(a, b)))
+    if isinstance(a, (torch.nn.Module, torch.optim.Optimizer)):
+        return type(a) is type(b) and close(a.state_dict(), b.state_dict(), tol)
+    if isinstance(a, tuple):
+        return isinstance(b, tuple) and close(list(a), list(b), tol)
+    if hasattr(a, "__dict__") and not isinstance(a, type):
+        return type(a) is type(b) and close(vars(a), vars(b), tol)
     if isinstance(a, dict):
         return isinstance(b, dict) and a.keys() == b.keys() and all(close(a[k], b[k], tol) for k in a)
     if isinstance(a, list):
@@ -83,23 +96,43 @@ CASES = {
 }
 
 
+def assert_members_train_lone_runs(tmp_path, configs):
+    """`configs` trained as members of one program and one by one: the same runs."""
+    singles = [train(c, tmp_path / f"lean{k}", progress=False) for k, c in enumerate(configs)]
+    reports = train_members(configs, [tmp_path / f"pop{k}" for k in range(len(configs))], progress=False)
+    for k, (single, report) in enumerate(zip(singles, reports)):
+        assert close(report, single), k
+        assert_same_run(tmp_path / f"pop{k}", tmp_path / f"lean{k}")
+    first, second = (torch.load(tmp_path / f"pop{k}" / "checkpoint.pt", weights_only=False)["model"] for k in (0, 1))
+    assert any(not torch.allclose(first[k], second[k], atol=1e-3) for k in first)  # the members did differ
+
+
 @pytest.mark.parametrize("case", sorted(CASES))
-def test_a_population_trains_what_separate_lean_runs_train(tmp_path, case):
-    configs = cell(**CASES[case])
-    singles = [train(c, tmp_path / f"lean{c.seed}", progress=False) for c in configs]
-    reports = train_population(configs, [tmp_path / f"pop{c.seed}" for c in configs], progress=False)
-    for config, single, report in zip(configs, singles, reports):
-        assert close(report, single)
-        assert_same_run(tmp_path / f"pop{config.seed}", tmp_path / f"lean{config.seed}")
-    first, second = (torch.load(tmp_path / f"pop{s}" / "checkpoint.pt", weights_only=False)["model"] for s in SEEDS[:2])
-    assert any(not torch.allclose(first[k], second[k], atol=1e-3) for k in first)  # the seeds did differ
+def test_members_train_what_separate_lean_runs_train(tmp_path, case):
+    assert_members_train_lone_runs(tmp_path, cell(**CASES[case]))
     if case == "early_stopping":  # the comparison covers early stopping's choice: not the last weights, for some seed
-        chosen = [torch.load(tmp_path / f"pop{s}" / "best.pt", weights_only=False)["env_steps"] for s in SEEDS]
+        chosen = [torch.load(tmp_path / f"pop{k}" / "best.pt", weights_only=False)["env_steps"] for k in range(3)]
         assert min(chosen) < 16 * 8 * 6, chosen
 
 
+@pytest.mark.parametrize("method", sorted(METHODS))
+def test_every_method_trains_members_at_mixed_oversight_levels_as_lone_runs(tmp_path, method):
+    """Each method's hooks on the member axis (reward models, gate replays, carried episodes,
+    parameter-level routing, early stopping), members at three oversight levels (one level where
+    the budget depends on it: the oracle's)."""
+    levels = [0.5] * 3 if method == "oracle" else [0.25, 0.5, 1.0]
+    assert_members_train_lone_runs(tmp_path, cell(oversight=levels, method=method, steps=16 * 8 * 5))
+
+
+def test_member_k_of_eight_trains_what_member_k_of_one_trains(tmp_path):
+    """K = 1 and K = 8 (seeds and oversight levels mixed): each member is its lone run."""
+    configs = cell(seeds=range(8), oversight=[0.1, 0.9] * 4, method="routing", algorithm="ppo",
+                   env_kwargs={"max_steps": 6})
+    assert_members_train_lone_runs(tmp_path, configs)
+
+
 @pytest.mark.parametrize("algorithm", ["reinforce", "ppo"])
-def test_one_population_update_moves_each_seed_as_its_own_update_would(algorithm):
+def test_one_member_update_moves_each_member_as_its_own_update_would(algorithm):
     """With plain SGD (no Adam to hide a gradient's scale) and clipping that binds for some seeds
     only: each seed's step is the one `agents.losses.update` takes for it alone."""
     method, k = get_method("routing"), 3
@@ -121,10 +154,11 @@ def test_one_population_update_moves_each_seed_as_its_own_update_would(algorithm
         update(alone, torch.optim.SGD(alone.parameters(), lr=1.0), method, settings,
                Samples(*(x[seed] for x in samples)), torch.Generator().manual_seed(seed), contextlib.nullcontext())
         singles.append(alone.state_dict())
-    stacked = StackedNetworks(nets)
-    update_population(stacked, torch.optim.SGD(stacked.params.values(), lr=1.0), method, settings, samples,
-                      [torch.Generator().manual_seed(seed) for seed in range(k)], contextlib.nullcontext())
-    stacked.sync()
+    stack = StackedNetworks(nets)
+    stacked.update(stack, torch.optim.SGD(stack.params.values(), lr=1.0), method, settings,
+                   [Samples(*(x[seed] for x in samples)) for seed in range(k)],
+                   [torch.Generator().manual_seed(seed) for seed in range(k)], contextlib.nullcontext())
+    stack.sync()
     moved = []
     for seed, net in enumerate(nets):
         for name, value in net.state_dict().items():
@@ -135,10 +169,10 @@ def test_one_population_update_moves_each_seed_as_its_own_update_would(algorithm
         assert max(moved) == pytest.approx(0.9, rel=1e-3) and min(moved) < 0.85, moved
 
 
-def test_a_killed_population_resumes_to_the_uninterrupted_result(tmp_path, monkeypatch):
-    configs = cell(method="naive_early_stopping", algorithm="ppo", steps=16 * 8 * 6)
-    reference = train_population(configs, [tmp_path / f"a{c.seed}" for c in configs], progress=False)
-    real, calls = population.update_population, {"n": 0}
+def test_killed_members_resume_to_the_uninterrupted_result(tmp_path, monkeypatch):
+    configs = cell(method="naive_early_stopping", algorithm="ppo", steps=16 * 8 * 6, oversight=[0.5, 0.5, 0.25])
+    reference = train_members(configs, [tmp_path / f"a{c.seed}" for c in configs], progress=False)
+    real, calls = lean_trainer.update, {"n": 0}
 
     def dies_in_the_fourth_update(*args, **kwargs):
         calls["n"] += 1
@@ -146,14 +180,14 @@ def test_a_killed_population_resumes_to_the_uninterrupted_result(tmp_path, monke
             raise KeyboardInterrupt  # the last checkpoint is after update 2 (every 256 steps)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(population, "update_population", dies_in_the_fourth_update)
+    monkeypatch.setattr(lean_trainer, "update", dies_in_the_fourth_update)
     dirs = [tmp_path / f"b{c.seed}" for c in configs]
     with pytest.raises(KeyboardInterrupt):
-        train_population(configs, dirs, progress=False)
+        train_members(configs, dirs, progress=False)
     assert [torch.load(d / "checkpoint.pt", weights_only=False)["state"]["env_steps"] for d in dirs] == [256] * 3
     assert not any((d / "eval.json").exists() for d in dirs)
     calls["n"] = -100
-    resumed = train_population(configs, dirs, progress=False)
+    resumed = train_members(configs, dirs, progress=False)
     assert calls["n"] == -96  # four updates left, not six
     assert [json.dumps(r["variants"]) for r in resumed] == [json.dumps(r["variants"]) for r in reference]
     for config, d in zip(configs, dirs):
@@ -163,7 +197,7 @@ def test_a_killed_population_resumes_to_the_uninterrupted_result(tmp_path, monke
         assert scalars(d) == scalars(tmp_path / f"a{config.seed}")  # every point once, none purged that should stay
     assert "early_stopping/validation_true_return" in scalars(dirs[0])
     # Finished: nothing trains again.
-    assert train_population(configs, dirs, progress=False) == [json.loads((d / "eval.json").read_text()) for d in dirs]
+    assert train_members(configs, dirs, progress=False) == [json.loads((d / "eval.json").read_text()) for d in dirs]
 
 
 def killed_at_256(monkeypatch, module, name, train_it):
@@ -182,16 +216,14 @@ def killed_at_256(monkeypatch, module, name, train_it):
             train_it()
 
 
-def test_lean_and_population_continue_each_others_run_directories(tmp_path, monkeypatch):
-    from agents import lean_trainer
-
+def test_lone_runs_and_members_continue_each_others_run_directories(tmp_path, monkeypatch):
     configs = cell(method="routing", algorithm="ppo", steps=16 * 8 * 6, max_grad_norm=0.5)
     for config in configs:
         train(config, tmp_path / f"lean{config.seed}", progress=False)
 
-    # A population's seed directories, continued one by one by the lean trainer.
+    # Members' directories, continued one by one as lone runs.
     dirs = [tmp_path / f"pop{c.seed}" for c in configs]
-    killed_at_256(monkeypatch, population, "update_population", lambda: train_population(configs, dirs, progress=False))
+    killed_at_256(monkeypatch, lean_trainer, "update", lambda: train_members(configs, dirs, progress=False))
     for config, d in zip(configs, dirs):
         saved = torch.load(d / "checkpoint.pt", weights_only=False)
         assert saved["state"]["env_steps"] == 256
@@ -200,17 +232,17 @@ def test_lean_and_population_continue_each_others_run_directories(tmp_path, monk
         train(config, d, progress=False)
         assert_same_run(d, tmp_path / f"lean{config.seed}")
 
-    # Lean run directories, continued as one population.
+    # Lone runs' directories, continued as members of one program.
     dirs = [tmp_path / f"lean_then_pop{c.seed}" for c in configs]
     for config, d in zip(configs, dirs):
         killed_at_256(monkeypatch, lean_trainer, "update", lambda c=config, d=d: train(c, d, progress=False))
-    train_population(configs, dirs, progress=False)
+    train_members(configs, dirs, progress=False)
     for config, d in zip(configs, dirs):
         assert_same_run(d, tmp_path / f"lean{config.seed}")
 
 
-def test_seeds_checkpointed_at_different_steps_train_as_one_population_per_step(tmp_path, monkeypatch):
-    """A population killed between two seeds' checkpoints leaves them at different steps."""
+def test_members_checkpointed_at_different_steps_train_as_one_program_per_step(tmp_path, monkeypatch):
+    """A program killed between two members' checkpoints leaves them at different steps."""
     configs = cell(method="naive", steps=16 * 8 * 6)
     reference = [train(c, tmp_path / f"lean{c.seed}", progress=False) for c in configs]
     dirs = [tmp_path / f"pop{c.seed}" for c in configs]
@@ -225,47 +257,39 @@ def test_seeds_checkpointed_at_different_steps_train_as_one_population_per_step(
     with monkeypatch.context() as patch:
         patch.setattr(LeanRun, "save_checkpoint", dies_saving_the_sixth)
         with pytest.raises(KeyboardInterrupt):
-            train_population(configs, dirs, progress=False)
+            train_members(configs, dirs, progress=False)
     assert [torch.load(d / "checkpoint.pt", weights_only=False)["state"]["env_steps"] for d in dirs] == [512, 512, 256]
     with pytest.raises(ValueError, match=r"their checkpoints are at different steps \[256, 512\]"):
-        population.train_population(configs, dirs, progress=False)
-    reports = train_population(configs, dirs, progress=False)
+        lean_trainer.train_members(configs, dirs, progress=False)
+    reports = train_members(configs, dirs, progress=False)
     for config, d, report, single in zip(configs, dirs, reports, reference):
         assert close(report, single)
         assert_same_run(d, tmp_path / f"lean{config.seed}")
 
 
-def test_configs_that_differ_in_more_than_the_seed_are_refused_in_one_line(tmp_path):
+def test_configs_that_differ_in_more_than_seed_and_oversight_are_refused_in_one_line(tmp_path):
     configs = cell(method="naive")
     dirs = [tmp_path / str(s) for s in SEEDS]
     for other, pattern in (
-        (dataclasses.replace(configs[1], num_envs=32), r"^num_envs=\[16, 32, 16\] is invalid: a population's configs may differ only in seed$"),
+        (dataclasses.replace(configs[1], num_envs=32),
+         r"^num_envs=\[16, 32, 16\] is invalid: members may differ only in seed and oversight_prob$"),
         (dataclasses.replace(configs[1], method="routing", hidden=8),
-         r"^hidden=\[32, 8, 32\] is invalid: a population's configs may differ only in seed \(they differ in \['hidden', 'method'\]\)$"),
+         r"^hidden=\[32, 8, 32\] is invalid: members may differ only in seed and oversight_prob "
+         r"\(they differ in \['hidden', 'method'\]\)$"),
     ):
         with pytest.raises(ValueError, match=pattern):
-            train_population([configs[0], other, configs[2]], dirs, progress=False)
-    with pytest.raises(ValueError, match=r"^trainer='sb3' is invalid: a population trains with the lean trainer$"):
-        check_population([dataclasses.replace(c, trainer="sb3", algorithm="ppo") for c in configs], dirs)
-    for method in ("routing_parameter_level", "routing_full_labels", "routing_gate_replay"):
-        with pytest.raises(ValueError, match=rf"^method='{method}' is invalid: a population does not train"):
-            check_population([dataclasses.replace(c, method=method) for c in configs], dirs)
+            train_members([configs[0], other, configs[2]], dirs, progress=False)
+    with pytest.raises(ValueError, match=r"^trainer='sb3' is invalid: members train with the lean trainer$"):
+        check_members([dataclasses.replace(c, trainer="sb3", algorithm="ppo") for c in configs], dirs)
+    oracles = cell(method="oracle", oversight=[0.5, 0.5, 0.25])
+    with pytest.raises(ValueError, match=r"^oversight_prob=\[0.5, 0.5, 0.25\] is invalid: oracle trains \[256, 256, 128\] "
+                                         r"steps at these levels; members share a budget$"):
+        train_members(oracles, dirs, progress=False)
     with pytest.raises(ValueError, match=r"expected one directory per config \(3\)"):
-        train_population(configs, dirs[:2], progress=False)
-    with pytest.raises(ValueError, match="expected a distinct directory per seed"):
-        train_population(configs, [dirs[0], dirs[1], dirs[0]], progress=False)
+        train_members(configs, dirs[:2], progress=False)
+    with pytest.raises(ValueError, match="expected a distinct directory per member"):
+        train_members(configs, [dirs[0], dirs[1], dirs[0]], progress=False)
     assert not any(d.exists() for d in dirs)  # refused before any directory was made
-
-
-def test_a_one_seed_population_is_the_lean_run(tmp_path):
-    config = cell(method="routing")[0]
-    (tmp_path / "lean").mkdir()
-    (tmp_path / "pop").mkdir()
-    train_lean(config, tmp_path / "lean", progress=False)
-    population.train_population([config], [tmp_path / "pop"], progress=False)
-    lean = torch.load(tmp_path / "lean" / "checkpoint.pt", weights_only=False)["model"]
-    pop = torch.load(tmp_path / "pop" / "checkpoint.pt", weights_only=False)["model"]
-    assert all(torch.allclose(lean[k], pop[k], atol=1e-5) for k in lean)
 
 
 # ---------------------------------------------------------------------- the sweep's population jobs
@@ -275,7 +299,7 @@ def job(seed, method="routing", oversight=0.1, trainer="lean"):
     return config.to_json(), f"out/{method}/p{oversight:g}/s{seed}"
 
 
-def test_the_sweep_groups_cells_that_differ_only_in_seed():
+def test_the_sweep_groups_cells_that_differ_only_in_seed_and_oversight():
     from oversight_cli.sweep import (
         population_groups,
         tasks,
@@ -285,24 +309,27 @@ def test_the_sweep_groups_cells_that_differ_only_in_seed():
 
     jobs = [job(0), job(0, "naive"), job(1), job(0, oversight=0.2), job(2), job(1, "naive"),
             job(0, "filtering", trainer="sb3"), job(1, "filtering", trainer="sb3"),
-            job(0, "routing_parameter_level"), job(1, "routing_parameter_level")]
+            job(0, "routing_parameter_level"), job(1, "routing_parameter_level"),
+            job(0, "oracle"), job(0, "oracle", oversight=0.2), job(1, "oracle")]
     groups = population_groups(jobs)
     assert [[cell_dir for _, cell_dir in group] for group in groups] == [
-        ["out/routing/p0.1/s0", "out/routing/p0.1/s1", "out/routing/p0.1/s2"],
+        ["out/routing/p0.1/s0", "out/routing/p0.1/s1", "out/routing/p0.2/s0", "out/routing/p0.1/s2"],
         ["out/naive/p0.1/s0", "out/naive/p0.1/s1"],
-        ["out/routing/p0.2/s0"],
         ["out/filtering/p0.1/s0"], ["out/filtering/p0.1/s1"],  # the sb3 trainer: one seed per process
-        ["out/routing_parameter_level/p0.1/s0"], ["out/routing_parameter_level/p0.1/s1"],  # one backward per route
+        ["out/routing_parameter_level/p0.1/s0", "out/routing_parameter_level/p0.1/s1"],
+        ["out/oracle/p0.1/s0", "out/oracle/p0.1/s1"], ["out/oracle/p0.2/s0"],  # the oracle's budget follows oversight
     ]
-    assert groups[0] == [jobs[0], jobs[2], jobs[4]]  # the jobs themselves, configs and seeds untouched
+    assert groups[0] == [jobs[0], jobs[2], jobs[3], jobs[4]]  # the jobs themselves, configs and seeds untouched
     changed = job(1)[0] | {"learning_rate": 0.5}
     assert len(population_groups([job(0), (changed, "elsewhere")])) == 2  # any other setting: another population
+    assert [len(g) for g in population_groups(jobs, capacity=3)[:2]] == [3, 1]  # sized to the device
     run = tasks(jobs, population=True)
     assert [(function, cell_dirs) for function, _, cell_dirs in run] == [
         (train_population_cells, [d for _, d in groups[0]]), (train_population_cells, [d for _, d in groups[1]]),
-        (train_cell, ["out/routing/p0.2/s0"]), (train_cell, ["out/filtering/p0.1/s0"]), (train_cell, ["out/filtering/p0.1/s1"]),
-        (train_cell, ["out/routing_parameter_level/p0.1/s0"]), (train_cell, ["out/routing_parameter_level/p0.1/s1"])]
-    assert run[0][1] == ([c for c, _ in groups[0]], [d for _, d in groups[0]]) and run[2][1] == jobs[3]
+        (train_cell, ["out/filtering/p0.1/s0"]), (train_cell, ["out/filtering/p0.1/s1"]),
+        (train_population_cells, [d for _, d in groups[4]]), (train_population_cells, [d for _, d in groups[5]]),
+        (train_cell, ["out/oracle/p0.2/s0"])]
+    assert run[0][1] == ([c for c, _ in groups[0]], [d for _, d in groups[0]]) and run[-1][1] == jobs[11]
     assert tasks(jobs, population=False) == [(train_cell, j, [j[1]]) for j in jobs]  # off: one cell per task, as ever
 
 
@@ -321,7 +348,7 @@ def test_population_auto_is_on_where_the_cells_train_on_cuda(monkeypatch):
         population_on("yes", config)
     from oversight_cli.main import build_parser
 
-    assert build_parser().parse_args(["sweep", "spec.toml"]).population == "off"  # slower than lone cells on an H100
+    assert build_parser().parse_args(["sweep", "spec.toml"]).population == "auto"  # on a GPU, members by default
 
 
 SPEC = """
@@ -365,7 +392,7 @@ def test_a_sweep_of_populations_gives_the_results_of_a_sweep_of_cells(tmp_path):
     for cell in spec.cells():
         a, b = tmp_path / "cells" / cell.path(), tmp_path / "populations" / cell.path()
         assert close(json.loads((b / "eval.json").read_text()), json.loads((a / "eval.json").read_text())), cell
-        assert "speed/population_steps_per_second" in scalars(b, skip=()) and "speed/population_steps_per_second" not in scalars(a, skip=())
+        assert "speed/member_steps_per_second" in scalars(b, skip=()) and "speed/member_steps_per_second" not in scalars(a, skip=())
 
 
 def test_the_ray_backend_runs_a_population_as_one_task(tmp_path, monkeypatch):
