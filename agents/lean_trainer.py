@@ -372,6 +372,8 @@ def train_members(configs: Sequence[TrainConfig], out_dirs: Sequence[Path],
         stats = update(nets, optimizer, method, settings, samples, [run.generator for run in runs], autocast,
                        replays if any(r is not None for r in replays) else None)
         bar.update(samples_wanted * K)
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)  # the update's kernels are queued, not done: time them too
         seconds = time.perf_counter() - started
         due = []
         for k, run in enumerate(runs):

@@ -10,7 +10,8 @@ reward and the true reward it would then have paid (`oversight_env.spec.REWARDS`
 are left alone: they are what the agent sees. A method that reads the truth anywhere (labels from
 outcomes without the overseen mask, a reward model fitted on or labelling with unobserved
 outcomes, filtering keeping unobserved steps, PPO statistics over dropped samples) trains
-differently. The oracles must NOT be blind: that is the test's power. The population trainer too.
+differently. The oracles must NOT be blind: that is the test's power. Members of one program too,
+at mixed oversight levels.
 """
 
 import dataclasses
@@ -19,7 +20,6 @@ import pytest
 import torch
 
 import agents.lean_trainer as lean_trainer
-import agents.population as population
 from agents.config import TrainConfig
 from agents.files import load_checkpoint
 from agents.methods import METHODS, get_method
@@ -148,18 +148,19 @@ def test_the_oracles_do_read_the_truth(tmp_path, monkeypatch, method):
     assert not same(honest["final"], scrambled["final"])
 
 
-@pytest.mark.parametrize("method", ["filtering", "routing", "oracle"])
-def test_a_population_is_blind_as_its_lean_runs_are(tmp_path, monkeypatch, method):
+@pytest.mark.parametrize("method", ["filtering", "routing", "reward_model", "oracle"])
+def test_members_are_blind_as_lone_runs_are(tmp_path, monkeypatch, method):
     steps = ORACLE_STEPS if method == "oracle" else TINY["steps"]
-    configs = [TrainConfig(**{**TINY, "method": method, "algorithm": "ppo", "seed": seed, "steps": steps})
-               for seed in (0, 1)]
+    levels = (TINY["oversight_prob"],) * 2 if method == "oracle" else (TINY["oversight_prob"], 2 * TINY["oversight_prob"])
+    configs = [TrainConfig(**{**TINY, "method": method, "algorithm": "ppo", "seed": seed, "steps": steps,
+                              "oversight_prob": level}) for seed, level in zip((0, 1), levels)]
     counts, results = {"endings": 0, "rewards": 0}, []
     for scramble in (False, True):
         dirs = [tmp_path / f"{scramble}{c.seed}" for c in configs]
         with monkeypatch.context() as patch:
             if scramble:
-                patch.setattr(population, "record_step", scrambler(population, get_method(method).reward, counts))
-            nets = population.train_population(configs, dirs, progress=False)
+                patch.setattr(lean_trainer, "record_step", scrambler(lean_trainer, get_method(method).reward, counts))
+            nets = lean_trainer.train_members(configs, dirs, progress=False)
         results.append([{"final": net.state_dict(), "state": comparable(load_checkpoint(d / "checkpoint.pt")["state"])}
                         for (net, _), d in zip(nets, dirs)])
     assert counts["endings"] >= 20, counts

@@ -1,5 +1,5 @@
 """The finished marker `eval.json` appears whole or not at all: every writer of it (`train` with
-either trainer, `train_population`, `write_evaluation`) writes a temporary file and renames it
+either trainer, `train_members`, `write_evaluation`) writes a temporary file and renames it
 into place. So a run killed, or a disk that fills, while the marker is written leaves no
 `eval.json` (the run is not finished and trains/evaluates again) or the previous one intact, and
 no temporary file behind.
@@ -24,11 +24,10 @@ from pathlib import Path
 import pytest
 
 import agents.lean_trainer
-import agents.population
 import agents.run_dir
 from agents.config import TrainConfig
 from agents.run_dir import EVALUATION, is_finished, read_evaluation, write_evaluation
-from agents.train import train, train_population
+from agents.train import train, train_members
 
 WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND
 
@@ -135,16 +134,16 @@ def writers(monkeypatch):
         monkeypatch.setitem(sys.modules, "agents.sb3", types.SimpleNamespace(train_sb3=stub(disk)))
         train(config(trainer="sb3", algorithm="ppo"), tmp_path / "sb3", progress=False)
 
-    def population(disk, tmp_path):
+    def members(disk, tmp_path):
         def seeds(configs, out_dirs, progress=True):
             return [stub(disk)(c, d) for c, d in zip(configs, out_dirs)]
-        monkeypatch.setattr(agents.population, "train_population", seeds)
-        train_population([config(seed=0), config(seed=1)], [tmp_path / "s0", tmp_path / "s1"], progress=False)
+        monkeypatch.setattr(agents.lean_trainer, "train_members", seeds)
+        train_members([config(seed=0), config(seed=1)], [tmp_path / "s0", tmp_path / "s1"], progress=False)
 
-    return {"lean": lean, "sb3": sb3, "population": population}
+    return {"lean": lean, "sb3": sb3, "members": members}
 
 
-WRITERS = ["lean", "sb3", "population"]
+WRITERS = ["lean", "sb3", "members"]
 
 
 @pytest.mark.parametrize("writer", WRITERS)

@@ -169,6 +169,37 @@ def test_one_member_update_moves_each_member_as_its_own_update_would(algorithm):
         assert max(moved) == pytest.approx(0.9, rel=1e-3) and min(moved) < 0.85, moved
 
 
+@pytest.mark.parametrize("method", ["routing", "routing_blind_gate", "naive"])
+def test_the_batched_forward_gives_each_members_forward_and_gradients(method):
+    """`StackedNetworks` batched (vmap: what CUDA runs) and one member after another (what a CPU
+    runs) give the same outputs, values, gate logits and gradients of the stacks."""
+    chosen, k = get_method(method), 3
+    nets = []
+    for seed in range(k):
+        torch.manual_seed(seed)
+        nets.append(ActorCritic((4, 5, 5), experts=chosen.experts, hidden=16, gate_from_policy=chosen.gate_from_policy,
+                                gate_planes=(0, 1, 2) if chosen.gate_hides else None))
+    torch.manual_seed(9)
+    obs, labels = torch.rand(k, 12, 4, 5, 5), torch.randint(0, 3, (k, 12))
+    results = []
+    for batched in (True, False):
+        stack = StackedNetworks(nets, batched=batched)
+        out = stack(obs, labels if chosen.route_labels else None)
+        parts = [out.logits, out.value, out.gate, stack.critic(obs)]
+        if out.gate_logit is not None:
+            parts += [out.gate_logit, stack.gate_logits(obs)]
+        sum(x.float().pow(2).sum() for x in parts).backward()
+        results.append(([x.detach() for x in parts], {n: p.grad for n, p in stack.params.items()}))
+    (outs_a, grads_a), (outs_b, grads_b) = results
+    assert all(torch.allclose(a, b, atol=1e-5) for a, b in zip(outs_a, outs_b))
+    assert grads_a.keys() == grads_b.keys()
+    for name in grads_a:
+        assert torch.allclose(grads_a[name], grads_b[name], atol=1e-4, rtol=1e-4), name
+    for member, net in enumerate(nets):  # and each member's slice is its own network's
+        alone = net(obs[member], labels[member] if chosen.route_labels else None)
+        assert torch.allclose(alone.logits, outs_b[0][member], atol=1e-6)
+
+
 def test_killed_members_resume_to_the_uninterrupted_result(tmp_path, monkeypatch):
     configs = cell(method="naive_early_stopping", algorithm="ppo", steps=16 * 8 * 6, oversight=[0.5, 0.5, 0.25])
     reference = train_members(configs, [tmp_path / f"a{c.seed}" for c in configs], progress=False)

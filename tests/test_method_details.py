@@ -7,7 +7,7 @@ Properties pinned:
 - the gate replay can draw every sample it holds, the newest included, and only those;
   its draws come from the run's generator;
 - PPO draws a new order every epoch: each epoch's minibatches cover every sample exactly once,
-  and the orders of two epochs (and of two successive updates) differ; a population's seeds
+  and the orders of two epochs (and of two successive updates) differ; members of one program
   each do so with their own generator;
 - PPO normalizes advantages over the samples the loss keeps (weight > 0) only.
 """
@@ -20,11 +20,11 @@ import pytest
 import torch
 
 import agents.losses as losses
-import agents.population as population
+import agents.stacked as stacked
 from agents.losses import Samples, UpdateSettings, minibatches, normalized, update
 from agents.methods import get_method
 from agents.networks import ActorCritic
-from agents.population import StackedNetworks, update_population
+from agents.stacked import StackedNetworks
 from agents.reward_model import RewardModel
 from oversight_env import Outcome
 
@@ -142,22 +142,23 @@ def test_a_ppo_update_trains_each_epoch_on_a_new_order_and_each_update_on_new_on
     assert all(a != b for a in first for b in second)  # the second update draws on from the run's generator
 
 
-def test_a_population_update_reshuffles_each_seeds_samples_every_epoch_with_its_own_generator(monkeypatch):
-    k, steps, real = 3, [], population._gradient_step
+def test_a_member_update_reshuffles_each_members_samples_every_epoch_with_its_own_generator(monkeypatch):
+    k, steps, real = 3, [], stacked._gradient_step
 
     def spy(nets, optimizer, method, settings, samples, *args, **kwargs):
-        steps.append(samples.obs[:, :, 0, 0, 0].long())  # (K, minibatch)
+        steps.append(torch.stack([s.obs[:, 0, 0, 0].long() for s in samples]))  # (K, minibatch)
         return real(nets, optimizer, method, settings, samples, *args, **kwargs)
 
-    monkeypatch.setattr(population, "_gradient_step", spy)
+    monkeypatch.setattr(stacked, "_gradient_step", spy)
     nets = []
     for seed in range(k):
         torch.manual_seed(seed)
         nets.append(ActorCritic((4, 5, 5), experts=("diamond",), hidden=16))
-    stacked = StackedNetworks(nets)
+    stack = StackedNetworks(nets)
     generators = [torch.Generator().manual_seed(10 + seed) for seed in range(k)]
-    update_population(stacked, torch.optim.Adam(stacked.params.values()), get_method("naive"), SETTINGS,
-                      ppo_samples(k=k), generators, contextlib.nullcontext())
+    samples = ppo_samples(k=k)
+    stacked.update(stack, torch.optim.Adam(stack.params.values()), get_method("naive"), SETTINGS,
+                   [Samples(*(x[seed] for x in samples)) for seed in range(k)], generators, contextlib.nullcontext())
     per_seed = [assert_reshuffled_each_epoch([s[seed].tolist() for s in steps], N, SETTINGS) for seed in range(k)]
     assert per_seed[0] != per_seed[1] != per_seed[2]  # each seed its own order
     for seed in range(k):  # ... the one `agents.losses.minibatches` draws with that seed's generator

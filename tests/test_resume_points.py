@@ -3,9 +3,9 @@ checkpoint), once or twice, then started again, ends exactly where the uninterru
 
 Checkpoints and evaluations here fall on DIFFERENT schedules (an evaluation every 3 updates, a
 checkpoint every 2, and a shortened last update), so a checkpoint taken between evaluations must
-hold the weights trained so far (a population keeps its weights stacked and copies them into each
-seed's network only when asked), and a kill between a checkpoint and the next evaluation must
-lose nothing. Properties pinned, for the lean trainer and a population:
+hold the weights trained so far (the trainer keeps its members' weights stacked and copies them
+into each member's network only when asked), and a kill between a checkpoint and the next
+evaluation must lose nothing. Properties pinned, for one member and for two at two oversight levels:
 - after each kill the checkpoint on disk is the last one the schedule had reached;
 - a resumed run trains only the updates after its checkpoint (it continues; it never starts over);
 - the resumed run's final weights, optimizer, generator, environments and method state,
@@ -27,10 +27,9 @@ from tensorboard.summary.writer import event_file_writer
 
 import agents.evaluator as evaluator
 import agents.lean_trainer as lean_trainer
-import agents.population as population
 from agents.config import TrainConfig
 from agents.files import load_checkpoint
-from agents.train import train, train_population
+from agents.train import train, train_members
 from tests.test_agents import scalars
 
 BATCH = 16 * 8
@@ -224,24 +223,26 @@ SEEDS = (0, 1)
 
 @pytest.mark.parametrize("method,chain", POPULATION_CHAINS.items(),
                          ids=lambda x: "-".join(f"{s}.{h}" for s, h in x) if isinstance(x, list) else x)
-def test_a_population_killed_at_random_points_resumes_to_the_uninterrupted_result(
+def test_members_killed_at_random_points_resume_to_the_uninterrupted_result(
         tmp_path, tmp_path_factory, monkeypatch, method, chain):
-    configs = [TrainConfig(method=method, seed=seed, **{**TINY, **POPULATION[method][0]}) for seed in SEEDS]
+    settings = {**TINY, **POPULATION[method][0]}
+    levels = (settings["oversight_prob"], settings["oversight_prob"] / 2)  # members at two oversight levels
+    configs = [TrainConfig(method=method, seed=seed, **{**settings, "oversight_prob": p}) for seed, p in zip(SEEDS, levels)]
 
     def uninterrupted(d):
         dirs = [d / str(seed) for seed in SEEDS]
-        train_population(configs, dirs, progress=False)
+        train_members(configs, dirs, progress=False)
         return [run_state(x) for x in dirs]
 
     expected = reference(tmp_path_factory, f"population_{method}", uninterrupted)
     dirs = [tmp_path / str(seed) for seed in SEEDS]
-    killer = Killer(monkeypatch, population, "update_population")
+    killer = Killer(monkeypatch, lean_trainer, "update")
     for point in chain:
-        killer.attempt(lambda: train_population(configs, dirs, progress=False), dirs, point)
+        killer.attempt(lambda: train_members(configs, dirs, progress=False), dirs, point)
         for d in dirs:
             assert not (d / "eval.json").exists()
             assert load_checkpoint(d / "checkpoint.pt")["state"]["env_steps"] == last_checkpoint_before(point), point
-    killer.attempt(lambda: train_population(configs, dirs, progress=False), dirs, None)
+    killer.attempt(lambda: train_members(configs, dirs, progress=False), dirs, None)
     for d, want in zip(dirs, expected):
         same(run_state(d), want)
 
@@ -278,7 +279,7 @@ class HeldUntilFlushed:
             self._closed = True
 
 
-@pytest.mark.parametrize("trainer", ["lean", "population"])
+@pytest.mark.parametrize("trainer", ["lean", "members"])
 def test_a_checkpoint_is_written_after_the_events_it_covers_are_on_disk(tmp_path, monkeypatch, trainer):
     real_save, seen = lean_trainer.save_atomic, []
 
@@ -295,7 +296,7 @@ def test_a_checkpoint_is_written_after_the_events_it_covers_are_on_disk(tmp_path
         configs, dirs = configs[:1], dirs[:1]
         train(configs[0], dirs[0], progress=False)
     else:
-        train_population(configs, dirs, progress=False)
+        train_members(configs, dirs, progress=False)
     assert len(seen) == 4 * len(dirs)  # 256, 512, 768 and the end
     for d, step, on_disk in seen:
         everything = scalars(d)
