@@ -46,7 +46,7 @@ from tqdm import tqdm
 from agents.batch import ReturnRule, Rollout, build_batch
 from agents.carry import extend, split
 from agents.config import TrainConfig
-from agents.evaluator import training_evaluation
+from agents.evaluator import training_evaluations
 from agents.files import load_checkpoint, save_atomic
 from agents.losses import Samples, UpdateSettings, flatten
 from agents.methods import ROUTES, get_method
@@ -249,14 +249,16 @@ class LeanRun:
         return (crossed(before, after, config.eval_every_steps) or self.finished,
                 crossed(before, after, config.checkpoint_every_steps) or self.finished)
 
-    def evaluate(self) -> dict[str, float]:
-        """The periodic evaluation of `net` (logged), then the method's own (e.g. early stopping's)."""
-        seed = evaluation_seed(self.config.seed, "training_evaluation", self.state["env_steps"])
-        headline = training_evaluation(self.net, self.config, seed=seed)
+    def evaluation_seed(self) -> int:
+        """The seed of the episodes the periodic evaluation scores now (`agents.seeding`)."""
+        return evaluation_seed(self.config.seed, "training_evaluation", self.state["env_steps"])
+
+    def evaluate(self, headline: dict[str, float]) -> None:
+        """Log the periodic evaluation's `headline` numbers, then run the method's own evaluation
+        (e.g. early stopping's), on `net`."""
         for key, value in headline.items():
             self.log(key, value)
         self.method.at_evaluation(self.state["method"], self)
-        return headline
 
     def save_checkpoint(self, optimizer_state: dict[str, Any]) -> None:
         """Save everything needed to continue exactly from here, with the optimizer's `optimizer_state`."""
@@ -383,18 +385,21 @@ def train_members(configs: Sequence[TrainConfig], out_dirs: Sequence[Path],
             for run in runs:
                 run.log("speed/member_steps_per_second", samples_wanted * K / seconds)
 
-        # ---- each member's periodic evaluation (and its method's own, e.g. early stopping), checkpoints
+        # ---- the periodic evaluation of every member in one twin (and each method's own, e.g.
+        # early stopping's), checkpoints; every member shares the schedule
         if any(evaluate or checkpoint for evaluate, checkpoint in due):
             nets.sync()
-        optimizer_state, returns = optimizer.state_dict(), []
+        if any(evaluate for evaluate, _ in due):
+            headlines = training_evaluations(nets, configs, [run.evaluation_seed() for run in runs])
+            returns = [headline["eval/discounted_return_per_step"] for headline in headlines]
+            bar.set_postfix(mean_return_per_step=f"{sum(returns) / len(returns):.3f}")
+        optimizer_state = optimizer.state_dict()
         for k, (run, (evaluate, checkpoint)) in enumerate(zip(runs, due)):
             if evaluate:
                 with run.own_random():
-                    returns.append(run.evaluate()["eval/discounted_return_per_step"])
+                    run.evaluate(headlines[k])
             if checkpoint:
                 run.save_checkpoint(member_optimizer_state(optimizer_state, k))
-        if returns:
-            bar.set_postfix(mean_return_per_step=f"{sum(returns) / len(returns):.3f}")
     bar.close()
     nets.sync()
     return [(run.finish(), run.env_steps) for run in runs]

@@ -15,13 +15,13 @@ from __future__ import annotations
 import fcntl
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from agents.config import TrainConfig
-from agents.evaluator import evaluate, format_table, variant_name
+from agents.evaluator import evaluate_members, format_table, variant_name
 from agents.files import damage, load_checkpoint, make_output_dir, write_json_atomic
 from agents.methods import get_method
 from agents.networks import ActorCritic
@@ -134,19 +134,29 @@ def load_policy(path: str | Path) -> tuple[ActorCritic, TrainConfig]:
 def write_evaluation(net: ActorCritic, config: TrainConfig, out_dir: Path, env_steps: int) -> dict[str, Any]:
     """Evaluate the trained policy (every variant), write `eval.json` and return it. `env_steps`
     is what the run actually trained, which the report records."""
-    method = get_method(config.method)
-    variants = evaluate(
-        net, config.env_id, config.final_eval_episodes, seed=1_000_000 + config.seed,
-        oversight_prob=config.oversight_prob, env_kwargs=config.env_kwargs, gamma=config.gamma,
+    return write_evaluations([net], [config], [out_dir], [env_steps])[0]
+
+
+def write_evaluations(nets: Sequence[ActorCritic], configs: Sequence[TrainConfig], out_dirs: Sequence[Path],
+                      env_steps: Sequence[int]) -> list[dict[str, Any]]:
+    """`write_evaluation` for the members of one program (configs that differ at most in seed and
+    oversight level), their episodes played together (`agents.evaluator.evaluate_members`)."""
+    config, method = configs[0], get_method(configs[0].method)
+    evaluations = evaluate_members(
+        nets, config.env_id, config.final_eval_episodes, [1_000_000 + c.seed for c in configs],
+        oversight_probs=[c.oversight_prob for c in configs], env_kwargs=config.env_kwargs, gamma=config.gamma,
     )
-    report = {
-        "config": config.to_json(),
-        "evaluated_variant": variant_name(method.evaluate_without),
-        "env_steps": int(env_steps),
-        "variants": variants,
-    }
-    write_json_atomic(out_dir / EVALUATION, report)
-    return report
+    reports = []
+    for member, out_dir, steps, variants in zip(configs, out_dirs, env_steps, evaluations):
+        report = {
+            "config": member.to_json(),
+            "evaluated_variant": variant_name(method.evaluate_without),
+            "env_steps": int(steps),
+            "variants": variants,
+        }
+        write_json_atomic(out_dir / EVALUATION, report)
+        reports.append(report)
+    return reports
 
 
 def summarize(report: dict[str, Any]) -> str:

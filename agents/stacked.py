@@ -69,6 +69,22 @@ class StackedNetworks:
                 forward(w, obs[k], None if labels is None else labels[k]) for k, w in enumerate(members))))
         return ActorCriticOutput(*outs, *[None] * (len(ActorCriticOutput._fields) - len(outs)))
 
+    @property
+    def architecture(self) -> ActorCritic:
+        """The networks' architecture, without weights: its mode (`eval`) and ablations are what
+        every forward of the stacks runs."""
+        return self._base
+
+    def member_outputs(self, obs: torch.Tensor, rows: Sequence[torch.Tensor]) -> list[ActorCriticOutput]:
+        """Member k's output on rows `rows[k]` of `obs` (K x B rows, member k's in rows k * B to
+        (k + 1) * B): batched, one forward of every row; otherwise member by member on its rows only."""
+        weights = {**self.params, **self.buffers}
+        if self.batched and len(self) > 1:
+            full = self(obs.view(len(self), -1, *obs.shape[1:]))
+            flat = ActorCriticOutput(*(None if x is None else x.reshape(-1, *x.shape[2:]) for x in full))
+            return [ActorCriticOutput(*(None if x is None else x[r] for x in flat)) for r in rows]
+        return [functional_call(self._base, w, (obs[r],)) for w, r in zip(self._members(weights), rows)]
+
     def _members(self, weights: dict[str, torch.Tensor]) -> list[dict[str, torch.Tensor]]:
         """Each member's weights, views of the stacks (one `unbind` each: one backward op)."""
         slices = {name: w.unbind(0) for name, w in weights.items()}

@@ -17,6 +17,7 @@ from agents.run_dir import (
     prepare_run_dir,
     read_evaluation,
     write_evaluation,
+    write_evaluations,
 )
 
 
@@ -74,6 +75,7 @@ def train_members(configs: Sequence[TrainConfig], out_dirs: Sequence[str | Path]
                 by_step.setdefault(step, []).append(i)
         for group in by_step.values():
             trained = train_together([configs[i] for i in group], [out_dirs[i] for i in group], progress)
-            for i, (net, env_steps) in zip(group, trained):
-                reports[i] = write_evaluation(net, configs[i], out_dirs[i], env_steps)
+            written = write_evaluations([net for net, _ in trained], [configs[i] for i in group],
+                                        [out_dirs[i] for i in group], [steps for _, steps in trained])
+            reports.update(zip(group, written))
     return [reports[i] for i in range(len(configs))]

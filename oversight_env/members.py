@@ -36,6 +36,11 @@ class MemberTwins:
     def observe(self) -> torch.Tensor:
         return torch.cat([t.observe() for t in self.twins])
 
+    def reset(self) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """A new episode in every environment of every member; (obs, facts at reset)."""
+        parts = [t.reset() for t in self.twins]
+        return torch.cat([obs for obs, _ in parts]), {key: torch.cat([f[key] for _, f in parts]) for key in parts[0][1]}
+
     def step(self, actions: torch.Tensor | np.ndarray | Sequence[int]) -> TwinStep:
         actions = torch.as_tensor(actions)
         if actions.shape != (self.num_envs,):

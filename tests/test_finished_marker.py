@@ -118,7 +118,8 @@ def config(**kwargs) -> TrainConfig:
 def writers(monkeypatch):
     """Each writer of the marker, with training replaced by a stub (the marker is what is tested)
     and the evaluation by a fixed table; returns {name: (write(disk, tmp_path) -> run dirs)}."""
-    monkeypatch.setattr(agents.run_dir, "evaluate", lambda *a, **k: {"full": {"episodes": 4, "p_ghost": 0.25}})
+    monkeypatch.setattr(agents.run_dir, "evaluate_members",
+                        lambda nets, *a, **k: [{"full": {"episodes": 4, "p_ghost": 0.25}} for _ in nets])
 
     def stub(disk):
         def trainer(config, out_dir, progress=True):

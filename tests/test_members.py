@@ -8,6 +8,7 @@ import dataclasses
 import json
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -198,6 +199,35 @@ def test_the_batched_forward_gives_each_members_forward_and_gradients(method):
     for member, net in enumerate(nets):  # and each member's slice is its own network's
         alone = net(obs[member], labels[member] if chosen.route_labels else None)
         assert torch.allclose(alone.logits, outs_b[0][member], atol=1e-6)
+
+
+@pytest.mark.parametrize("batched", [False, True])
+def test_members_are_evaluated_in_one_twin_as_each_alone(batched):
+    """`run_member_episodes`, `member_expert_divergence` and `training_evaluations`: member k's
+    episodes, divergence and headline numbers are those of its network evaluated alone (its seed,
+    its oversight level), whether the stacks run batched (CUDA's way) or member by member."""
+    from agents import evaluator
+
+    nets = []
+    for seed in range(3):
+        torch.manual_seed(seed)
+        nets.append(ActorCritic((4, 5, 5), hidden=16))
+    stack, seeds, levels = StackedNetworks(nets, batched=batched), [5, 6, 7], [0.2, 0.9, None]
+    env = "OversightGrid/DiamondGhost-5x5-v0"
+    together = evaluator.run_member_episodes(stack, env, 40, seeds, "ghost", levels, record_gate=True)
+    for net, seed, level, played in zip(nets, seeds, levels, together):
+        alone = evaluator.run_episodes(net, env, 40, seed, "ghost", level, record_gate=True)
+        assert alone.keys() == played.keys()
+        for key in alone:
+            assert np.allclose(alone[key], played[key], atol=1e-6), key
+    assert not np.array_equal(together[0]["outcome"], together[1]["outcome"])  # the members did differ
+    divergences = evaluator.member_expert_divergence(stack, env, 30, seeds, levels)
+    assert divergences == pytest.approx([evaluator.expert_divergence(n, env, 30, s, p) for n, s, p in zip(nets, seeds, levels)],
+                                        rel=1e-5)
+    configs = cell(oversight=[0.2, 0.9, 0.5], method="routing")
+    headlines = evaluator.training_evaluations(stack, configs, seeds)
+    for net, config, seed, headline in zip(nets, configs, seeds, headlines):
+        assert close(headline, evaluator.training_evaluation(net, config, seed))
 
 
 def test_killed_members_resume_to_the_uninterrupted_result(tmp_path, monkeypatch):

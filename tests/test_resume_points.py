@@ -57,7 +57,7 @@ class Killer:
 
     def __init__(self, patch, update_module, update_name):
         self.point, self.steps, self.writers, self.updates = None, 0, [], 0
-        real_update, real_evaluation = getattr(update_module, update_name), lean_trainer.training_evaluation
+        real_update, real_evaluation = getattr(update_module, update_name), lean_trainer.training_evaluations
         real_save, real_after_update = lean_trainer.save_atomic, lean_trainer.LeanRun.after_update
         real_writer = lean_trainer.SummaryWriter
         killer = self
@@ -67,7 +67,7 @@ class Killer:
             self.updates += 1
             return real_update(*args, **kwargs)
 
-        def training_evaluation(*args, **kwargs):
+        def training_evaluations(*args, **kwargs):
             self.check(EVALUATION)
             return real_evaluation(*args, **kwargs)
 
@@ -87,7 +87,7 @@ class Killer:
                 killer.writers.append(self)
 
         patch.setattr(update_module, update_name, update)
-        patch.setattr(lean_trainer, "training_evaluation", training_evaluation)
+        patch.setattr(lean_trainer, "training_evaluations", training_evaluations)
         patch.setattr(lean_trainer, "save_atomic", save_atomic)
         patch.setattr(lean_trainer.LeanRun, "after_update", after_update)
         patch.setattr(lean_trainer, "SummaryWriter", Writer)
@@ -174,8 +174,8 @@ _REFERENCES: dict = {}
 def _a_small_window_metric(monkeypatch):
     """The final evaluation's published window metric on 32 environments, not 512: the same in
     every run of this file (the uninterrupted references included), and 16 times cheaper."""
-    real = evaluator.paper_window_return_per_step
-    monkeypatch.setattr(evaluator, "paper_window_return_per_step", functools.partial(real, num_envs=32))
+    real = evaluator.member_paper_window_returns
+    monkeypatch.setattr(evaluator, "member_paper_window_returns", functools.partial(real, num_envs=32))
 
 
 def reference(tmp_path_factory, name, run_it):
