@@ -278,6 +278,10 @@ class LeanRun:
         return self.net
 
 
+#: What members of one `train_members` call may differ in.
+MEMBER_SETTINGS = ("seed", "oversight_prob")
+
+
 def check_members(configs: Sequence[TrainConfig], out_dirs: Sequence[Path]) -> None:
     """Refuse, in one line, what cannot train as one program: configs that differ in anything but
     `seed` and `oversight_prob`, or in their budget (the oracle's depends on the oversight level),
@@ -301,10 +305,6 @@ def check_members(configs: Sequence[TrainConfig], out_dirs: Sequence[Path]) -> N
     if len(set(budgets)) > 1:
         raise invalid_argument("oversight_prob", [c.oversight_prob for c in configs],
                                f"{configs[0].method} trains {budgets} steps at these levels; members share a budget")
-
-
-#: What members of one `train_members` call may differ in.
-MEMBER_SETTINGS = ("seed", "oversight_prob")
 
 
 def build_twin(configs: Sequence[TrainConfig]) -> Any:
@@ -391,8 +391,8 @@ def train_members(configs: Sequence[TrainConfig], out_dirs: Sequence[Path],
             nets.sync()
         if any(evaluate for evaluate, _ in due):
             headlines = training_evaluations(nets, configs, [run.evaluation_seed() for run in runs])
-            returns = [headline["eval/discounted_return_per_step"] for headline in headlines]
-            bar.set_postfix(mean_return_per_step=f"{sum(returns) / len(returns):.3f}")
+            bar.set_postfix({name: f"{sum(h[f'eval/{key}'] for h in headlines) / K:.3f}" for name, key in
+                             (("return_per_step", "discounted_return_per_step"), ("p_ghost_unobs", "p_ghost_when_unobserved"))})
         optimizer_state = optimizer.state_dict()
         for k, (run, (evaluate, checkpoint)) in enumerate(zip(runs, due)):
             if evaluate:

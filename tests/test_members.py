@@ -412,6 +412,23 @@ def test_population_auto_is_on_where_the_cells_train_on_cuda(monkeypatch):
     assert build_parser().parse_args(["sweep", "spec.toml"]).population == "auto"  # on a GPU, members by default
 
 
+def test_a_population_on_cuda_holds_what_half_the_free_memory_holds(monkeypatch):
+    from oversight_cli.sweep import CPU_CAPACITY, member_capacity
+
+    assert member_capacity(TrainConfig(device="cpu")) == CPU_CAPACITY
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    free = {"bytes": 80 * 2**30}
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda *a: (free["bytes"], 80 * 2**30))
+    paper = TrainConfig(device="cuda")
+    big = member_capacity(paper)
+    assert 64 <= big <= 2048, big  # the paper's shape: of the order the prototype measured (54 GiB at 512)
+    free["bytes"] //= 4
+    assert member_capacity(paper) == pytest.approx(big / 4, abs=1)  # proportional to the free memory
+    assert member_capacity(dataclasses.replace(paper, rollout_steps=128)) < member_capacity(paper)  # to the batch
+    free["bytes"] = 1
+    assert member_capacity(paper) == 1  # one member at least: it fails or fits on its own
+
+
 SPEC = """
 name = "tiny"
 [env]
