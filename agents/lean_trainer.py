@@ -234,14 +234,17 @@ class LeanRun:
         self.method.after_update(self.state["method"], samples.obs, samples.labels)
         for key, value in stats.items():
             self.log(key, value)
+        measured = {}  # read from the device at once
         for code, name in ((1, "diamond"), (2, "ghost")):
-            self.log(f"train/p_{name}_overseen", float((overseen & (outcome == code)).float().mean()))
-            self.log(f"train/p_{name}_unobserved", float((~overseen & (outcome == code)).float().mean()))
-        self.log("train/p_timeout", float((outcome == 0).float().mean()))
-        self.log("train/true_return", float(buf["true_return"][ended].mean()))
+            measured[f"train/p_{name}_overseen"] = (overseen & (outcome == code)).float().mean()
+            measured[f"train/p_{name}_unobserved"] = (~overseen & (outcome == code)).float().mean()
+        measured["train/p_timeout"] = (outcome == 0).float().mean()
+        measured["train/true_return"] = buf["true_return"][ended].mean()
         for code, name in ROUTES:
-            self.log(f"route/fraction_{name}", float((samples.labels == code).float().mean()))
-        self.log("route/fraction_kept", float(samples.weights.mean()))
+            measured[f"route/fraction_{name}"] = (samples.labels == code).float().mean()
+        measured["route/fraction_kept"] = samples.weights.float().mean()
+        for key, value in zip(measured, torch.stack(list(measured.values())).tolist()):
+            self.log(key, value)
         self.log("route/samples_trained", len(samples.labels))
         self.log("loss/entropy_coef", settings.ent_coef)
         self.log("speed/steps_per_second", samples_wanted / seconds)
@@ -339,7 +342,7 @@ def train_members(configs: Sequence[TrainConfig], out_dirs: Sequence[Path],
     optimizer = torch.optim.Adam(nets.params.values(), lr=config.learning_rate, eps=config.adam_eps)
     if lead.saved_optimizer is not None:
         optimizer.load_state_dict(stacked_optimizer_state([run.saved_optimizer for run in runs], out_dirs))
-    critic = (lambda final_obs, rows: nets.critic_of_rows(final_obs, rows // N)) if return_rule(config).bootstraps else None
+    critic = (lambda final_obs, rows: nets.critic_of_rows(final_obs, rows, N)) if return_rule(config).bootstraps else None
     autocast = bf16_autocast(config)
     levels = sorted({c.oversight_prob for c in configs})
     bar = tqdm(total=lead.total_steps * K, initial=lead.env_steps * K, unit="step", unit_scale=True, disable=not progress,

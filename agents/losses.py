@@ -16,6 +16,8 @@ Both clip the gradient's norm when `max_grad_norm` is set.
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, NamedTuple
@@ -106,7 +108,7 @@ def output_loss(
     settings: UpdateSettings,
     samples: Samples,
     normalize_advantages: bool = False,
-) -> tuple[torch.Tensor, dict[str, float]]:
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """The method's loss on `samples` given the network's output on them, `out`, and its parts
     for logging. Apart from the forward so that a member axis of networks (`agents.stacked`)
     can run one batched forward (`torch.vmap`, which cannot run this function's data-dependent
@@ -122,7 +124,7 @@ def output_loss_terms(
     samples: Samples,
     normalize_advantages: bool = False,
     gate_replay: tuple[torch.Tensor, torch.Tensor] | None = None,
-) -> tuple[LossTerms, dict[str, float]]:
+) -> tuple[LossTerms, dict[str, torch.Tensor]]:
     """`output_loss` in its parts (`LossTerms`), for parameter-level routing, which sends each
     route's samples' terms to its own parameters. `gate_replay`, (gate logits, labels) of
     replayed samples, joins the gate loss: the mean over every labelled sample, current or replayed."""
@@ -145,21 +147,34 @@ def output_loss_terms(
         gate_logit, gate_labels = torch.cat([gate_logit, gate_replay[0].float()]), torch.cat([labels, gate_replay[1]])
     g_loss = gate_loss(gate_logit, gate_labels)
     terms = LossTerms(weights * per_sample, settings.gate_coef * g_loss if method.gate_loss else None)
-    with torch.no_grad():
+    with torch.no_grad():  # tensors: read once per update (`read_stats`), not once per number
         stats = {
-            "loss/policy": float((weights * pg).mean()),
-            "loss/value": float((weights * value_loss).mean()),
-            "loss/entropy": float(entropy.mean()),
-            "loss/gate": float(g_loss),
-            "loss/total": float(terms.total()),
+            "loss/policy": (weights * pg).mean(),
+            "loss/value": (weights * value_loss).mean(),
+            "loss/entropy": entropy.mean(),
+            "loss/gate": g_loss,
+            "loss/total": terms.total(),
         }
         if out.gate_logit is not None:  # the gate on each route's samples: does routing separate them?
+            gate = out.gate.float()
             for code, name in ROUTES:
-                chosen = labels == code
-                if bool(chosen.any()):
-                    tag = name if code == UNLABELLED else f"{name}_labelled"
-                    stats[f"gate/{tag}"] = float(out.gate[chosen].float().mean())
+                chosen = labels == code  # NaN where the route has no samples: `read_stats` leaves it out
+                tag = name if code == UNLABELLED else f"{name}_labelled"
+                stats[f"gate/{tag}"] = torch.where(chosen, gate, 0.0).sum() / chosen.sum()
     return terms, stats
+
+
+def read_stats(stats: Sequence[dict[str, torch.Tensor]]) -> list[dict[str, float]]:
+    """Loss statistics (`output_loss_terms`'s tensors) of one or more members as numbers, read
+    from the device at once; a gate statistic of a route without samples (NaN) is left out."""
+    keys = [list(member) for member in stats]
+    values = torch.stack([v.detach().float().reshape(()) for member in stats for v in member.values()]).tolist()
+    read, i = [], 0
+    for member in keys:
+        numbers = dict(zip(member, values[i:i + len(member)]))
+        i += len(member)
+        read.append({k: v for k, v in numbers.items() if not (k.startswith("gate/") and math.isnan(v))})
+    return read
 
 
 def normalized(advantages: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
@@ -190,12 +205,12 @@ def update(
     for group in optimizer.param_groups:
         group["lr"] = settings.learning_rate
     if settings.algorithm != "ppo":
-        return _gradient_step(net, optimizer, method, settings, samples, autocast, normalize=False, gate_replay=gate_replay)
-    stats: dict[str, float] = {}
+        stats = _gradient_step(net, optimizer, method, settings, samples, autocast, normalize=False, gate_replay=gate_replay)
+        return read_stats([stats])[0]
     for idx in minibatches(len(samples.obs), settings, generator):
         stats = _gradient_step(net, optimizer, method, settings, Samples(*(x[idx] for x in samples)), autocast,
                                normalize=len(idx) > 1, gate_replay=gate_replay)
-    return stats
+    return read_stats([stats])[0]
 
 
 def minibatches(count: int, settings: UpdateSettings, generator: torch.Generator) -> list[torch.Tensor]:
@@ -206,7 +221,7 @@ def minibatches(count: int, settings: UpdateSettings, generator: torch.Generator
 
 
 def _gradient_step(net, optimizer, method, settings, samples, autocast, normalize: bool,
-                   gate_replay: tuple[torch.Tensor, torch.Tensor] | None = None) -> dict[str, float]:
+                   gate_replay: tuple[torch.Tensor, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
     with autocast:
         out = net(samples.obs, routing_labels(method, samples))
         replay = None if gate_replay is None else (net.actor.gate(gate_replay[0]).squeeze(-1), gate_replay[1])

@@ -24,7 +24,15 @@ from typing import Any
 import torch
 from torch.func import functional_call, stack_module_state
 
-from agents.losses import LossTerms, Samples, UpdateSettings, minibatches, output_loss_terms, routing_labels
+from agents.losses import (
+    LossTerms,
+    Samples,
+    UpdateSettings,
+    minibatches,
+    output_loss_terms,
+    read_stats,
+    routing_labels,
+)
 from agents.methods import ROUTES, Method
 from agents.networks import ActorCritic, ActorCriticOutput
 from oversight_env.spec import invalid_argument
@@ -105,15 +113,21 @@ class StackedNetworks:
             return torch.vmap(lambda w, x: functional_call(module, w, (x,)))(weights, obs)
         return torch.stack([functional_call(module, w, (obs[k],)) for k, w in enumerate(self._members(weights))])
 
-    def critic_of_rows(self, obs: torch.Tensor, members: torch.Tensor) -> torch.Tensor:
-        """The value of each row of `obs` (D, C, H, W) by the network of its member `members` (D,),
-        member by member (for the few final observations of timed-out episodes)."""
+    def critic_of_rows(self, obs: torch.Tensor, rows: torch.Tensor, width: int) -> torch.Tensor:
+        """The value of each row of `obs` (D, C, H, W), the final observations of rows `rows` (D,)
+        of a K x `width` batch (member k's in rows k * width to (k + 1) * width), by its member's
+        network: batched, one forward of a full batch holding them; otherwise member by member."""
+        members = rows // width
+        if self.batched and len(self) > 1:
+            full = obs.new_zeros(len(self), width, *obs.shape[1:])
+            full[members, rows % width] = obs
+            return self.critic(full)[members, rows % width]
         values = torch.empty(len(obs), device=obs.device)
         weights = self._weights_of("critic.")
         for k in members.unique().tolist():
-            rows = members == k
+            chosen = members == k
             member_weights = {name: w[k] for name, w in weights.items()}
-            values[rows] = functional_call(self._base.critic, member_weights, (obs[rows],)).float().squeeze(-1)
+            values[chosen] = functional_call(self._base.critic, member_weights, (obs[chosen],)).float().squeeze(-1)
         return values
 
     def _weights_of(self, prefix: str) -> dict[str, torch.Tensor]:
@@ -205,19 +219,18 @@ def update(
     for group in optimizer.param_groups:
         group["lr"] = settings.learning_rate
     if settings.algorithm != "ppo":
-        return _gradient_step(nets, optimizer, method, settings, samples, autocast, gate_replays, normalize=False)
-    stats: list[dict[str, float]] = []
+        return read_stats(_gradient_step(nets, optimizer, method, settings, samples, autocast, gate_replays, normalize=False))
     for rows in zip(*(minibatches(len(s.obs), settings, g) for s, g in zip(samples, generators))):
         chosen = [Samples(*(x[idx] for x in s)) for s, idx in zip(samples, rows)]
         stats = _gradient_step(nets, optimizer, method, settings, chosen, autocast, gate_replays,
                                normalize=[len(idx) > 1 for idx in rows])
-    return stats
+    return read_stats(stats)
 
 
 def _gradient_step(nets: StackedNetworks, optimizer: torch.optim.Optimizer, method: Method, settings: UpdateSettings,
                    samples: Sequence[Samples], autocast: AbstractContextManager,
                    gate_replays: Sequence[tuple[torch.Tensor, torch.Tensor] | None] | None,
-                   normalize: bool | Sequence[bool]) -> list[dict[str, float]]:
+                   normalize: bool | Sequence[bool]) -> list[dict[str, torch.Tensor]]:
     counts = [len(s.obs) for s in samples]
     normalize = [normalize] * len(samples) if isinstance(normalize, bool) else list(normalize)
     replays = list(gate_replays) if gate_replays is not None else [None] * len(samples)

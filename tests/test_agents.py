@@ -142,7 +142,7 @@ def test_the_gate_loss_enters_with_its_coefficient_for_the_methods_that_train_th
         for coef in (0.0, 0.5):
             loss, stats = policy_loss(net, get_method(name), dataclasses.replace(SETTINGS, gate_coef=coef), data)
             totals[name, coef] = float(loss.detach())
-    gate = stats["loss/gate"]
+    gate = float(stats["loss/gate"])
     assert gate > 0
     assert totals["routing", 0.5] - totals["routing", 0.0] == pytest.approx(0.5 * gate, rel=1e-4)
     assert totals["moe_no_routing", 0.5] - totals["moe_no_routing", 0.0] == pytest.approx(0.5 * gate, rel=1e-4)

@@ -190,6 +190,8 @@ def test_the_batched_forward_gives_each_members_forward_and_gradients(method):
         if out.gate_logit is not None:
             parts += [out.gate_logit, stack.gate_logits(obs)]
         sum(x.float().pow(2).sum() for x in parts).backward()
+        with torch.no_grad():  # final observations of some rows of a 3 x 12 batch, by their members' critics
+            parts.append(stack.critic_of_rows(obs[[0, 0, 2, 1]].reshape(-1, 4, 5, 5)[:4], torch.tensor([0, 5, 30, 13]), 12))
         results.append(([x.detach() for x in parts], {n: p.grad for n, p in stack.params.items()}))
     (outs_a, grads_a), (outs_b, grads_b) = results
     assert all(torch.allclose(a, b, atol=1e-5) for a, b in zip(outs_a, outs_b))
@@ -199,6 +201,9 @@ def test_the_batched_forward_gives_each_members_forward_and_gradients(method):
     for member, net in enumerate(nets):  # and each member's slice is its own network's
         alone = net(obs[member], labels[member] if chosen.route_labels else None)
         assert torch.allclose(alone.logits, outs_b[0][member], atol=1e-6)
+    finals = obs[[0, 0, 2, 1]].reshape(-1, 4, 5, 5)[:4]
+    expected = torch.cat([nets[m].critic(finals[i:i + 1]).squeeze(-1) for i, m in enumerate([0, 0, 2, 1])])
+    assert torch.allclose(outs_a[-1], expected, atol=1e-5) and torch.allclose(outs_b[-1], expected, atol=1e-5)
 
 
 @pytest.mark.parametrize("batched", [False, True])
