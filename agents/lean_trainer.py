@@ -115,6 +115,38 @@ def record_step(
         buf["timeout_values"][t, rows] = critic(step.final_obs[timed_out], rows)
 
 
+def as_rollout(buf: dict[str, torch.Tensor], last_value: torch.Tensor) -> Rollout:
+    """A rollout window's buffers as `build_batch` reads them."""
+    return Rollout(buf["rewards"], buf["values"], buf["done"], buf["truncated"], buf["outcome"], buf["overseen"],
+                   last_value, buf["timeout_values"])
+
+
+def window_samples(windows: Sequence[dict[str, torch.Tensor]], buf: dict[str, torch.Tensor],
+                   bufs: Sequence[dict[str, torch.Tensor]], last_values: torch.Tensor, method: Any, rule: ReturnRule,
+                   samples_wanted: int) -> list[Samples]:
+    """Each member's samples from its prepared window `windows[k]` (T, N): labels, weights, returns
+    and advantages (`build_batch`), flat, the first `samples_wanted` of them. One `build_batch`
+    serves every member: it works environment by environment (column by column), so on the
+    windows side by side it gives each member's own batch. `buf` is the rollout's buffers
+    (T, K x N) and `bufs` each member's columns of them: where no method changed its window
+    (`windows[k] is bufs[k]`), `buf` is used as it is."""
+    joined = buf
+    if any(w is not b for w, b in zip(windows, bufs)):
+        joined = {key: torch.cat([w[key] for w in windows], dim=1) for key in windows[0]}
+    batch = build_batch(as_rollout(joined, last_values.reshape(-1)), method, rule)
+    parts = (joined["obs"], joined["actions"], joined["log_prob"], batch.advantages, batch.returns, batch.labels,
+             batch.weights)
+    members = len(windows)
+    return [flatten(Samples(*(member_columns(x, members)[k] for x in parts)), samples_wanted) for k in range(members)]
+
+
+def member_columns(x: Any, members: int) -> list:
+    """Each member's columns of (T, K x N, ...) buffers: a tensor's, or a dict of them's."""
+    if isinstance(x, dict):
+        return [dict(zip(x, values)) for values in zip(*(member_columns(v, members) for v in x.values()))]
+    return list(x.tensor_split(members, dim=1))
+
+
 def member_seeds(config: TrainConfig) -> tuple[int, int, int]:
     """A run's independent streams: its environments', its initialisation's, its actions'."""
     env_seed, init_seed, action_seed = independent_seeds(config.seed, 3)
@@ -188,28 +220,23 @@ class LeanRun:
     def update_settings(self) -> UpdateSettings:
         return UpdateSettings.from_config(self.config, self.state["env_steps"] / self.total_steps)
 
-    def samples(self, buf: dict[str, torch.Tensor], last_value: torch.Tensor, samples_wanted: int) -> Samples:
-        """A rollout window's samples: labels, weights, returns and advantages (`build_batch`),
-        flat, the first `samples_wanted` of them. A method that carries running episodes
-        (`agents.carry`) gets the carried steps before the window, and trains only the steps whose
-        episode has ended; the others wait in `carry` for the next window."""
-        buf = self.method.prepare_window(self.state["method"], buf)
-        if not self.method.carry_running_episodes:
-            batch = build_batch(self._rollout(buf, last_value), self.method, return_rule(self.config))
-            return flatten(Samples(buf["obs"], buf["actions"], buf["log_prob"], batch.advantages, batch.returns,
-                                   batch.labels, batch.weights), samples_wanted)
+    def prepared(self, buf: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """This member's rollout window as its method trains on it (`Method.prepare_window`)."""
+        return self.method.prepare_window(self.state["method"], buf)
+
+    def carried_samples(self, buf: dict[str, torch.Tensor], last_value: torch.Tensor, samples_wanted: int) -> Samples:
+        """The samples of a prepared window of a method that carries running episodes
+        (`agents.carry`): the carried steps come before the window, and only the steps whose
+        episode has ended train (the first `samples_wanted` of the window's own); the others wait
+        in `carry` for the next window. (Other methods' samples: `window_samples`.)"""
         steps, envs = buf["done"].shape
         valid = torch.arange(steps * envs, device=self.device).view(steps, envs) < samples_wanted
         window, valid = extend(self.carry, buf, valid)
-        batch = build_batch(self._rollout(window, last_value), self.method, return_rule(self.config))
+        batch = build_batch(as_rollout(window, last_value), self.method, return_rule(self.config))
         trained, self.carry = split(window, valid)
         return Samples(*(x[trained] for x in (window["obs"], window["actions"], window["log_prob"], batch.advantages,
                                               batch.returns, batch.labels, batch.weights)))
 
-    @staticmethod
-    def _rollout(buf: dict[str, torch.Tensor], last_value: torch.Tensor) -> Rollout:
-        return Rollout(buf["rewards"], buf["values"], buf["done"], buf["truncated"], buf["outcome"], buf["overseen"],
-                       last_value, buf["timeout_values"])
 
     def log(self, tag: str, value: float) -> None:
         self.writer.add_scalar(tag, value, self.env_steps)
@@ -367,11 +394,15 @@ def train_members(configs: Sequence[TrainConfig], out_dirs: Sequence[Path],
             last_values = nets.critic(obs.view(K, N, *obs_shape))
 
         # ---- each member's labels, weights, returns, advantages; one update of every member
-        bufs = [{name: x[:, k * N:(k + 1) * N] for name, x in buf.items()} for k in range(K)]
-        samples = []
+        bufs = member_columns(buf, K)
+        windows = []
         for k, run in enumerate(runs):
             with run.own_random():
-                samples.append(run.samples(bufs[k], last_values[k], samples_wanted))
+                windows.append(run.prepared(bufs[k]))
+        if method.carry_running_episodes:  # each member trains a number of samples of its own
+            samples = [run.carried_samples(windows[k], last_values[k], samples_wanted) for k, run in enumerate(runs)]
+        else:
+            samples = window_samples(windows, buf, bufs, last_values, method, return_rule(config), samples_wanted)
         settings = lead.update_settings()
         replays = [method.gate_replay(run.state["method"], run.generator) for run in runs]
         stats = update(nets, optimizer, method, settings, samples, [run.generator for run in runs], autocast,

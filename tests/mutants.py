@@ -304,8 +304,8 @@ MUTANTS: list[tuple[str, str, str, str, list[str]]] = [
      'nets.critic_of_rows(final_obs, rows, N)',
      'nets.critic_of_rows(final_obs, rows % N, N)', MEMBERS),
     ("members: every member bootstraps from member 0's last value", 'agents/lean_trainer.py',
-     'run.samples(bufs[k], last_values[k], samples_wanted)',
-     'run.samples(bufs[k], last_values[0], samples_wanted)', MEMBERS),
+     'build_batch(as_rollout(joined, last_values.reshape(-1)), method, rule)',
+     'build_batch(as_rollout(joined, last_values[:1].expand_as(last_values).reshape(-1)), method, rule)', MEMBERS),
     ("members: member 0's loss statistics logged for every member", 'agents/lean_trainer.py',
      'samples[k], stats[k], settings, seconds)',
      'samples[k], stats[0], settings, seconds)', MEMBERS),
@@ -665,6 +665,15 @@ MUTANTS: list[tuple[str, str, str, str, list[str]]] = [
     ('[members] the published window metric of member 0 for every member', 'agents/evaluator.py',
      'zip(totals, running.split(num_envs))]',
      'zip(totals, [running[:num_envs]] * len(totals))]', MEMBERS),
+    ("[members] carried episodes: every member bootstraps from member 0's last value", 'agents/lean_trainer.py',
+     'run.carried_samples(windows[k], last_values[k], samples_wanted)',
+     'run.carried_samples(windows[k], last_values[0], samples_wanted)', MEMBERS),
+    ('[members] the batch ignores the windows the methods prepared', 'agents/lean_trainer.py',
+     '    if any(w is not b for w, b in zip(windows, bufs)):\n',
+     '    if False:\n', MEMBERS),
+    ("[members] each member's samples from the next member's columns", 'agents/lean_trainer.py',
+     '(member_columns(x, members)[k] for x in parts)',
+     '(member_columns(x, members)[(k + 1) % members] for x in parts)', MEMBERS),
 ]
 
 
