@@ -158,6 +158,15 @@ def test_update_settings_follow_the_schedules():
     assert (middle.gate_coef, middle.max_grad_norm, middle.vf_coef) == (0.3, 0.5, 0.5)
 
 
+def test_the_trainer_applies_the_learning_rate_schedule(tmp_path):
+    """The optimizer of a run with `anneal_lr` took its last step at the rate the schedule sets
+    for the start of the last update (1/4 of the initial rate in four updates)."""
+    config = TrainConfig(method="routing", steps=16 * 8 * 4, anneal_lr=True, learning_rate=1e-3, **TINY)
+    train(config, tmp_path, progress=False)
+    saved = torch.load(tmp_path / "checkpoint.pt", weights_only=False)
+    assert saved["optimizer"]["param_groups"][0]["lr"] == pytest.approx(config.learning_rate_at(3 / 4))
+
+
 def test_gradient_clipping_bounds_the_update():
     torch.manual_seed(0)
     net = ActorCritic((4, 5, 5), experts=("diamond",))
