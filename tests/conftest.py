@@ -12,6 +12,12 @@ import torch  # noqa: E402
 
 torch.set_num_threads(1)
 
+# On a GPU, `OVERSIGHT_DETERMINISTIC=1` (with CUBLAS_WORKSPACE_CONFIG=:4096:8) makes every
+# nondeterministic CUDA kernel an error that names it: how to find what makes a resume inexact
+# there (bench/gpu_session.sh runs the resume tests so).
+if os.environ.get("OVERSIGHT_DETERMINISTIC") == "1":
+    torch.use_deterministic_algorithms(True)
+
 
 @pytest.fixture(autouse=True, scope="session")
 def _sb3_logs_in_a_temporary_directory(tmp_path_factory):
