@@ -235,6 +235,37 @@ def test_members_are_evaluated_in_one_twin_as_each_alone(batched):
         assert close(headline, evaluator.training_evaluation(net, config, seed))
 
 
+@pytest.mark.parametrize("algorithm", ["reinforce", "ppo"])
+def test_parameter_level_routing_of_members_trains_what_activation_level_routing_trains(algorithm):
+    """On the paper's network the two routings give the same update (tests/test_agents.py); on the
+    member axis too, members with different labels and different numbers of samples included. A
+    member whose samples are all diamond-labelled leaves its ghost expert alone."""
+    settings = UpdateSettings(algorithm, learning_rate=0.05, ent_coef=0.1, vf_coef=0.5, gate_coef=0.01, epochs=2,
+                              minibatches=2)
+    torch.manual_seed(4)
+    counts, labels = (8, 6), [torch.tensor([0, 1, 2, 1, 0, 2, 2, 1]), torch.ones(6, dtype=torch.long)]
+    data = [Samples(torch.rand(n, 4, 5, 5), torch.randint(0, 4, (n,)), -torch.rand(n), torch.linspace(-1, 1, n),
+                    torch.linspace(0, 1, n), label, torch.ones(n)) for n, label in zip(counts, labels)]
+
+    def moves(method):
+        nets = []
+        for seed in range(2):
+            torch.manual_seed(seed)
+            nets.append(ActorCritic((4, 5, 5), hidden=16))
+        stack = StackedNetworks(nets)
+        before = {name: p.detach().clone() for name, p in stack.params.items()}
+        stacked.update(stack, torch.optim.SGD(stack.params.values(), lr=0.05), get_method(method), settings, data,
+                       [torch.Generator().manual_seed(seed) for seed in range(2)], contextlib.nullcontext())
+        return {name: p.detach() - before[name] for name, p in stack.params.items()}
+
+    activation, parameter = moves("routing"), moves("routing_parameter_level")
+    for name in activation:
+        assert torch.allclose(activation[name], parameter[name], atol=1e-6), name
+    ghost = [name for name in parameter if name.startswith("actor.experts.ghost")]
+    assert all(float(parameter[name][1].abs().max()) == 0 for name in ghost)  # member 1: diamond labels only
+    assert any(float(parameter[name][0].abs().max()) > 0 for name in ghost)
+
+
 def test_killed_members_resume_to_the_uninterrupted_result(tmp_path, monkeypatch):
     configs = cell(method="naive_early_stopping", algorithm="ppo", steps=16 * 8 * 6, oversight=[0.5, 0.5, 0.25])
     reference = train_members(configs, [tmp_path / f"a{c.seed}" for c in configs], progress=False)
