@@ -14,7 +14,7 @@ from typing import Any
 import torch
 
 from agents.methods import get_method
-from oversight_env import make_oversight_env
+from oversight_env import import_env_module, make_oversight_env
 from oversight_env.spec import check_probability, invalid_argument
 
 TRAINERS = ("lean", "sb3")
@@ -63,12 +63,15 @@ class TrainConfig:
     holds the published settings.
     """
 
-    env_id: str = setting("OversightGrid/DiamondGhost-5x5-v0", "a registered partial-oversight environment id")
+    env_id: str = setting("OversightGrid/DiamondGhost-5x5-v0", "a registered partial-oversight environment id, "
+                          "or module:id to import the module that registers it (gymnasium's form)")
     method: str = setting("routing", "the method trained (agents.methods.METHODS)")
     oversight_prob: float = setting(0.1, "probability that each terminal's cell is overseen")
     steps: int = setting(3_000_000, "the comparison's budget of environment steps (the oracle trains oversight_prob x steps)")
     seed: int = setting(0, "seed of the run (environments, initialisation and actions draw independent streams from it)")
     env_kwargs: dict[str, Any] = setting(help="other keyword arguments of the environment (gym.make)", default_factory=dict)
+    imports: list[str] = setting(help="modules to import before the environment is made (they register it), "
+                                 "recorded so that eval, render, report and resume import them again", default_factory=list)
     trainer: str = setting("lean", "lean (agents.lean_trainer) or sb3 (agents.sb3.RoutedPPO, PPO only)")
     algorithm: str = setting("reinforce", "the update rule: reinforce (the paper's) or ppo")
     hidden: int = setting(256, "width of the experts' and the gate's hidden layers")
@@ -127,6 +130,11 @@ class TrainConfig:
             raise invalid_argument("algorithm", self.algorithm, "the sb3 trainer runs PPO: use algorithm='ppo'")
         if not isinstance(self.env_kwargs, dict) or not all(isinstance(k, str) for k in self.env_kwargs):
             raise invalid_argument("env_kwargs", self.env_kwargs, "expected a mapping of keyword arguments of the environment")
+        if not isinstance(self.imports, (list, tuple)):
+            raise invalid_argument("imports", self.imports, "expected a list of module names, e.g. ['mylab.envs']")
+        self.imports = list(self.imports)
+        for module in self.imports:
+            import_env_module(module, "imports")
         for name in _SET_BY_THE_RUN:
             if name in self.env_kwargs:
                 raise invalid_argument(f"env_kwargs[{name!r}]", self.env_kwargs[name], _SET_BY_THE_RUN[name])

@@ -23,6 +23,7 @@ from typing import Any
 
 from agents.config import ALGORITHMS, PRESETS, TRAINERS, TrainConfig, resolve_device
 from agents.scripted import POLICIES
+from oversight_env.env_ids import short_name
 from oversight_env.spec import check_probability, invalid_argument
 
 DEFAULT_ENV = "OversightGrid/DiamondGhost-5x5-v0"
@@ -157,12 +158,12 @@ def _add_sweep(commands: argparse._SubParsersAction) -> None:
 
 # ---------------------------------------------------------------------- train flags from TrainConfig
 # Short names users already know; each field also gets its generated --field-name.
-ALIASES = {"env_id": "--env", "oversight_prob": "--oversight", "learning_rate": "--lr",
+ALIASES = {"env_id": "--env", "imports": "--import", "oversight_prob": "--oversight", "learning_rate": "--lr",
            "eval_every_steps": "--eval-every", "checkpoint_every_steps": "--checkpoint-every"}
 
 # Help sections, in order; a field not listed here lands in "other settings", never nowhere.
 FLAG_GROUPS: dict[str, tuple[str, ...]] = {
-    "what to train": ("env_id", "env_kwargs", "method", "oversight_prob", "steps", "seed"),
+    "what to train": ("env_id", "env_kwargs", "imports", "method", "oversight_prob", "steps", "seed"),
     "trainer and network": ("trainer", "algorithm", "hidden", "zero_biases", "num_envs", "rollout_steps", "device", "bf16"),
     "optimizer": ("learning_rate", "anneal_lr", "adam_eps", "max_grad_norm"),
     "loss": ("gamma", "gae_lambda", "ent_coef", "ent_coef_final", "vf_coef", "gate_coef", "clip_range",
@@ -214,6 +215,7 @@ def _field_parser(field: dataclasses.Field, annotation: Any) -> tuple[Callable[[
     parsers: dict[Any, tuple[Callable[[str, str], Any] | None, str]] = {
         bool: (None, ""), int: (parse_integer, "N"), float: (parse_number, "X"),
         str: (lambda _name, text: text, field.name.split("_")[-1].upper()), dict: (parse_json_object, "JSON"),
+        list: (lambda _name, texts: list(texts), "MODULE"),  # a repeatable flag (action="append")
     }
     if base not in parsers:
         raise TypeError(f"TrainConfig.{field.name}: no command-line flag for type {annotation}")
@@ -246,6 +248,8 @@ def _show(value: Any) -> str:
         return f"{value:_}" if abs(value) >= 10_000 else str(value)
     if isinstance(value, float):
         return f"{value:g}"
+    if isinstance(value, list):
+        return ", ".join(map(str, value)) or "none"
     return json.dumps(value) if isinstance(value, dict) else str(value)
 
 
@@ -286,6 +290,9 @@ def add_train_flags(parser: argparse.ArgumentParser) -> None:
             help_text += f" [{_default_help(name)}]"
             if parse is None:
                 group.add_argument(*flags[name], dest=name, action=argparse.BooleanOptionalAction, default=None, help=help_text)
+            elif metavar == "MODULE":
+                group.add_argument(*flags[name], dest=name, metavar=metavar, action="append", default=None,
+                                   help=help_text + " (repeatable)")
             else:
                 group.add_argument(*flags[name], dest=name, metavar=metavars.get(name, metavar), default=None, help=help_text)
 
@@ -315,7 +322,7 @@ def default_run_dir(config: TrainConfig, preset: str) -> Path:
     """`runs/<env>_<method>_p<oversight>_s<seed>`, then `_<preset>` unless "fast", `_steps<budget>`,
     `_<trainer>` and `_<algorithm>` unless the preset's, and a short hash of every other setting
     that differs from the preset, so that two different runs never share a directory."""
-    name = f"{config.env_id.split('/')[-1]}_{config.method}_p{config.oversight_prob:g}_s{config.seed}"
+    name = f"{short_name(config.env_id)}_{config.method}_p{config.oversight_prob:g}_s{config.seed}"
     defaults = preset_values(preset)
     if preset != "fast":
         name += f"_{preset}"

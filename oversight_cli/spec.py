@@ -17,6 +17,9 @@ after its "/") and its own budget if it needs one:
     name = "CheeseInCorner-9x9-alpha0.5"
     kwargs = {corner_prob = 0.5}
 
+An environment of your own: `id = "mylab:MyLab/Corridor-v0"` imports the module `mylab`
+(gymnasium's form); a top-level `imports = ["mylab.envs"]` imports modules that register several.
+
 and then:
     [train]
     methods = ["routing", "naive"]
@@ -39,6 +42,7 @@ from typing import Any
 
 from agents.config import TrainConfig
 from agents.methods import get_method
+from oversight_env.env_ids import import_env_module, short_name
 from oversight_env.spec import check_probability, invalid_argument
 
 if sys.version_info >= (3, 11):
@@ -123,7 +127,7 @@ def load_spec(path: str | Path) -> ExperimentSpec:
     """Read and validate a spec file; every mistake is a one-line ValueError."""
     path = Path(path)
     data = _read_toml(path)
-    _only(data, {"name", "description", "env", "envs", "train", "eval"}, "spec")
+    _only(data, {"name", "description", "imports", "env", "envs", "train", "eval"}, "spec")
     if ("env" in data) == ("envs" in data):
         raise invalid_argument("spec", str(path), 'needs one [env] table, or [[envs]] tables for several environments, e.g. '
                                '[env] id = "OversightGrid/DiamondGhost-5x5-v0"')
@@ -132,6 +136,7 @@ def load_spec(path: str | Path) -> ExperimentSpec:
     _only(evaluation, {"episodes"}, "[eval]")
     settings = _table(train, "settings", where="train.settings")
     _only(settings, {f.name for f in fields(TrainConfig)} - _CELL_FIELDS, "[train.settings]")
+    settings = {**settings, **_imports(data, settings)}
     spec = ExperimentSpec(
         name=_plain_name(data.get("name", path.stem)),
         description=str(data.get("description", "")),
@@ -188,10 +193,25 @@ def _envs(data: dict[str, Any], path: Path) -> tuple[EnvEntry, ...]:
         where = f"envs[{i}]"
         _only(env, {"id", "kwargs", "name", "steps"}, f"[[envs]] {i}")
         env_id = _env_id(env, path, where)
-        name = _plain_name(env.get("name", env_id.split("/")[-1]), f"{where}.name")
+        name = _plain_name(env.get("name", short_name(env_id)), f"{where}.name")
         entries.append(EnvEntry(env_id, _env_kwargs(env, where), name, _optional_positive_int(env, "steps", f"{where}.steps")))
     _unique("envs", [e.name for e in entries])
     return tuple(entries)
+
+
+def _imports(data: dict[str, Any], settings: dict[str, Any]) -> dict[str, Any]:
+    """The top-level `imports` as the cells' `imports` setting, each module imported now, so that
+    the environments they register can be checked before anything is written."""
+    if "imports" not in data:
+        return {}
+    modules = data["imports"]
+    if not isinstance(modules, list) or not all(isinstance(m, str) for m in modules):
+        raise invalid_argument("imports", modules, "expected a list of module names, e.g. imports = [\"mylab.envs\"]")
+    if "imports" in settings:
+        raise invalid_argument("train.settings.imports", settings["imports"], "the spec's top-level imports says this; keep one")
+    for module in modules:
+        import_env_module(module, "imports")
+    return {"imports": list(modules)}
 
 
 def _env_id(env: dict[str, Any], path: Path, where: str) -> str:

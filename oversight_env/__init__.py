@@ -25,6 +25,7 @@ from oversight_env.absent_supervisor import AbsentSupervisorEnv
 from oversight_env.batched import BatchedOversightEnv, TwinStep
 from oversight_env.cheese_corner import CheeseInCornerEnv
 from oversight_env.diamond_ghost import DiamondGhostEnv
+from oversight_env.env_ids import import_env_module, resolve_env_id, short_name
 from oversight_env.grid_env import OversightGridEnv
 from oversight_env.keys_chests import KeysAndChestsEnv
 from oversight_env.objects import TerminalObject
@@ -122,8 +123,11 @@ __all__ = [
     "TwoRoomsEnv",
     "VectorOversightEnv",
     "WallGenerator",
+    "import_env_module",
     "make_batched",
     "make_oversight_env",
     "register_oversight_env",
     "register_partial_oversight",
+    "resolve_env_id",
+    "short_name",
 ]

@@ -15,6 +15,7 @@ import torch
 from gymnasium.envs.registration import load_env_creator
 
 from oversight_env.batched import BatchedOversightEnv
+from oversight_env.env_ids import resolve_env_id
 from oversight_env.grid_env import OversightGridEnv
 from oversight_env.members import MemberTwins
 from oversight_env.spec import GridLayout, invalid_argument
@@ -58,7 +59,9 @@ def register_oversight_env(
 def make_oversight_env(env_id: str, **kwargs: Any) -> OversightGridEnv | PartialOversight:
     """`gym.make(env_id, **kwargs).unwrapped` for a grid environment, or the `PartialOversight`
     wrapper of an id registered with `register_partial_oversight`; a one-line ValueError for an
-    unknown id or a registered id that is neither."""
+    unknown id or a registered id that is neither. `env_id` may name the module that registers
+    it, as in gymnasium ("mylab:MyLab/Lava-v0")."""
+    env_id = resolve_env_id(env_id)
     try:
         spec = gym.spec(env_id)
     except gym.error.Error as error:
@@ -83,6 +86,7 @@ def make_batched(
     `num_envs` environments per member, member k's in rows k * num_envs to (k + 1) * num_envs,
     stepping what `make_batched(env_id, num_envs, seed=seeds[k], oversight_prob=oversight_probs[k])`
     steps."""
+    env_id = resolve_env_id(env_id)
     if seeds is not None:
         if seed is not None:
             raise invalid_argument("seed", seed, "expected `seeds` alone for a twin of several members")

@@ -28,6 +28,7 @@ import torch
 from gymnasium import spaces
 
 from oversight_env.batched import TwinStep
+from oversight_env.env_ids import resolve_env_id
 from oversight_env.spec import (
     NEARER_LABELS,
     REWARDS,
@@ -162,7 +163,8 @@ def register_partial_oversight(env_id: str, base: str | Callable[..., gym.Env], 
 
 
 def is_partial_oversight(env_id: str) -> bool:
-    """Whether `env_id` was registered with `register_partial_oversight`."""
+    """Whether `env_id` (or "module:env_id") was registered with `register_partial_oversight`."""
+    env_id = resolve_env_id(env_id)
     return env_id in gym.registry and gym.spec(env_id).entry_point is _partial_oversight_entry
 
 

@@ -140,6 +140,8 @@ def _other_value(name: str, value):
         return 0.5, "0.5"
     if isinstance(value, dict):
         return {"max_steps": 16}, '{"max_steps": 16}'
+    if isinstance(value, list):  # a repeatable flag: one module
+        return ["mylab"], "mylab"
     return f"{value}x", f"{value}x"
 
 
