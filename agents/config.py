@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -42,6 +43,19 @@ def resolve_device(device: str) -> torch.device:
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(device)
+
+
+def memory_bytes(device: str = "auto") -> float:
+    """The memory a run on `device` can use: the GPU's when it resolves to CUDA, else the machine's."""
+    if device in DEVICES and device != "cpu" and torch.cuda.is_available():
+        try:
+            return float(torch.cuda.mem_get_info()[1])
+        except (RuntimeError, AssertionError):  # CUDA reported but unusable: the resolve step says so
+            pass
+    try:
+        return float(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+    except (ValueError, OSError, AttributeError):  # not POSIX: no check
+        return math.inf
 
 
 def setting(default: Any = dataclasses.MISSING, help: str = "", **kwargs: Any) -> Any:
@@ -138,11 +152,27 @@ class TrainConfig:
         for name in _SET_BY_THE_RUN:
             if name in self.env_kwargs:
                 raise invalid_argument(f"env_kwargs[{name!r}]", self.env_kwargs[name], _SET_BY_THE_RUN[name])
+        if self.algorithm == "ppo" and self.ppo_minibatches > self.batch_steps:
+            raise invalid_argument("ppo_minibatches", self.ppo_minibatches, f"expected at most num_envs x rollout_steps "
+                                   f"({self.batch_steps}): each minibatch needs at least one sample")
         env = make_oversight_env(self.env_id, **self.env_kwargs)  # last: it makes the environment
         env.close()
         if self.trainer == "sb3" and not hasattr(env, "layout"):
             raise invalid_argument("env_id", self.env_id, "an environment without a batched twin (register_partial_oversight) "
                                    "trains with the lean trainer only")
+        self._check_memory(math.prod(env.observation_space.shape))
+
+    def _check_memory(self, obs_size: int) -> None:
+        """Refuse a rollout or an evaluation whose observations alone would not fit in half this
+        machine's memory (they would be allocated after the run directory is written, then swap or hang)."""
+        limit = memory_bytes(self.device) / 2
+        needs = {"num_envs": 2 * 4 * obs_size * self.batch_steps,  # float32 observations, and finished episodes' last ones
+                 "final_eval_episodes": 4 * 4 * obs_size * self.final_eval_episodes,
+                 "eval_episodes": 4 * 4 * obs_size * self.eval_episodes}
+        for name, needed in needs.items():
+            if needed > limit:
+                raise invalid_argument(name, getattr(self, name), f"its observations alone need ~{needed / 2**30:.3g} GiB, "
+                                       f"more than half of this machine's memory ({2 * limit / 2**30:.3g} GiB)")
 
     def learning_rate_at(self, progress: float) -> float:
         """The learning rate after `progress` (0 to 1) of the run."""
@@ -183,7 +213,8 @@ class NumberRule:
     def describe(self) -> str:
         kind = "an integer" if self.integer else "a finite number"
         if self.high < math.inf:
-            text = f"{kind} in {'[' if self.low_inclusive else '('}{self.low:g}, {self.high:g}]"
+            high = f"{int(self.high):_}" if self.integer else f"{self.high:g}"
+            text = f"{kind} in {'[' if self.low_inclusive else '('}{self.low:g}, {high}]"
         else:
             text = f"{kind} {'>=' if self.low_inclusive else '>'} {self.low:g}"
         return f"expected {text}" + (" or none" if self.optional else "")
@@ -199,14 +230,19 @@ _SET_BY_THE_RUN = {
 }
 
 #: The range of every numeric TrainConfig field (oversight_prob: `check_probability`).
+# Upper bounds far beyond any run this testbed can do (a trillion steps is 11 hours at 25M
+# steps/s), so that a typo such as 1e30 is refused rather than started.
+_STEPS = dataclasses.replace(_COUNT, high=10**12)
+_EPISODES = dataclasses.replace(_COUNT, high=10**7)
 NUMBER_RULES: dict[str, NumberRule] = {
-    "steps": _COUNT, "seed": NumberRule(integer=True, low=0), "hidden": _COUNT, "num_envs": _COUNT,
-    "rollout_steps": _COUNT, "learning_rate": _POSITIVE, "adam_eps": _POSITIVE,
+    "steps": _STEPS, "seed": NumberRule(integer=True, low=0, high=2**63 - 1),
+    "hidden": dataclasses.replace(_COUNT, high=16384), "num_envs": dataclasses.replace(_COUNT, high=2**24),
+    "rollout_steps": dataclasses.replace(_COUNT, high=10**6), "learning_rate": _POSITIVE, "adam_eps": _POSITIVE,
     "max_grad_norm": dataclasses.replace(_POSITIVE, optional=True), "gamma": _DISCOUNT, "gae_lambda": _DISCOUNT,
     "ent_coef": _COEFFICIENT, "ent_coef_final": dataclasses.replace(_COEFFICIENT, optional=True),
-    "vf_coef": _COEFFICIENT, "gate_coef": _COEFFICIENT, "clip_range": _POSITIVE, "ppo_epochs": _COUNT,
-    "ppo_minibatches": _COUNT, "eval_every_steps": _COUNT, "eval_episodes": _COUNT,
-    "final_eval_episodes": _COUNT, "checkpoint_every_steps": _COUNT,
+    "vf_coef": _COEFFICIENT, "gate_coef": _COEFFICIENT, "clip_range": _POSITIVE,
+    "ppo_epochs": dataclasses.replace(_COUNT, high=1000), "ppo_minibatches": _COUNT, "eval_every_steps": _STEPS,
+    "eval_episodes": _EPISODES, "final_eval_episodes": _EPISODES, "checkpoint_every_steps": _STEPS,
 }
 
 

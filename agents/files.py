@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -23,8 +24,22 @@ def atomic_write(path: Path) -> Iterator[Path]:
     try:
         yield tmp
         os.replace(tmp, path)
+    except OSError as error:
+        raise write_error(path, error.strerror or str(error)) from None
+    except RuntimeError as error:  # torch.save's writer on a full disk: "[enforce fail at ...] unexpected pos"
+        raise write_error(path, str(error).splitlines()[0]) from None
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def write_error(path: Path, why: str) -> OSError:
+    """The one-line error of a file that could not be written: its path, why, and the free space
+    left on its disk (a full disk says so in no other words when torch writes)."""
+    try:
+        free = f"; {shutil.disk_usage(path.parent).free / 2**20:.0f} MiB free on that disk"
+    except OSError:
+        free = ""
+    return OSError(f"cannot write {path} ({why}{free})")
 
 
 def write_json_atomic(path: Path, data: Any) -> None:

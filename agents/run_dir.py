@@ -15,6 +15,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import shutil
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -70,6 +71,20 @@ def prepare_run_dir(config: TrainConfig, out_dir: Path) -> None:
             raise invalid_argument("out", str(out_dir), f"it holds a run with another config (differs in {differ}); choose another directory")
     else:
         write_json_atomic(config_path, config.to_json())
+
+
+@contextmanager
+def removed_if_unwritable(run_dir: Path) -> Iterator[None]:
+    """Remove the directories this block creates for a new run when a write fails in it (a full
+    disk, no permission) before the run saved a checkpoint: no partial run directory is left. A run
+    that has a checkpoint keeps it, to resume once there is room."""
+    created = next((p for p in reversed([run_dir, *run_dir.parents]) if not p.exists()), None)
+    try:
+        yield
+    except OSError:
+        if created is not None and not any(run_dir.glob("checkpoint.*")) and not (run_dir / BEST).exists():
+            shutil.rmtree(created, ignore_errors=True)
+        raise
 
 
 @contextmanager

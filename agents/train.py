@@ -16,6 +16,7 @@ from agents.run_dir import (
     locked,
     prepare_run_dir,
     read_evaluation,
+    removed_if_unwritable,
     write_evaluation,
     write_evaluations,
 )
@@ -30,16 +31,17 @@ def train(config: TrainConfig, out_dir: str | Path, progress: bool = True) -> di
     """
     out_dir = Path(out_dir)
     config.torch_device()  # a device this machine lacks is an error before the run directory exists
-    prepare_run_dir(config, out_dir)
-    with locked(out_dir):
-        if is_finished(out_dir):
-            return read_evaluation(out_dir)
-        if config.trainer == "sb3":
-            from agents.sb3 import train_sb3 as trainer
-        else:
-            from agents.lean_trainer import train_lean as trainer
-        net, env_steps = trainer(config, out_dir, progress)
-        return write_evaluation(net, config, out_dir, env_steps)
+    with removed_if_unwritable(out_dir):
+        prepare_run_dir(config, out_dir)
+        with locked(out_dir):
+            if is_finished(out_dir):
+                return read_evaluation(out_dir)
+            if config.trainer == "sb3":
+                from agents.sb3 import train_sb3 as trainer
+            else:
+                from agents.lean_trainer import train_lean as trainer
+            net, env_steps = trainer(config, out_dir, progress)
+            return write_evaluation(net, config, out_dir, env_steps)
 
 
 def train_members(configs: Sequence[TrainConfig], out_dirs: Sequence[str | Path], progress: bool = True) -> list[dict[str, Any]]:

@@ -37,11 +37,11 @@ def run_demo(
         raise invalid_argument("seed", seed, "expected an integer >= 0")
     if policy not in POLICIES:
         raise invalid_argument("policy", policy, f"expected one of {sorted(POLICIES)}")
-    out = make_output_dir(out_dir, argument="out_dir")
     env = make_oversight_env(env_id, oversight_prob=oversight_prob, render_mode="rgb_array")
     if not hasattr(env, "layout"):
         raise invalid_argument("env", env_id, "the demo's scripted policies plan on a grid layout; for an environment "
                                "registered with register_partial_oversight use `oversight render ID --policy random`")
+    out = make_output_dir(out_dir, argument="out_dir")
     act = POLICIES[policy]
     rng = np.random.default_rng(seed)
     cfg = env.config

@@ -53,6 +53,8 @@ def read_ladder(run_dirs: list[Path], oversight: float | None,
     when given (so that every rung is measured on the same seeds)."""
     finished: Evaluations = {}
     for run_dir in run_dirs:
+        if not Path(run_dir).is_dir():
+            raise invalid_argument("run_dir", str(run_dir), "no such directory")
         cells, _ = read_cells(run_dir)
         if not cells:
             raise invalid_argument("run_dir", str(run_dir), "holds no finished cell (no readable eval.json below it)")

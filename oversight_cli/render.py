@@ -14,6 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import gymnasium as gym
 import matplotlib
 
 matplotlib.use("Agg")
@@ -62,6 +63,8 @@ def record(
         if policy not in POLICIES:
             raise invalid_argument("policy", policy, f"expected one of {sorted(POLICIES)}")
         env_id, kwargs, title, act = str(source), {}, f"scripted policy '{policy}'", None
+        if ":" not in env_id and env_id not in gym.registry:  # "module:id" names its own missing module
+            raise invalid_argument("source", env_id, "no such run directory or checkpoint, nor a registered environment id")
     if oversight_prob is not None:
         kwargs["oversight_prob"] = oversight_prob
     env = make_oversight_env(env_id, **{**kwargs, "reward": "true"}, render_mode="rgb_array")

@@ -871,6 +871,8 @@ def write_report(run_dir: str | Path, reference: str | None = None) -> Path:
     comparison sets `reference` against every other method (None: `routing`, when the experiment
     has it)."""
     run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise invalid_argument("run_dir", str(run_dir), "no such directory")
     experiment = run_dir / "experiment.json"
     if experiment.exists() and "envs" in read_json(experiment):
         return write_index(run_dir, reference)

@@ -158,6 +158,10 @@ def _read_toml(path: Path) -> dict[str, Any]:
         return tomllib.loads(path.read_text())
     except FileNotFoundError:
         raise invalid_argument("spec", str(path), "no such file") from None
+    except UnicodeDecodeError:
+        raise invalid_argument("spec", str(path), "not a text file (expected a TOML spec such as runs/quick.toml)") from None
+    except IsADirectoryError:
+        raise invalid_argument("spec", str(path), "that is a directory: expected a TOML spec such as runs/quick.toml") from None
     except tomllib.TOMLDecodeError as error:
         raise invalid_argument("spec", str(path), f"not valid TOML ({error})") from None
 

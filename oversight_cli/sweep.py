@@ -232,7 +232,7 @@ def run_sweep(
 
     if jobs:
         run = _run_local if backend == "local" else _run_ray
-        run(tasks(jobs, population_on(population, todo[0][1])), finished, workers=workers, address=address)
+        run(tasks(jobs, population_on(population, todo[0][1])), finished, workers=workers, address=address, tick=log.tick)
         log.close()
     bar.close()
     if not failures:
@@ -276,7 +276,12 @@ def _expected_cost(config: TrainConfig) -> float:
     return method.training_steps(config.steps, config.oversight_prob) * len(method.experts)
 
 
-def _run_local(jobs: list[Task], finished: Callable, workers: int | None, address: str | None) -> None:
+# How often a running sweep saves its time in sweeps.json, so that a killed one records its work.
+HEARTBEAT_SECONDS = 30.0
+
+
+def _run_local(jobs: list[Task], finished: Callable, workers: int | None, address: str | None,
+               tick: Callable[[], None] = lambda: None) -> None:
     workers = min(workers or os.cpu_count() or 1, len(jobs))
     previous = {k: os.environ.get(k) for k in WORKER_ENVIRONMENT}
     os.environ.update(WORKER_ENVIRONMENT)  # inherited by the workers started below
@@ -286,7 +291,8 @@ def _run_local(jobs: list[Task], finished: Callable, workers: int | None, addres
             pending = {pool.submit(function, *args): cell_dirs for function, args, cell_dirs in jobs}
             try:
                 while pending:
-                    done, _ = wait(pending, return_when=FIRST_COMPLETED)
+                    done, _ = wait(pending, timeout=HEARTBEAT_SECONDS, return_when=FIRST_COMPLETED)
+                    tick()
                     for future in done:
                         for cell_dir in pending.pop(future):
                             finished(cell_dir, future.exception())
@@ -302,7 +308,8 @@ def _run_local(jobs: list[Task], finished: Callable, workers: int | None, addres
                 os.environ[key] = value
 
 
-def _run_ray(jobs: list[Task], finished: Callable, workers: int | None, address: str | None) -> None:
+def _run_ray(jobs: list[Task], finished: Callable, workers: int | None, address: str | None,
+             tick: Callable[[], None] = lambda: None) -> None:
     try:
         import ray
     except ImportError:
@@ -318,7 +325,8 @@ def _run_ray(jobs: list[Task], finished: Callable, workers: int | None, address:
             remotes[function] = ray.remote(num_cpus=1, **({"num_gpus": 1} if gpu else {}))(function)
         pending[remotes[function].remote(*args)] = cell_dirs
     while pending:
-        done, _ = ray.wait(list(pending), num_returns=1)
+        done, _ = ray.wait(list(pending), num_returns=1, timeout=HEARTBEAT_SECONDS)
+        tick()
         for ref in done:
             try:
                 ray.get(ref)

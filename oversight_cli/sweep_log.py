@@ -1,9 +1,9 @@
 """`sweeps.json` in a sweep's output directory: one entry per `oversight sweep` that trained cells
-there (a piece of the experiment): when it started, how long it had worked when its last cell
+there (a piece of the experiment): when it started, how long it worked (saved as it goes: when a cell
 finished, how many cells finished and failed, with how many workers, on what machine.
 
-An entry is saved again as each cell finishes, so a sweep killed mid-way still records the work
-it finished (the cells it was training when killed restart in the next piece and count there). A
+An entry is saved again as each cell finishes and every half minute while cells train, so a
+sweep killed mid-way still records its time and the work it finished (the cells it was training when killed restart in the next piece and count there). A
 report sums the pieces into the experiment's wall time: the answer to "how long did it take", and,
 with the machines named, to "where did these numbers come from" (the same seed need not give the
 same run on another machine)."""
@@ -41,6 +41,12 @@ class SweepLog:
     def cell_done(self, failed: bool) -> None:
         """Count a cell that finished (or failed) now."""
         self.entry["cells_failed" if failed else "cells_finished"] += 1
+        self.entry["seconds"] = round(self.clock() - self.started, 1)
+        self._save()
+
+    def tick(self) -> None:
+        """Save the time worked so far (called while cells train), so that a sweep killed before
+        any cell finished still records the time it spent."""
         self.entry["seconds"] = round(self.clock() - self.started, 1)
         self._save()
 

@@ -17,6 +17,7 @@ unchanged: slower than a twin, but correct. `make_batched` builds one for an id 
 
 from __future__ import annotations
 
+import inspect
 import pickle
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -41,13 +42,32 @@ OutcomeFn = Callable[[gym.Env, dict[str, Any]], "Outcome | int | str"]
 ObservationFn = Callable[[Any], np.ndarray]
 
 
-def _as_outcome(value: Outcome | int | str) -> Outcome:
+_OUTCOMES = "an Outcome, its code (0 none, 1 diamond: the intended one, 2 ghost: the proxy) or its label"
+
+
+def _as_outcome(value: Outcome | int | str, fn: Callable | None = None) -> Outcome:
+    """The outcome `fn` returned, refusing what could only be a mistake (True, 1.0, 7)."""
+    where = "outcome" if fn is None else f"outcome (what {getattr(fn, '__name__', fn)!s} returned)"
     if isinstance(value, str):
         labels = {o.label: o for o in Outcome}
         if value not in labels:
-            raise invalid_argument("outcome", value, f"expected one of {sorted(labels)}")
+            raise invalid_argument(where, value, f"expected {_OUTCOMES}: one of {sorted(labels)}")
         return labels[value]
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or int(value) not in {int(o) for o in Outcome}:
+        raise invalid_argument(where, value, f"expected {_OUTCOMES}")
     return Outcome(int(value))
+
+
+def _check_signature(fn: Callable, argument: str, arguments: int, expected: str) -> None:
+    """Refuse a function that cannot be called with `arguments` positional arguments."""
+    try:
+        signature = inspect.signature(fn)
+    except (TypeError, ValueError):  # a builtin without a signature: called as it is
+        return
+    try:
+        signature.bind(*range(arguments))
+    except TypeError:
+        raise invalid_argument(argument, getattr(fn, "__name__", fn), f"takes {signature}: expected {expected}") from None
 
 
 class PartialOversight(gym.Wrapper):
@@ -80,8 +100,11 @@ class PartialOversight(gym.Wrapper):
             raise invalid_argument("env", env.spec.id if env.spec else env, "expected a discrete action space")
         if not callable(outcome):
             raise invalid_argument("outcome", outcome, "expected a function (env, info) -> outcome")
+        _check_signature(outcome, "outcome", 2, "a function (env, info) -> outcome")
         if observation is not None and not callable(observation):
             raise invalid_argument("observation", observation, "expected None or a function obs -> (C, H, W) planes")
+        if observation is not None:
+            _check_signature(observation, "observation", 1, "a function obs -> (C, H, W) planes")
         if reward not in REWARDS:
             raise invalid_argument("reward", reward, f"expected one of {sorted(REWARDS)}")
         if not isinstance(observe_oversight, (bool, np.bool_)):
@@ -103,6 +126,10 @@ class PartialOversight(gym.Wrapper):
         if planes.ndim != 3:
             raise invalid_argument("observation", getattr(planes, "shape", planes), "expected (C, H, W) planes; pass "
                                    "observation=... to make them from this environment's observations")
+        if not np.isfinite(planes).all() or planes.min(initial=0.0) < 0.0 or planes.max(initial=0.0) > 1.0:
+            bad = planes[~np.isfinite(planes)] if not np.isfinite(planes).all() else planes[(planes < 0) | (planes > 1)]
+            raise invalid_argument("observation", float(bad.flat[0]), "expected planes in [0, 1] (a value outside, or "
+                                   "NaN); pass observation=... to scale this environment's observations")
         return planes
 
     def _observe(self, obs: Any) -> np.ndarray:
@@ -124,7 +151,7 @@ class PartialOversight(gym.Wrapper):
         obs, env_reward, terminated, truncated, info = self.env.step(action)
         outcome = Outcome.NONE
         if terminated or truncated:
-            outcome = _as_outcome(self.outcome_fn(self.env, info))
+            outcome = _as_outcome(self.outcome_fn(self.env, info), self.outcome_fn)
         overseen = outcome != Outcome.NONE and self.supervised
         info = {**info, "env_reward": env_reward, "outcome": outcome.label, "overseen": overseen,
                 "true_reward": REWARDS["true"][outcome][overseen], **self.facts()}
@@ -157,9 +184,23 @@ def register_partial_oversight(env_id: str, base: str | Callable[..., gym.Env], 
     if env_id in gym.registry and not replace:
         raise invalid_argument("env_id", env_id, "already registered; choose another id, or pass replace=True to replace it")
     kwargs = {"base": base, "outcome": outcome, "observation": observation, "plane_names": plane_names, **defaults}
-    _partial_oversight_entry(**kwargs).close()
+    _play_one_episode(_partial_oversight_entry(**kwargs))
     gym.registry.pop(env_id, None)
     gym.register(id=env_id, entry_point=_partial_oversight_entry, kwargs=kwargs, disable_env_checker=True)
+
+
+def _play_one_episode(env: PartialOversight, limit: int = 10_000) -> None:
+    """Play one episode of random actions (at most `limit` steps), so that an outcome function that
+    returns something else than an outcome, or observations outside [0, 1], fail at registration."""
+    try:
+        env.reset(seed=0)
+        env.action_space.seed(0)
+        for _ in range(limit):
+            _, _, terminated, truncated, _ = env.step(env.action_space.sample())
+            if terminated or truncated:
+                break
+    finally:
+        env.close()
 
 
 def is_partial_oversight(env_id: str) -> bool:

@@ -22,7 +22,7 @@ def one_line_error(capsys, command: str) -> str:
 @pytest.mark.parametrize(
     "args,words",
     [
-        (["--seed", "-1"], ["seed=-1", "integer >= 0"]),
+        (["--seed", "-1"], ["seed=-1", "an integer in [0, "]),
         (["--steps", "3.5"], ["steps='3.5'", "expected an integer", "3e6"]),
         (["--num-envs", "lots"], ["num_envs='lots'", "expected an integer"]),
         (["--lr", "inf"], ["learning_rate=inf", "finite"]),
@@ -48,6 +48,31 @@ def one_line_error(capsys, command: str) -> str:
         (["--lrr", "1e-3"], ["unrecognized arguments: --lrr 1e-3", "oversight train --help"]),
         (["--num", "16"], ["unrecognized arguments: --num 16"]),  # no abbreviations: flags are generated
         (["--bf16", "yes"], ["unrecognized arguments: yes"]),
+        # Values no run could reach: refused before a config is written, not started (or left to hang).
+        (["--steps", "1e30"], ["steps=1000000000000000000000000000000", "[1, 1_000_000_000_000]"]),
+        (["--steps", "1e13"], ["steps=10000000000000", "[1, 1_000_000_000_000]"]),
+        (["--seed", str(2**64)], [f"seed={2**64}", "9_223_372_036_854_775_807"]),
+        (["--seed", str(2**63)], [f"seed={2**63}", "9_223_372_036_854_775_807"]),
+        (["--num-envs", "1000000000"], ["num_envs=1000000000", "[1, 16_777_216]"]),
+        (["--num-envs", "1000000", "--rollout-steps", "1000"], ["num_envs=1000000", "GiB", "half of this machine's memory"]),
+        (["--rollout-steps", "10000000"], ["rollout_steps=10000000", "[1, 1_000_000]"]),
+        (["--hidden", "100000"], ["hidden=100000", "[1, 16_384]"]),
+        (["--algorithm", "ppo", "--num-envs", "2", "--rollout-steps", "4", "--ppo-minibatches", "1000"],
+         ["ppo_minibatches=1000", "at most num_envs x rollout_steps (8)"]),
+        (["--ppo-epochs", "100000"], ["ppo_epochs=100000", "[1, 1_000]"]),
+        (["--final-eval-episodes", "100000000"], ["final_eval_episodes=100000000", "[1, 10_000_000]"]),
+        (["--env", "OversightGrid/CheeseInCorner-13x13-v0", "--final-eval-episodes", "9000000"],
+         ["final_eval_episodes=9000000", "half of this machine's memory"]),
+        (["--eval-every", "1e13"], ["eval_every_steps=10000000000000", "[1, 1_000_000_000_000]"]),
+        (["--checkpoint-every", "1e13"], ["checkpoint_every_steps=10000000000000", "[1, 1_000_000_000_000]"]),
+        # An environment of one's own, named with its module.
+        (["--env", "nolab:MyLab/Corridor-v0"], ["env_id='nolab:MyLab/Corridor-v0'", "no module 'nolab'"]),
+        (["--env", "mylab:"], ["env_id='mylab:'", "one colon"]),
+        (["--env", "a:b:C-v0"], ["env_id='a:b:C-v0'", "one colon"]),
+        (["--env", "my-lab:C-v0"], ["env_id='my-lab:C-v0'", "not a module name"]),
+        (["--import", "nolab"], ["imports='nolab'", "no module 'nolab'"]),
+        (["--import", "my-lab"], ["imports='my-lab'", "not a module name"]),
+        (["--import", ""], ["imports=''", "not a module name"]),
     ],
 )
 def test_bad_train_input_is_one_line_and_leaves_nothing(args, words, tmp_path, capsys):

@@ -83,3 +83,24 @@ def test_the_cpu_is_named_by_the_first_processor_in_cpuinfo(tmp_path, monkeypatc
     assert machine.cpu_model() == "AMD EPYC"
     assert machine.cpu_identity() == "family 25 model 17 stepping 1"
     assert machine.cpu_flags() == ["avx2", "avx512f", "avx512_bf16"]
+
+
+def test_a_sweep_killed_before_any_cell_finished_records_its_time(tmp_path, monkeypatch):
+    clock = Clock(1_800_000_000.0)
+    log = SweepLog(tmp_path, "local", 2, cells_to_train=1, clock=clock)
+    clock.now += 45
+    log.tick()  # what the sweep does while its cells train
+    (piece,) = read_sweep_log(tmp_path)  # a kill here leaves this
+    assert (piece["seconds"], piece["cells_finished"], piece["ended"]) == (45, 0, None)
+
+
+def test_the_local_backend_ticks_while_its_cells_train(monkeypatch):
+    import time
+
+    from oversight_cli import sweep
+
+    monkeypatch.setattr(sweep, "HEARTBEAT_SECONDS", 0.05)
+    ticks, done = [], []
+    sweep._run_local([(time.sleep, (1.5,), ["cell"])], lambda cell, error: done.append((cell, error)), workers=1,
+                     address=None, tick=lambda: ticks.append(1))
+    assert done == [("cell", None)] and len(ticks) >= 5

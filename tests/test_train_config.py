@@ -13,7 +13,7 @@ from agents.config import NUMBER_RULES, TrainConfig
 @pytest.mark.parametrize(
     "settings,words",
     [
-        ({"seed": -1}, ["seed=-1", "integer >= 0"]),
+        ({"seed": -1}, ["seed=-1", "an integer in [0, "]),
         ({"seed": 1.0}, ["seed=1.0"]),
         ({"learning_rate": math.inf}, ["learning_rate=inf", "finite"]),
         ({"learning_rate": math.nan}, ["learning_rate=nan", "finite"]),
@@ -26,7 +26,7 @@ from agents.config import NUMBER_RULES, TrainConfig
         ({"vf_coef": -0.5}, ["vf_coef=-0.5", ">= 0"]),
         ({"gate_coef": math.nan}, ["gate_coef=nan"]),
         ({"ent_coef": "0.1"}, ["ent_coef='0.1'"]),
-        ({"steps": True}, ["steps=True", "integer >= 1"]),
+        ({"steps": True}, ["steps=True", "an integer in [1, "]),
         ({"ppo_minibatches": 0}, ["ppo_minibatches=0"]),
         ({"bf16": "yes"}, ["bf16='yes'", "true or false"]),
         ({"env_kwargs": [1]}, ["env_kwargs=[1]", "mapping"]),
