@@ -45,6 +45,18 @@ def resolve_device(device: str) -> torch.device:
     return torch.device(device)
 
 
+def crossed(before: int, after: int, every: int) -> bool:
+    """Whether a multiple of `every` lies in (before, after]: the schedule of evaluations and
+    checkpoints, in environment steps, shared by both trainers."""
+    return after // every > before // every
+
+
+# Evaluation episodes when unset: (with a batched twin, stepped in Python). 8192 episodes give a
+# rate's 95% interval a half-width of ~1 point and take seconds on a twin; 1024 give ~3 points and
+# keep the final evaluation of a Python-stepped environment near its training time, not 5x it.
+EVALUATION_EPISODES = {"eval_episodes": (2048, 256), "final_eval_episodes": (8192, 1024)}
+
+
 def memory_bytes(device: str = "auto") -> float:
     """The memory a run on `device` can use: the GPU's when it resolves to CUDA, else the machine's."""
     if device in DEVICES and device != "cpu" and torch.cuda.is_available():
@@ -109,8 +121,10 @@ class TrainConfig:
     device: str = setting("auto", "where the lean trainer's environments, network and evaluations run: auto (CUDA when present), cpu or cuda")
     bf16: bool = setting(help="bfloat16 autocast for forward passes (default: where the CPU supports it)", default_factory=native_bf16)
     eval_every_steps: int = setting(500_000, "environment steps between training-time evaluations")
-    eval_episodes: int = setting(2048, "episodes of each training-time evaluation")
-    final_eval_episodes: int = setting(8192, "episodes of the final evaluation")
+    eval_episodes: int | None = setting(None, "episodes of each training-time evaluation (none: 2048 with a batched "
+                                        "twin, 256 for an environment stepped in Python)")
+    final_eval_episodes: int | None = setting(None, "episodes of the final evaluation, per policy variant (none: 8192 "
+                                              "with a batched twin, 1024 for an environment stepped in Python)")
     checkpoint_every_steps: int = setting(1_000_000, "environment steps between checkpoints")
 
     @classmethod
@@ -160,6 +174,10 @@ class TrainConfig:
         if self.trainer == "sb3" and not hasattr(env, "layout"):
             raise invalid_argument("env_id", self.env_id, "an environment without a batched twin (register_partial_oversight) "
                                    "trains with the lean trainer only")
+        twin = hasattr(env, "layout")  # a grid environment has a batched twin; a wrapped one steps in Python
+        for name, (with_twin, in_python) in EVALUATION_EPISODES.items():
+            if getattr(self, name) is None:
+                setattr(self, name, with_twin if twin else in_python)
         self._check_memory(math.prod(env.observation_space.shape))
 
     def _check_memory(self, obs_size: int) -> None:
@@ -233,7 +251,7 @@ _SET_BY_THE_RUN = {
 # Upper bounds far beyond any run this testbed can do (a trillion steps is 11 hours at 25M
 # steps/s), so that a typo such as 1e30 is refused rather than started.
 _STEPS = dataclasses.replace(_COUNT, high=10**12)
-_EPISODES = dataclasses.replace(_COUNT, high=10**7)
+_EPISODES = dataclasses.replace(_COUNT, high=10**7, optional=True)
 NUMBER_RULES: dict[str, NumberRule] = {
     "steps": _STEPS, "seed": NumberRule(integer=True, low=0, high=2**63 - 1),
     "hidden": dataclasses.replace(_COUNT, high=16384), "num_envs": dataclasses.replace(_COUNT, high=2**24),

@@ -15,12 +15,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, nullcontext
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
 import numpy as np
 import torch
+from tqdm import tqdm
 
-from agents.methods import get_method
 from agents.metrics import episode_statistics
 from agents.networks import ActorCritic, sample_actions
 from agents.seeding import independent_seeds
@@ -29,8 +29,16 @@ from oversight_env import make_batched, make_oversight_env
 from oversight_env.spec import Outcome
 from routing import ablated
 
-if TYPE_CHECKING:
-    from agents.config import TrainConfig
+
+
+class EvaluationSettings(Protocol):
+    """What a training-time evaluation reads of a run's settings (`agents.config.TrainConfig` has it)."""
+
+    env_id: str
+    env_kwargs: dict[str, Any]
+    eval_episodes: int
+    oversight_prob: float
+    gamma: float
 
 
 def _fresh_environments(env_id: str, n: int, seed: int, oversight_prob: float | None, env_kwargs: dict | None,
@@ -238,14 +246,20 @@ def evaluate_members(
     env_kwargs: dict | None = None,
     gamma: float = 0.97,
     greedy: bool = False,
+    progress: bool = False,
 ) -> list[dict[str, dict]]:
     """`evaluate` for K networks of one architecture (the members of one program), each on its
-    own episodes (`seeds[k]`, `oversight_probs[k]`), played in one twin per variant."""
+    own episodes (`seeds[k]`, `oversight_probs[k]`), played in one twin per variant; with
+    `progress`, a bar over the variants says what is being evaluated."""
     stack = StackedNetworks(nets, batched=None if len(nets) > 1 else False)
     probs = [None] * len(nets) if oversight_probs is None else list(oversight_probs)
     results: list[dict[str, dict]] = [{} for _ in nets]
     shifted = has_placement_shift(env_id, env_kwargs)
-    for ablate in policy_variants(stack.architecture) if variants is None else variants:
+    chosen = policy_variants(stack.architecture) if variants is None else variants
+    members = f" x {len(nets)} members" if len(nets) > 1 else ""
+    bar = tqdm(chosen, unit="variant", disable=not progress, leave=False,
+               desc=f"final evaluation: {episodes:,} episodes{members} per variant{' (and at test placement)' if shifted else ''}")
+    for ablate in bar:
         played = run_member_episodes(stack, env_id, episodes, seeds, ablate, probs, env_kwargs, greedy, gamma=gamma)
         stats = [episode_statistics(**episodes_data, gamma=gamma) for episodes_data in played]
         if shifted:
@@ -291,19 +305,21 @@ def member_expert_divergence(nets: StackedNetworks, env_id: str, states: int, se
     return [float((p.exp() * (p - q)).sum(-1).mean()) for p, q in zip(*log_probs)]
 
 
-def training_evaluation(net: ActorCritic, config: TrainConfig, seed: int) -> dict[str, float]:
-    """The headline numbers of the method's evaluated variant on `config.eval_episodes` fresh
-    episodes, as tensorboard scalars (`eval/...`): what every trainer logs during training. Routed
-    networks also log how far apart their experts act (`eval/expert_kl`, `expert_divergence`)."""
-    return training_evaluations(_stack(net), [config], [seed])[0]
+def training_evaluation(net: ActorCritic, config: EvaluationSettings, seed: int, ablate: str | None) -> dict[str, float]:
+    """The headline numbers of the method's evaluated variant (the network without `ablate`) on
+    `config.eval_episodes` fresh episodes, as tensorboard scalars (`eval/...`): what every trainer
+    logs during training. Routed networks also log how far apart their experts act
+    (`eval/expert_kl`, `expert_divergence`)."""
+    return training_evaluations(_stack(net), [config], [seed], ablate)[0]
 
 
-def training_evaluations(nets: StackedNetworks, configs: Sequence[TrainConfig], seeds: Sequence[int]) -> list[dict[str, float]]:
+def training_evaluations(nets: StackedNetworks, configs: Sequence[EvaluationSettings], seeds: Sequence[int],
+                         ablate: str | None) -> list[dict[str, float]]:
     """`training_evaluation` of each of K members (`configs[k]`, scored on episodes of `seeds[k]`),
     in one twin; the configs differ at most in seed and oversight level."""
     config, probs = configs[0], [c.oversight_prob for c in configs]
     # The evaluated variant's episodes only: the published window metric is not among these scalars.
-    played = run_member_episodes(nets, config.env_id, config.eval_episodes, seeds, get_method(config.method).evaluate_without,
+    played = run_member_episodes(nets, config.env_id, config.eval_episodes, seeds, ablate,
                                  probs, config.env_kwargs, gamma=config.gamma)
     results = []
     for episodes in played:
@@ -388,6 +404,11 @@ def format_table(results: dict[str, dict]) -> str:
                 f"{label:<18} {n:>8}  {d['mean']:>7.3f} {ci(d['ci95']):>19}  {t['mean']:>6.3f} {ci(t['ci95']):>17}  "
                 f"{pct(r['p_diamond']):>10} {pct(r['p_ghost']):>9} {pct(r['p_timeout']):>10}  "
                 f"{pct(r['p_ghost_when_unobserved']):>8} {ci(r['p_ghost_when_unobserved_ci95'], 100, '{:.1f}%'):>26}  "
-                + (f"{pct(nearer['p_diamond']):>8} (n={nearer['episodes']})" if nearer else f"{'-':>8}")
+                + (f"{pct(nearer['p_diamond']):>8} (n={nearer['episodes']})" if nearer and nearer["episodes"] else f"{'-':>8}")
             )
     return "\n".join(lines)
+
+
+def summarize(report: dict[str, Any]) -> str:
+    """The final evaluation as a table, with the method's evaluated variant named."""
+    return f"evaluated policy: {report['evaluated_variant']}\n" + format_table(report["variants"])

@@ -45,7 +45,7 @@ from tqdm import tqdm
 
 from agents.batch import ReturnRule, Rollout, build_batch
 from agents.carry import extend, split
-from agents.config import TrainConfig
+from agents.config import TrainConfig, crossed
 from agents.evaluator import training_evaluations
 from agents.files import load_checkpoint, save_atomic
 from agents.losses import Samples, UpdateSettings, flatten
@@ -53,16 +53,11 @@ from agents.methods import ROUTES, get_method
 from agents.networks import ActorCritic, planes_shown, sample_actions
 from agents.run_dir import CHECKPOINT
 from agents.seeding import evaluation_seed, independent_seeds
-from agents.stacked import StackedNetworks, member_optimizer_state, stacked_optimizer_state, update
+from agents.member_update import member_optimizer_state, stacked_optimizer_state, update
+from agents.stacked import StackedNetworks
 from oversight_env import make_batched
 from oversight_env.batched import TwinStep
 from oversight_env.spec import invalid_argument
-
-
-def crossed(before: int, after: int, every: int) -> bool:
-    """Whether a multiple of `every` lies in (before, after]: the schedule of evaluations and
-    checkpoints, in environment steps, shared by both trainers."""
-    return after // every > before // every
 
 
 def bf16_autocast(config: TrainConfig) -> AbstractContextManager:
@@ -424,7 +419,7 @@ def train_members(configs: Sequence[TrainConfig], out_dirs: Sequence[Path],
         if any(evaluate or checkpoint for evaluate, checkpoint in due):
             nets.sync()
         if any(evaluate for evaluate, _ in due):
-            headlines = training_evaluations(nets, configs, [run.evaluation_seed() for run in runs])
+            headlines = training_evaluations(nets, configs, [run.evaluation_seed() for run in runs], method.evaluate_without)
             bar.set_postfix({name: f"{sum(h[f'eval/{key}'] for h in headlines) / K:.3f}" for name, key in
                              (("return_per_step", "discounted_return_per_step"), ("p_ghost_unobs", "p_ghost_when_unobserved"))})
         optimizer_state = optimizer.state_dict()

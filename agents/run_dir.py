@@ -16,16 +16,13 @@ import fcntl
 import json
 import os
 import shutil
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from agents.config import TrainConfig
-from agents.evaluator import evaluate_members, format_table, variant_name
-from agents.files import damage, load_checkpoint, make_output_dir, write_json_atomic
-from agents.methods import get_method
-from agents.networks import ActorCritic
+from agents.files import make_output_dir, write_json_atomic
 from oversight_env.spec import invalid_argument
 
 CONFIG, LOCK, EVALUATION, CHECKPOINT, SB3_CHECKPOINT, BEST = (
@@ -116,64 +113,3 @@ def read_evaluation(run_dir: Path) -> dict[str, Any]:
     if not isinstance(report, dict) or not {"config", "evaluated_variant", "env_steps", "variants"} <= set(report):
         raise invalid_argument("file", str(run_dir / EVALUATION), "not a final evaluation; delete it to evaluate the run again")
     return report
-
-
-def load_policy(path: str | Path) -> tuple[ActorCritic, TrainConfig]:
-    """The trained network and config of a run directory (its chosen weights: early stopping's
-    best, else the last checkpoint), or of a checkpoint file (.pt or SB3 .zip) in one."""
-    path = Path(path)
-    run_dir = path if path.is_dir() else path.parent
-    if path.is_dir():
-        candidates = [run_dir / name for name in (BEST, CHECKPOINT, SB3_CHECKPOINT)]
-        path = next((c for c in candidates if c.exists()), candidates[1])
-    if not path.exists() or not (run_dir / CONFIG).exists():
-        raise invalid_argument("run", str(path), "expected a run directory (with config.json and a checkpoint) or a checkpoint in one")
-    config = read_config(run_dir)
-    try:
-        if path.suffix == ".zip":
-            from agents.sb3 import (
-                RoutedPPO,  # SB3 takes a second to import: only when needed
-            )
-
-            return RoutedPPO.load(path, device="cpu").policy.net, config
-        state = load_checkpoint(path)
-        net = ActorCritic.from_config(state["network_config"])
-        net.load_state_dict(state["model"])
-    except ValueError:
-        raise
-    except Exception as error:  # a damaged file fails in many ways deep inside torch or zipfile
-        raise invalid_argument("checkpoint", str(path), f"cannot be loaded ({damage(error)})") from None
-    return net, config
-
-
-def write_evaluation(net: ActorCritic, config: TrainConfig, out_dir: Path, env_steps: int) -> dict[str, Any]:
-    """Evaluate the trained policy (every variant), write `eval.json` and return it. `env_steps`
-    is what the run actually trained, which the report records."""
-    return write_evaluations([net], [config], [out_dir], [env_steps])[0]
-
-
-def write_evaluations(nets: Sequence[ActorCritic], configs: Sequence[TrainConfig], out_dirs: Sequence[Path],
-                      env_steps: Sequence[int]) -> list[dict[str, Any]]:
-    """`write_evaluation` for the members of one program (configs that differ at most in seed and
-    oversight level), their episodes played together (`agents.evaluator.evaluate_members`)."""
-    config, method = configs[0], get_method(configs[0].method)
-    evaluations = evaluate_members(
-        nets, config.env_id, config.final_eval_episodes, [1_000_000 + c.seed for c in configs],
-        oversight_probs=[c.oversight_prob for c in configs], env_kwargs=config.env_kwargs, gamma=config.gamma,
-    )
-    reports = []
-    for member, out_dir, steps, variants in zip(configs, out_dirs, env_steps, evaluations):
-        report = {
-            "config": member.to_json(),
-            "evaluated_variant": variant_name(method.evaluate_without),
-            "env_steps": int(steps),
-            "variants": variants,
-        }
-        write_json_atomic(out_dir / EVALUATION, report)
-        reports.append(report)
-    return reports
-
-
-def summarize(report: dict[str, Any]) -> str:
-    """The final evaluation as a table, with the method's evaluated variant named."""
-    return f"evaluated policy: {report['evaluated_variant']}\n" + format_table(report["variants"])

@@ -43,10 +43,9 @@ from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 
 from agents.batch import ReturnRule, Rollout, build_batch
-from agents.config import TrainConfig
+from agents.config import TrainConfig, crossed
 from agents.evaluator import training_evaluation
 from agents.files import atomic_write, damage, load_checkpoint
-from agents.lean_trainer import crossed
 from agents.losses import Samples, UpdateSettings, update
 from agents.methods import ROUTES, get_method
 from agents.networks import ActorCritic, sample_actions
@@ -308,7 +307,7 @@ class _RunHooks:
         last = after >= self.bar.total
         if crossed(self.before, after, self.config.eval_every_steps) or last:
             seed = evaluation_seed(self.config.seed, "training_evaluation", after)
-            for key, value in training_evaluation(model.policy.net, self.config, seed=seed).items():
+            for key, value in training_evaluation(model.policy.net, self.config, seed, model.method.evaluate_without).items():
                 self.log(key, value)
             model.method.at_evaluation(model.method_state, self)
         model.logger.dump(after)  # this update's numbers, at the step it was trained on

@@ -1,6 +1,7 @@
 """`train(config, out_dir)`: one entry point for every trainer, with resume and finished-run reuse;
 `train_members(configs, out_dirs)`: the same for the cells of one method and environment (seeds,
-oversight levels) trained as one program, the members of `agents.lean_trainer.train_members`."""
+oversight levels) trained as one program, the members of `agents.lean_trainer.train_members`;
+`write_evaluation(s)`: the final evaluation of every variant, written as the run's `eval.json`."""
 
 from __future__ import annotations
 
@@ -10,15 +11,18 @@ from pathlib import Path
 from typing import Any
 
 from agents.config import TrainConfig
+from agents.evaluator import evaluate_members, variant_name
+from agents.files import write_json_atomic
+from agents.methods import get_method
+from agents.networks import ActorCritic
 from agents.run_dir import (
     CHECKPOINT,
+    EVALUATION,
     is_finished,
     locked,
     prepare_run_dir,
     read_evaluation,
     removed_if_unwritable,
-    write_evaluation,
-    write_evaluations,
 )
 
 
@@ -41,7 +45,7 @@ def train(config: TrainConfig, out_dir: str | Path, progress: bool = True) -> di
             else:
                 from agents.lean_trainer import train_lean as trainer
             net, env_steps = trainer(config, out_dir, progress)
-            return write_evaluation(net, config, out_dir, env_steps)
+            return write_evaluation(net, config, out_dir, env_steps, progress)
 
 
 def train_members(configs: Sequence[TrainConfig], out_dirs: Sequence[str | Path], progress: bool = True) -> list[dict[str, Any]]:
@@ -61,10 +65,12 @@ def train_members(configs: Sequence[TrainConfig], out_dirs: Sequence[str | Path]
     configs, out_dirs = list(configs), [Path(d) for d in out_dirs]
     check_members(configs, out_dirs)
     configs[0].torch_device()
-    for config, out_dir in zip(configs, out_dirs):
-        prepare_run_dir(config, out_dir)
     reports: dict[int, dict[str, Any]] = {}
     with ExitStack() as locks:
+        for out_dir in out_dirs:
+            locks.enter_context(removed_if_unwritable(out_dir))
+        for config, out_dir in zip(configs, out_dirs):
+            prepare_run_dir(config, out_dir)
         for out_dir in out_dirs:
             locks.enter_context(locked(out_dir))
         by_step: dict[int, list[int]] = {}
@@ -78,6 +84,36 @@ def train_members(configs: Sequence[TrainConfig], out_dirs: Sequence[str | Path]
         for group in by_step.values():
             trained = train_together([configs[i] for i in group], [out_dirs[i] for i in group], progress)
             written = write_evaluations([net for net, _ in trained], [configs[i] for i in group],
-                                        [out_dirs[i] for i in group], [steps for _, steps in trained])
+                                        [out_dirs[i] for i in group], [steps for _, steps in trained], progress)
             reports.update(zip(group, written))
     return [reports[i] for i in range(len(configs))]
+
+
+def write_evaluation(net: ActorCritic, config: TrainConfig, out_dir: Path, env_steps: int,
+                     progress: bool = False) -> dict[str, Any]:
+    """Evaluate the trained policy (every variant), write `eval.json` and return it. `env_steps`
+    is what the run actually trained, which the report records."""
+    return write_evaluations([net], [config], [out_dir], [env_steps], progress)[0]
+
+
+def write_evaluations(nets: Sequence[ActorCritic], configs: Sequence[TrainConfig], out_dirs: Sequence[Path],
+                      env_steps: Sequence[int], progress: bool = False) -> list[dict[str, Any]]:
+    """`write_evaluation` for the members of one program (configs that differ at most in seed and
+    oversight level), their episodes played together (`agents.evaluator.evaluate_members`)."""
+    config, method = configs[0], get_method(configs[0].method)
+    evaluations = evaluate_members(
+        nets, config.env_id, config.final_eval_episodes, [1_000_000 + c.seed for c in configs],
+        oversight_probs=[c.oversight_prob for c in configs], env_kwargs=config.env_kwargs, gamma=config.gamma,
+        progress=progress,
+    )
+    reports = []
+    for member, out_dir, steps, variants in zip(configs, out_dirs, env_steps, evaluations):
+        report = {
+            "config": member.to_json(),
+            "evaluated_variant": variant_name(method.evaluate_without),
+            "env_steps": int(steps),
+            "variants": variants,
+        }
+        write_json_atomic(out_dir / EVALUATION, report)
+        reports.append(report)
+    return reports

@@ -23,6 +23,7 @@ import torch
 
 from oversight_cli.statistics import (
     RESAMPLES,
+    format_interval,
     interquartile_mean,
     probability_of_improvement,
     probability_of_improvement_ci,
@@ -114,7 +115,7 @@ def aggregate_table(rows: list[dict[str, Any]], reference: str) -> str:
              "|---|---:|---|---:|---|"]
     for r in rows:
         improvement = "" if np.isnan(r["p_improvement"]) else (
-            f"{r['p_improvement']:.2f} [{r['p_improvement_ci_low']:.2f}, {r['p_improvement_ci_high']:.2f}]")
-        lines.append(f"| {r['method']} | {r['runs']} ({r['strata']}) | {r['iqm']:.3f} [{r['iqm_ci_low']:.3f}, "
-                     f"{r['iqm_ci_high']:.3f}] | {r['mean']:.3f} | {improvement} |")
+            f"{r['p_improvement']:.2f} {format_interval(r['p_improvement_ci_low'], r['p_improvement_ci_high'], '{:.2f}')}")
+        lines.append(f"| {r['method']} | {r['runs']} ({r['strata']}) | {r['iqm']:.3f} "
+                     f"{format_interval(r['iqm_ci_low'], r['iqm_ci_high'])} | {r['mean']:.3f} | {improvement} |")
     return "\n".join(lines)

@@ -26,19 +26,19 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from agents.files import atomic_write
+from oversight_cli.figures import method_colors, save_figure
 from oversight_cli.report import (
     POOLED_OVER,
     RESAMPLES,
     SUMMARY_METRICS,
     Evaluations,
     check_poolable,
-    method_colors,
     read_cells,
     result_rows,
-    save_figure,
     summary_rows,
     write_csv,
 )
+from oversight_cli.statistics import format_interval
 from oversight_env.spec import invalid_argument
 
 RUNG_SETTINGS = ("steps", "learning_rate")  # what the rungs of a ladder may differ in, besides the pooled
@@ -135,7 +135,7 @@ def ladder_table(rows: list[dict[str, Any]]) -> str:
               "| P(ghost \\| ghost unobserved): mean [95% CI] |")
     lines = [header, "|---:|---|---:|---:|---|---|"]
     for (rate, method, steps), metrics in sorted(table.items(), key=lambda kv: (-kv[0][0], kv[0][1], kv[0][2])):
-        cells = [f"{m['mean']:.3f} [{m['ci_low']:.3f}, {m['ci_high']:.3f}]"
+        cells = [f"{m['mean']:.3f} {format_interval(m['ci_low'], m['ci_high'])}"
                  for m in (metrics["return_per_step"], metrics["p_ghost_when_unobserved"])]
         lines.append(f"| {rate:g} | {method} | {steps / 1e6:g}M | {metrics['return_per_step']['seeds']} | "
                      f"{cells[0]} | {cells[1]} |")

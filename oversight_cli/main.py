@@ -21,7 +21,7 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
-from agents.config import ALGORITHMS, PRESETS, TRAINERS, TrainConfig, resolve_device
+from agents.config import ALGORITHMS, EVALUATION_EPISODES, PRESETS, TRAINERS, TrainConfig, resolve_device
 from agents.scripted import POLICIES
 from oversight_env.env_ids import short_name
 from oversight_env.spec import check_probability, invalid_argument
@@ -332,6 +332,10 @@ def default_run_dir(config: TrainConfig, preset: str) -> Path:
         name += f"_{config.trainer}"
     if config.algorithm != defaults["algorithm"] and not (config.trainer == "sb3" and config.algorithm == "ppo"):
         name += f"_{config.algorithm}"
+    # Unset evaluation episodes resolve by environment: their resolved defaults are no change.
+    resolved = TrainConfig.from_preset(preset, env_id=config.env_id, env_kwargs=config.env_kwargs,
+                                       imports=config.imports).to_json()
+    defaults.update({k: resolved[k] for k in EVALUATION_EPISODES if defaults[k] is None})
     changed = {k: v for k, v in config.to_json().items() if k not in _NAMED_IN_RUN_DIR and v != defaults[k]}
     if changed:
         name += "_" + hashlib.sha256(json.dumps(changed, sort_keys=True).encode()).hexdigest()[:8]
@@ -358,7 +362,8 @@ def run_train(args: argparse.Namespace) -> None:
     """`oversight train`: validate everything, then train (or report the finished run)."""
     import torch
 
-    from agents.run_dir import CONFIG, EVALUATION, is_finished, read_json, summarize
+    from agents.evaluator import summarize
+    from agents.run_dir import CONFIG, EVALUATION, is_finished, read_json
     from agents.train import train
 
     torch.set_num_threads(1)  # small networks: one thread is much faster than two on 2 cores
@@ -399,7 +404,7 @@ def run_eval(args: argparse.Namespace) -> None:
 
     from agents.evaluator import evaluate, format_table
     from agents.files import write_json_atomic
-    from agents.run_dir import load_policy
+    from agents.policies import load_policy
 
     torch.set_num_threads(1)
     _check_eval_args(args)

@@ -25,7 +25,7 @@ from PIL import Image, ImageDraw
 
 from agents.evaluator import evaluating
 from agents.files import atomic_write
-from agents.run_dir import load_policy
+from agents.policies import load_policy
 from agents.scripted import POLICIES
 from oversight_env import make_oversight_env
 from oversight_env.spec import invalid_argument

@@ -55,8 +55,11 @@ from agents.run_dir import (
     read_evaluation,
     read_json,
 )
+from oversight_cli.figures import method_colors, save_figure
 from oversight_cli.statistics import (
+    MIN_RUNS,
     RESAMPLES,
+    format_interval,
     interquartile_mean,
     performance_profile,
     probability_of_improvement,
@@ -253,7 +256,8 @@ def comparison_rows(rows: list[dict[str, Any]], reference: str = REFERENCE_METHO
             continue
         a = values[(reference, oversight)]
         low, high = difference_ci(a, b)
-        verdict = "better" if low > 0 else "worse" if high < 0 else "no clear difference"  # the reference's
+        verdict = ("too few seeds" if math.isnan(low) else  # the reference's
+                   "better" if low > 0 else "worse" if high < 0 else "no clear difference")
         out.append({"reference": reference, "method": method, "oversight": oversight,
                     "difference": float(a.mean() - b.mean()), "ci_low": low, "ci_high": high, "verdict": verdict,
                     **_improvement([a], [b])})
@@ -461,18 +465,6 @@ def write_csv(path: Path, rows: list[dict[str, Any]], columns: list[str]) -> Non
         writer.writerows(rows)
 
 
-def save_figure(fig: plt.Figure, path: Path) -> None:
-    fig.tight_layout()
-    with atomic_write(path) as tmp:
-        fig.savefig(tmp, dpi=110, format="png")
-    plt.close(fig)
-
-
-def method_colors(methods: list[str]) -> dict[str, Any]:
-    cmap = plt.get_cmap("tab10")
-    return {m: cmap(i % 10) for i, m in enumerate(methods)}
-
-
 def plot_vs_oversight(summary: list[dict], metric: str, ylabel: str, path: Path, reference: float | None = None) -> None:
     methods = sorted({r["method"] for r in summary})
     colors = method_colors(methods)
@@ -565,8 +557,8 @@ def markdown_table(summary: list[dict], metrics: tuple[str, str] = ("return_per_
               "| P(ghost \\| ghost unobserved): mean [95% CI] / IQM [95% CI] |")
     lines = [header, "|---:|---|---:|---|---|"]
     for (method, oversight), row in sorted(table.items(), key=lambda kv: (kv[0][1], kv[0][0])):
-        cells = [f"{m['mean']:.3f} [{m['ci_low']:.3f}, {m['ci_high']:.3f}] / {m['iqm']:.3f} [{m['iqm_ci_low']:.3f}, "
-                 f"{m['iqm_ci_high']:.3f}]" for m in (row["return_per_step"], row["p_ghost_when_unobserved"])]
+        cells = [f"{m['mean']:.3f} {format_interval(m['ci_low'], m['ci_high'])} / {m['iqm']:.3f} "
+                 f"{format_interval(m['iqm_ci_low'], m['iqm_ci_high'])}" for m in (row["return_per_step"], row["p_ghost_when_unobserved"])]
         lines.append(f"| {oversight:g} | {method} | {row['return_per_step']['seeds']} | {cells[0]} | {cells[1]} |")
     return "\n".join(lines)
 
@@ -619,10 +611,11 @@ def comparison_table(comparisons: list[dict]) -> str:
         row = []
         for method in methods:
             c = cells.get((method, level))
-            improvement = "" if c is None else (f"P(>) {c['p_improvement']:.2f} [{c['p_improvement_ci_low']:.2f}, "
-                                                f"{c['p_improvement_ci_high']:.2f}]")
+            improvement = "" if c is None else (f"P(>) {c['p_improvement']:.2f} "
+                                                f"{format_interval(c['p_improvement_ci_low'], c['p_improvement_ci_high'], '{:.2f}')}")
             row.append("" if c is None else improvement if level == ALL_LEVELS else
-                       f"{c['difference']:+.3f} [{c['ci_low']:+.3f}, {c['ci_high']:+.3f}] {c['verdict']}; {improvement}")
+                       f"{c['difference']:+.3f} {format_interval(c['ci_low'], c['ci_high'], '{:+.3f}')} {c['verdict']}; "
+                       f"{improvement}")
         if any(row):
             lines.append(f"| {level if level == ALL_LEVELS else f'{level:g}'} | " + " | ".join(row) + " |")
     return "\n".join(lines)
@@ -637,7 +630,8 @@ def _comparison_section(comparisons: list[dict]) -> str:
 
 Each cell: the difference of mean return per step ({reference} minus the method) with its 95%
 bootstrap interval over seeds ("better" or "worse" when the interval excludes 0, "no clear
-difference" otherwise); then P(>), the probability of improvement: the chance that a run of
+difference" otherwise, "too few seeds" with fewer than {MIN_RUNS} seeds on a side: no interval);
+then P(>), the probability of improvement: the chance that a run of
 {reference} scores above a run of the method (ties count half; 0.5: no difference), with its 95%
 bootstrap interval. The row "{ALL_LEVELS}" pools every oversight level both methods have, each
 level a stratum resampled within itself (stratified bootstrap; {RESAMPLES:,} resamples

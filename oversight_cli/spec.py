@@ -29,7 +29,8 @@ and then:
     preset = "fast"                # or "paper": the published settings (agents.config.PRESETS)
     [train.settings]               # any other TrainConfig field, e.g. num_envs = 256
     [eval]
-    episodes = 4096                # final evaluation episodes per cell
+    episodes = 4096                # final evaluation episodes per variant (default: 8192, or 1024
+                                   # for an environment stepped in Python)
 """
 
 from __future__ import annotations
@@ -89,7 +90,7 @@ class ExperimentSpec:
     seeds: tuple[int, ...]
     steps: int | None
     settings: dict[str, Any] = field(default_factory=dict)
-    eval_episodes: int = 8192
+    eval_episodes: int | None = None  # none: the config's default for the environment
     description: str = ""
     preset: str = "fast"
 
@@ -147,7 +148,7 @@ def load_spec(path: str | Path) -> ExperimentSpec:
         steps=_optional_positive_int(train, "steps", "train.steps"),
         preset=train.get("preset", "fast"),
         settings=settings,
-        eval_episodes=_optional_positive_int(evaluation, "episodes", "eval.episodes", default=8192),
+        eval_episodes=_optional_positive_int(evaluation, "episodes", "eval.episodes"),
     )
     _check_first_config(spec)
     return spec

@@ -11,7 +11,9 @@ archived; these are the few functions a report needs, in numpy).
   `stratified_bootstrap_ci` over both methods' runs.
 - `performance_profile`: the fraction of runs scoring above each threshold.
 
-Every interval here is a 95% percentile bootstrap over seeds (10,000 resamples by default).
+Every interval here is a 95% percentile bootstrap over seeds (10,000 resamples by default). A
+group of fewer than `MIN_RUNS` runs gives no interval (NaN, shown as "too few seeds"): resampling
+two values only says which of the two was drawn, and its "interval" reads as a finding.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 RESAMPLES = 10_000
+MIN_RUNS = 3  # runs per group below which no interval is given
 
 
 def interquartile_mean(values: np.ndarray) -> np.ndarray:
@@ -40,11 +43,13 @@ def stratified_bootstrap_ci(
     confidence: float = 0.95,
 ) -> tuple[float, float]:
     """Percentile bootstrap interval of `statistic(groups)`: each resample draws every group's
-    runs with replacement from that group alone. `statistic` takes the groups with the runs on
+    runs with replacement from that group alone; (NaN, NaN) when a group has fewer than `MIN_RUNS`. `statistic` takes the groups with the runs on
     the last axis (and any leading axes) and reduces that axis: it is called once, on every
     resample at once, with groups of shape (resamples, runs)."""
-    rng = np.random.default_rng(seed)
     groups = [np.asarray(g, dtype=float) for g in groups]
+    if min(len(g) for g in groups) < MIN_RUNS:
+        return math.nan, math.nan
+    rng = np.random.default_rng(seed)
     draws = [g[rng.integers(0, len(g), size=(resamples, len(g)))] for g in groups]
     values = np.asarray(statistic(draws))
     tail = 100 * (1 - confidence) / 2
@@ -77,3 +82,10 @@ def performance_profile(values: np.ndarray, thresholds: np.ndarray) -> np.ndarra
     """The fraction of `values` strictly above each threshold."""
     values = np.asarray(values, dtype=float)
     return (values[None, :] > np.asarray(thresholds, dtype=float)[:, None]).mean(axis=1)
+
+
+def format_interval(low: float, high: float, fmt: str = "{:.3f}") -> str:
+    """"[low, high]", or "[too few seeds]" where there is no interval (NaN)."""
+    if math.isnan(low) or math.isnan(high):
+        return "[too few seeds]"
+    return f"[{fmt.format(low)}, {fmt.format(high)}]"

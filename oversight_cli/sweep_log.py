@@ -41,8 +41,7 @@ class SweepLog:
     def cell_done(self, failed: bool) -> None:
         """Count a cell that finished (or failed) now."""
         self.entry["cells_failed" if failed else "cells_finished"] += 1
-        self.entry["seconds"] = round(self.clock() - self.started, 1)
-        self._save()
+        self.tick()
 
     def tick(self) -> None:
         """Save the time worked so far (called while cells train), so that a sweep killed before

@@ -12,7 +12,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.lines import Line2D
 
-from oversight_cli.report import method_colors, save_figure
+from oversight_cli.figures import method_colors, save_figure
 
 # Panel rows: the metric on the training placement and, drawn hollow, on the test placement.
 PANEL_METRICS = (("return_per_step", "test_return_per_step", "return per step"),

@@ -36,7 +36,7 @@ class FakeRay:
         return wrap
 
     @staticmethod
-    def wait(refs: list, num_returns: int) -> tuple[list, list]:
+    def wait(refs: list, num_returns: int, timeout: float | None = None) -> tuple[list, list]:
         return refs[:num_returns], refs[num_returns:]
 
     @staticmethod

@@ -16,7 +16,7 @@ from agents.losses import Samples, UpdateSettings, policy_loss, update
 from agents.methods import METHODS, get_method
 from agents.metrics import discounted_return_per_step, wilson
 from agents.networks import ActorCritic, planes_shown
-from agents.run_dir import load_policy
+from agents.policies import load_policy
 from agents.train import train
 
 TINY = dict(num_envs=16, rollout_steps=8, eval_every_steps=256, eval_episodes=32, final_eval_episodes=64,
@@ -534,7 +534,7 @@ def test_training_evaluations_score_the_methods_evaluated_variant():
     with torch.no_grad():
         net.actor.gate[-1][-1].bias.fill_(-60.0)  # everything to the ghost expert: ablating it matters
     config = TrainConfig(method="routing", eval_episodes=256)
-    scalars_logged = training_evaluation(net, config, seed=7)
+    scalars_logged = training_evaluation(net, config, 7, get_method(config.method).evaluate_without)
     for ablate, same in (("ghost", True), (None, False)):
         stats = episode_statistics(**run_episodes(net, config.env_id, 256, 7, ablate, config.oversight_prob), gamma=0.97)
         assert (scalars_logged["eval/p_ghost"] == stats["p_ghost"]) == same

@@ -66,7 +66,7 @@ def test_aggregates_pool_the_strata_and_compare_within_them():
     expected = probability_of_improvement([np.array([1.0, 0.6]), np.array([0.75])], [np.array([0.0, 0.4]), np.array([0.5])])
     assert rows["naive"]["p_improvement"] == pytest.approx(float(expected))
     assert np.isnan(rows["routing"]["p_improvement"])
-    assert rows["naive"]["iqm_ci_low"] <= rows["naive"]["iqm"] <= rows["naive"]["iqm_ci_high"]
+    assert np.isnan(rows["naive"]["iqm_ci_low"])  # strata of 2 and 1 runs: too few for an interval
     # filtering ran on the maze only: compared there alone (routing's 1.0 and 0.6 against its 0.5)
     assert (rows["filtering"]["strata"], rows["filtering"]["p_improvement"]) == (1, pytest.approx(1.0))
 

@@ -22,7 +22,7 @@ import agents.evaluator as evaluator
 from agents.config import TrainConfig
 from agents.evaluator import evaluate, run_episodes
 from agents.networks import ActorCritic
-from agents.run_dir import write_evaluation
+from agents.train import write_evaluation
 from oversight_env import make_batched
 
 ENV = "OversightGrid/DiamondGhost-5x5-v0"

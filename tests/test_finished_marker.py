@@ -15,6 +15,7 @@ from __future__ import annotations
 import builtins
 import errno
 import io
+import importlib
 import json
 import os
 import sys
@@ -24,10 +25,9 @@ from pathlib import Path
 import pytest
 
 import agents.lean_trainer
-import agents.run_dir
 from agents.config import TrainConfig
-from agents.run_dir import EVALUATION, is_finished, read_evaluation, write_evaluation
-from agents.train import train, train_members
+from agents.run_dir import EVALUATION, is_finished, read_evaluation
+from agents.train import train, train_members, write_evaluation
 
 WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND
 
@@ -118,11 +118,12 @@ def config(**kwargs) -> TrainConfig:
 def writers(monkeypatch):
     """Each writer of the marker, with training replaced by a stub (the marker is what is tested)
     and the evaluation by a fixed table; returns {name: (write(disk, tmp_path) -> run dirs)}."""
-    monkeypatch.setattr(agents.run_dir, "evaluate_members",
+    monkeypatch.setattr(importlib.import_module("agents.train"), "evaluate_members",  # the module, not agents.train()
                         lambda nets, *a, **k: [{"full": {"episodes": 4, "p_ghost": 0.25}} for _ in nets])
 
     def stub(disk):
         def trainer(config, out_dir, progress=True):
+            (out_dir / "checkpoint.pt").write_bytes(b"weights")  # as every trainer ends: with a checkpoint
             disk.arm(out_dir)
             return None, 64
         return trainer

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from agents import lean_trainer, stacked
+from agents import lean_trainer, member_update
 from agents.config import TrainConfig
 from agents.lean_trainer import LeanRun, check_members, train_lean
 from agents.losses import Samples, UpdateSettings, update
@@ -156,7 +156,7 @@ def test_one_member_update_moves_each_member_as_its_own_update_would(algorithm):
                Samples(*(x[seed] for x in samples)), torch.Generator().manual_seed(seed), contextlib.nullcontext())
         singles.append(alone.state_dict())
     stack = StackedNetworks(nets)
-    stacked.update(stack, torch.optim.SGD(stack.params.values(), lr=1.0), method, settings,
+    member_update.update(stack, torch.optim.SGD(stack.params.values(), lr=1.0), method, settings,
                    [Samples(*(x[seed] for x in samples)) for seed in range(k)],
                    [torch.Generator().manual_seed(seed) for seed in range(k)], contextlib.nullcontext())
     stack.sync()
@@ -230,9 +230,9 @@ def test_members_are_evaluated_in_one_twin_as_each_alone(batched):
     assert divergences == pytest.approx([evaluator.expert_divergence(n, env, 30, s, p) for n, s, p in zip(nets, seeds, levels)],
                                         rel=1e-5)
     configs = cell(oversight=[0.2, 0.9, 0.5], method="routing")
-    headlines = evaluator.training_evaluations(stack, configs, seeds)
+    headlines = evaluator.training_evaluations(stack, configs, seeds, "ghost")
     for net, config, seed, headline in zip(nets, configs, seeds, headlines):
-        assert close(headline, evaluator.training_evaluation(net, config, seed))
+        assert close(headline, evaluator.training_evaluation(net, config, seed, "ghost"))
 
 
 @pytest.mark.parametrize("algorithm", ["reinforce", "ppo"])
@@ -254,7 +254,7 @@ def test_parameter_level_routing_of_members_trains_what_activation_level_routing
             nets.append(ActorCritic((4, 5, 5), hidden=16))
         stack = StackedNetworks(nets)
         before = {name: p.detach().clone() for name, p in stack.params.items()}
-        stacked.update(stack, torch.optim.SGD(stack.params.values(), lr=0.05), get_method(method), settings, data,
+        member_update.update(stack, torch.optim.SGD(stack.params.values(), lr=0.05), get_method(method), settings, data,
                        [torch.Generator().manual_seed(seed) for seed in range(2)], contextlib.nullcontext())
         return {name: p.detach() - before[name] for name, p in stack.params.items()}
 

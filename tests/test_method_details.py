@@ -20,7 +20,7 @@ import pytest
 import torch
 
 import agents.losses as losses
-import agents.stacked as stacked
+import agents.member_update as member_update
 from agents.losses import Samples, UpdateSettings, minibatches, normalized, update
 from agents.methods import get_method
 from agents.networks import ActorCritic
@@ -143,13 +143,13 @@ def test_a_ppo_update_trains_each_epoch_on_a_new_order_and_each_update_on_new_on
 
 
 def test_a_member_update_reshuffles_each_members_samples_every_epoch_with_its_own_generator(monkeypatch):
-    k, steps, real = 3, [], stacked._gradient_step
+    k, steps, real = 3, [], member_update._gradient_step
 
     def spy(nets, optimizer, method, settings, samples, *args, **kwargs):
         steps.append(torch.stack([s.obs[:, 0, 0, 0].long() for s in samples]))  # (K, minibatch)
         return real(nets, optimizer, method, settings, samples, *args, **kwargs)
 
-    monkeypatch.setattr(stacked, "_gradient_step", spy)
+    monkeypatch.setattr(member_update, "_gradient_step", spy)
     nets = []
     for seed in range(k):
         torch.manual_seed(seed)
@@ -157,7 +157,7 @@ def test_a_member_update_reshuffles_each_members_samples_every_epoch_with_its_ow
     stack = StackedNetworks(nets)
     generators = [torch.Generator().manual_seed(10 + seed) for seed in range(k)]
     samples = ppo_samples(k=k)
-    stacked.update(stack, torch.optim.Adam(stack.params.values()), get_method("naive"), SETTINGS,
+    member_update.update(stack, torch.optim.Adam(stack.params.values()), get_method("naive"), SETTINGS,
                    [Samples(*(x[seed] for x in samples)) for seed in range(k)], generators, contextlib.nullcontext())
     per_seed = [assert_reshuffled_each_epoch([s[seed].tolist() for s in steps], N, SETTINGS) for seed in range(k)]
     assert per_seed[0] != per_seed[1] != per_seed[2]  # each seed its own order

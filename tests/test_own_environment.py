@@ -12,6 +12,9 @@ from pathlib import Path
 
 import pytest
 
+from agents.config import TrainConfig
+from oversight_cli.main import default_run_dir
+from oversight_cli.spec import load_spec
 from oversight_env import import_env_module, make_batched, resolve_env_id, short_name
 
 ROOT = Path(__file__).parents[1]
@@ -118,9 +121,21 @@ def test_a_module_that_fails_is_named_with_its_error(tmp_path, monkeypatch):
 
 
 def test_the_api_takes_the_module_form_too(tmp_path, monkeypatch):
-    (tmp_path / "apilab.py").write_text(MODULE.replace("MyLab/Corridor-v0", "ApiLab/Corridor-v0"))
+    (tmp_path / "apilab.py").write_text(MODULE.replace("MyLab/Corridor-v0", "ApiCorridor-v0"))  # no namespace
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(sys, "path", [p for p in sys.path if p not in ("", ".", str(tmp_path))])
-    twin = make_batched("apilab:ApiLab/Corridor-v0", 4, seed=0)  # found in the working directory
+    twin = make_batched("apilab:ApiCorridor-v0", 4, seed=0)  # found in the working directory
     assert twin.obs_shape == (5, 3, 6)
     assert short_name("apilab:ApiLab/Corridor-v0") == "Corridor-v0" == short_name("ApiLab/Corridor-v0")
+    config = TrainConfig(env_id="apilab:ApiCorridor-v0")
+    assert default_run_dir(config, "fast") == Path("runs/ApiCorridor-v0_routing_p0.1_s0")  # no module in the name
+
+
+def test_a_specs_imports_reach_every_cell(tmp_path, monkeypatch):
+    (tmp_path / "speclab.py").write_text(MODULE.replace("MyLab/Corridor-v0", "SpecLab/Corridor-v0"))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    spec = tmp_path / "spec.toml"
+    spec.write_text('imports = ["speclab"]\n[env]\nid = "SpecLab/Corridor-v0"\n[train]\nmethods = ["naive", "routing"]\n'
+                    'oversight = [0.5]\nseeds = [0, 1]\nsteps = 1024\n')
+    loaded = load_spec(spec)
+    assert {tuple(loaded.config(cell).imports) for cell in loaded.cells()} == {("speclab",)}  # recorded, run by run

@@ -3,6 +3,7 @@ list the cells that are missing, unreadable or have incomplete learning curves."
 
 import csv
 import json
+import math
 import os
 import shutil
 from pathlib import Path
@@ -398,7 +399,13 @@ def test_comparison_has_the_probability_of_improvement_per_level_and_over_all_le
     assert by_level[0.1]["p_improvement"] == pytest.approx(0.75)  # a tie (half) and a win
     assert by_level[ALL_LEVELS]["p_improvement"] == pytest.approx((0.5 + 0.75) / 2)  # the levels' mean
     assert by_level[0.1]["difference"] == pytest.approx(0.05)
-    assert by_level[0.01]["p_improvement_ci_low"] <= 0.5 <= by_level[0.01]["p_improvement_ci_high"]
+    # Two seeds a side: estimates, but no interval and no verdict read from two points.
+    assert math.isnan(by_level[0.01]["p_improvement_ci_low"]) and by_level[0.01]["verdict"] == "too few seeds"
+    assert math.isnan(by_level[0.1]["ci_low"]) and by_level[0.1]["verdict"] == "too few seeds"
+    three = rows + [row("routing", 0.01, 2, 0.2), row("naive", 0.01, 2, 0.2)]
+    with_three = {r["oversight"]: r for r in comparison_rows(three)}[0.01]
+    assert with_three["p_improvement_ci_low"] <= with_three["p_improvement"] <= with_three["p_improvement_ci_high"]
+    assert with_three["verdict"] == "no clear difference"
 
 
 def set_return(cell: Path, value: float, p_ghost: float = 0.5) -> None:
@@ -466,4 +473,7 @@ def test_the_ladder_command_writes_its_files_and_names_a_bad_directory(trained_c
     assert main(["ladder", str(tmp_path / "rung"), "--out", str(tmp_path / "out")]) == 0
     assert "ladder: " in capsys.readouterr().out and (tmp_path / "out/ladder.md").exists()
     assert main(["ladder", str(tmp_path / "nowhere"), "--out", str(tmp_path / "out")]) == 2
+    assert "no such directory" in capsys.readouterr().err
+    (tmp_path / "empty").mkdir()
+    assert main(["ladder", str(tmp_path / "empty"), "--out", str(tmp_path / "out")]) == 2
     assert "holds no finished cell" in capsys.readouterr().err

@@ -10,7 +10,7 @@ import torch
 from stable_baselines3.common.vec_env import DummyVecEnv
 
 from agents.config import TrainConfig
-from agents.run_dir import load_policy
+from agents.policies import load_policy
 from agents.sb3 import RoutedPPO
 from agents.sb3_env import make_twin_vec_env
 from agents.train import train

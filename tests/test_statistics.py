@@ -4,6 +4,8 @@ import numpy as np
 import pytest
 
 from oversight_cli.statistics import (
+    MIN_RUNS,
+    format_interval,
     interquartile_mean,
     performance_profile,
     probability_of_improvement,
@@ -51,3 +53,17 @@ def test_probability_of_improvement_interval_is_degenerate_when_the_methods_neve
 
 def test_performance_profile_is_the_fraction_strictly_above_each_threshold():
     assert performance_profile(np.array([0.1, 0.5, 0.5, 0.9]), np.array([0.0, 0.5, 1.0])).tolist() == [1.0, 0.25, 0.0]
+
+
+@pytest.mark.parametrize("runs", [1, 2])
+def test_too_few_runs_give_no_interval_rather_than_a_degenerate_one(runs):
+    # Two seeds resampled give only "which one was drawn": [0.536, 0.536] or a verdict from two points.
+    few, many = np.arange(runs, dtype=float), np.arange(10, dtype=float)
+    assert runs < MIN_RUNS
+    for groups in ([few], [few, many], [many, few]):
+        low, high = stratified_bootstrap_ci(groups, lambda g: g[0].mean(-1), resamples=200)
+        assert np.isnan(low) and np.isnan(high)
+    assert np.isnan(probability_of_improvement_ci([few], [many], resamples=200)).all()
+    assert format_interval(float("nan"), float("nan")) == "[too few seeds]"
+    assert not np.isnan(stratified_bootstrap_ci([np.arange(3.0)], lambda g: g[0].mean(-1), resamples=200)).any()
+    assert format_interval(0.1234, 0.5) == "[0.123, 0.500]" and format_interval(-0.1, 0.2, "{:+.2f}") == "[-0.10, +0.20]"
