@@ -19,11 +19,11 @@ advantages in `agents.batch.build_batch`, the function `RoutedPPO` uses too.
 `LeanRun` is one member's parts and what happens around each update (logging, evaluations,
 checkpoints); `train_members` is the loop.
 
-A run lives in one directory (`agents.run_dir`): tensorboard events under `tb/` and
-`checkpoint.pt`, everything needed to continue exactly where it stopped (network, optimizer,
-environments, random generators, the method's state), the same whatever K. Started again, a run
-continues from its checkpoint, and its tensorboard events are those an uninterrupted run writes:
-events logged after the checkpoint are purged.
+A run lives in one directory (`agents.run_dir`): its scalars (`agents.logger`: tensorboard events
+under `tb/`, rows in `metrics.jsonl`) and `checkpoint.pt`, everything needed to continue exactly
+where it stopped (network, optimizer, environments, random generators, the method's state), the
+same whatever K. Started again, a run continues from its checkpoint, and its scalars are those an
+uninterrupted run logs: what was logged after the checkpoint is purged.
 
 The budget is exact: a method that trains N environment steps runs N // batch full updates and,
 if N is not a multiple of the batch, one last update on the first N % batch samples of a
@@ -40,7 +40,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 
 from agents.batch import ReturnRule, Rollout, build_batch
@@ -48,6 +47,7 @@ from agents.carry import extend, split
 from agents.config import TrainConfig, crossed
 from agents.evaluator import training_evaluations
 from agents.files import load_checkpoint, save_atomic
+from agents.logger import RunLogger
 from agents.losses import Samples, UpdateSettings, flatten
 from agents.methods import ROUTES, get_method
 from agents.networks import ActorCritic, planes_shown, sample_actions
@@ -150,8 +150,8 @@ def member_seeds(config: TrainConfig) -> tuple[int, int, int]:
 
 class LeanRun:
     """One member of the lean trainer in its run directory: what `train_members` builds for its
-    config (the initialised network, the action generator, the method's state, the tensorboard
-    writer; its rows `member` of the shared `twin`), resumed from the directory's checkpoint if it
+    config (the initialised network, the action generator, the method's state, the logger;
+    its rows `member` of the shared `twin`), resumed from the directory's checkpoint if it
     has one; and what happens around each update (logging, evaluations, checkpoints). It is also
     what the method's hooks see of the run (`agents.methods.TrainingRun`).
 
@@ -191,9 +191,9 @@ class LeanRun:
                 self.carry = {key: value.to(device) for key, value in self.carry.items()}
         self.env_steps = self.state["env_steps"]
 
-        # Events after the checkpoint's step (after step 0 without one) were logged by a run that
-        # died before its next checkpoint: this run logs them again, so tensorboard drops the old ones.
-        self.writer = SummaryWriter(out_dir / "tb", purge_step=self.state["env_steps"] + 1)
+        # Points after the checkpoint's step (after step 0 without one) were logged by a run that
+        # died before its next checkpoint: this run logs them again, so every sink drops the old ones.
+        self.logger = RunLogger(out_dir, purge_step=self.state["env_steps"] + 1, config=config.to_json())
 
     @contextmanager
     def own_random(self) -> Iterator[None]:
@@ -234,7 +234,7 @@ class LeanRun:
 
 
     def log(self, tag: str, value: float) -> None:
-        self.writer.add_scalar(tag, value, self.env_steps)
+        self.logger.log(tag, value, self.env_steps)
 
     def after_update(
         self,
@@ -287,7 +287,7 @@ class LeanRun:
 
     def save_checkpoint(self, optimizer_state: dict[str, Any]) -> None:
         """Save everything needed to continue exactly from here, with the optimizer's `optimizer_state`."""
-        self.writer.flush()  # the events up to the checkpoint are on disk before it is
+        self.logger.flush()  # the points up to the checkpoint are on disk before it is
         save_atomic({"model": self.net.state_dict(), "network_config": self.net.config, "optimizer": optimizer_state,
                      "generator": self.generator.get_state(), "twin": self.twin.member_state_dict(self.member),
                      "state": self.state,
@@ -296,7 +296,7 @@ class LeanRun:
 
     def finish(self) -> ActorCritic:
         """Close the run; `net` holding the method's chosen weights (by default the last ones)."""
-        self.writer.close()
+        self.logger.close()
         chosen = self.method.final_weights(self.state["method"], self.out_dir)
         if chosen is not None:
             self.net.load_state_dict(load_checkpoint(chosen)["model"])
@@ -355,7 +355,7 @@ def train_members(configs: Sequence[TrainConfig], out_dirs: Sequence[Path],
     at = sorted({run.env_steps for run in runs})
     if len(at) > 1:
         for run in runs:
-            run.writer.close()
+            run.logger.close()
         raise invalid_argument("out_dirs", [str(d) for d in out_dirs],
                                f"their checkpoints are at different steps {at}; members train in step")
     config, lead, device, method = configs[0], runs[0], runs[0].device, runs[0].method

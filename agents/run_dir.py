@@ -2,7 +2,8 @@
 
     <run>/config.json    the resolved TrainConfig (written first; a directory holds one config)
     <run>/.lock          held (flock) by the one process training the run
-    <run>/tb/            tensorboard events
+    <run>/tb/            tensorboard events (`agents.logger`)
+    <run>/metrics.jsonl  the same scalars as rows {"step", "tag", "value"}: what reports read
     <run>/checkpoint.pt  the lean trainer's latest state (checkpoint.zip: the SB3 trainer's)
     <run>/best.pt        early stopping's chosen weights
     <run>/eval.json      the final evaluation: the run is finished when it exists

@@ -36,7 +36,7 @@ import torch
 from gymnasium import spaces
 from stable_baselines3 import PPO
 from stable_baselines3.common.buffers import RolloutBuffer
-from stable_baselines3.common.logger import Logger, TensorBoardOutputFormat
+from stable_baselines3.common.logger import KVWriter, Logger, TensorBoardOutputFormat
 from stable_baselines3.common.policies import ActorCriticPolicy
 from stable_baselines3.common.vec_env import VecEnv, VecMonitor
 from torch.utils.tensorboard import SummaryWriter
@@ -46,6 +46,7 @@ from agents.batch import ReturnRule, Rollout, build_batch
 from agents.config import TrainConfig, crossed
 from agents.evaluator import training_evaluation
 from agents.files import atomic_write, damage, load_checkpoint
+from agents.logger import METRICS, MetricsFile
 from agents.losses import Samples, UpdateSettings, update
 from agents.methods import ROUTES, get_method
 from agents.networks import ActorCritic, sample_actions
@@ -316,6 +317,25 @@ class _RunHooks:
         self.before = after
 
 
+class _MetricsRows(KVWriter):
+    """`metrics.jsonl` (`agents.logger.MetricsFile`) as an SB3 output: each numeric value dumped
+    is one row at the step it was dumped at; rows after `purge_step` of an earlier run dropped."""
+
+    def __init__(self, path: Path, purge_step: int | None):
+        self.rows = MetricsFile(path, purge_step)
+
+    def write(self, key_values: dict[str, Any], key_excluded: dict[str, tuple[str, ...]], step: int = 0) -> None:
+        for key, value in key_values.items():
+            excluded = key_excluded.get(key) or ()
+            if "tensorboard" in excluded or isinstance(value, bool) or not isinstance(value, (int, float, np.number)):
+                continue  # what tensorboard leaves out, and text, are no rows either
+            self.rows.write(key, float(value), step)
+        self.rows.flush()
+
+    def close(self) -> None:
+        self.rows.close()
+
+
 class _PurgingTensorBoard(TensorBoardOutputFormat):
     """SB3's tensorboard output, with a writer that drops events logged after `purge_step` by an
     earlier, killed run (the resumed run logs them again)."""
@@ -392,7 +412,8 @@ def train_sb3(config: TrainConfig, out_dir: Path, progress: bool = True) -> tupl
                            "optimizer_kwargs": {"eps": config.adam_eps}},
         )
     total = method.training_steps(config.steps, config.oversight_prob)
-    model.set_logger(Logger(str(out_dir / "tb"), [_PurgingTensorBoard(str(out_dir / "tb"), model.num_timesteps + 1)]))
+    model.set_logger(Logger(str(out_dir / "tb"), [_PurgingTensorBoard(str(out_dir / "tb"), model.num_timesteps + 1),
+                                                  _MetricsRows(out_dir / METRICS, model.num_timesteps + 1)]))
     if model.num_timesteps < total:
         hooks = _RunHooks(config, out_dir, total, progress, model)
         model.update_hooks.append(hooks)

@@ -183,11 +183,9 @@ def _config(seed: int, settings: dict[str, Any], updates: int):
 
 
 def _median_rate(run_dir: Path, tag: str) -> float:
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    from agents.logger import METRICS, read_metrics
 
-    events = EventAccumulator(str(run_dir / "tb"))
-    events.Reload()
-    rates = [e.value for e in events.Scalars(tag)]
+    rates = [r["value"] for r in read_metrics(run_dir / METRICS)[0] if r["tag"] == tag]
     return statistics.median(rates[1:] or rates)
 
 

@@ -80,12 +80,10 @@ def sb3_rate(on_twin: bool, seconds: float) -> float:
 
 
 def _scalars(run_dir: Path, tag: str) -> list[tuple[int, float]]:
-    """(env step, value) of one scalar a run logged to tensorboard."""
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    """(env step, value) of one scalar a run logged (its `metrics.jsonl`)."""
+    from agents.logger import METRICS, read_metrics
 
-    events = EventAccumulator(str(run_dir / "tb"))
-    events.Reload()
-    return [(e.step, e.value) for e in events.Scalars(tag)]
+    return [(r["step"], r["value"]) for r in read_metrics(run_dir / METRICS)[0] if r["tag"] == tag]
 
 
 def lean_rate(preset: str, seconds: float, **settings) -> float:

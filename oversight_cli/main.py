@@ -11,6 +11,7 @@ import argparse
 import dataclasses
 import hashlib
 import json
+import os
 import re
 import sys
 import textwrap
@@ -154,6 +155,8 @@ def _add_sweep(commands: argparse._SubParsersAction) -> None:
                        "the members of one program (default auto: on when the cells' device resolves to CUDA; on a "
                        "CPU one process per cell)")
     sweep.add_argument("--quiet", action="store_true", help="no progress bar")
+    sweep.add_argument("--wandb", metavar="PROJECT", help="also log every cell to this Weights & Biases project "
+                       "(pip install wandb)")
 
 
 # ---------------------------------------------------------------------- train flags from TrainConfig
@@ -273,6 +276,7 @@ def add_train_flags(parser: argparse.ArgumentParser) -> None:
                      "_<preset> unless fast, _steps<budget>, _<trainer>, _<algorithm> unless the preset's, "
                      "and a hash of any other setting changed)")
     run.add_argument("--quiet", action="store_true", help="no progress bar")
+    run.add_argument("--wandb", metavar="PROJECT", help="also log to this Weights & Biases project (pip install wandb)")
     hints = typing.get_type_hints(TrainConfig)
     flags = train_flag_fields()
     listed = {name for names in FLAG_GROUPS.values() for name in names}
@@ -426,8 +430,22 @@ def run_eval(args: argparse.Namespace) -> None:
         print(f"wrote {args.json}")
 
 
+def use_wandb(project: str | None) -> None:
+    """Log every run started from here (worker processes too) to the Weights & Biases `project`."""
+    if project is None:
+        return
+    import importlib.util
+
+    from agents.logger import WANDB_PROJECT
+
+    if importlib.util.find_spec("wandb") is None:
+        raise invalid_argument("wandb", project, "wandb is not installed: pip install wandb")
+    os.environ[WANDB_PROJECT] = project
+
+
 def run_command(args: argparse.Namespace) -> None:
     """Run the parsed subcommand."""
+    use_wandb(getattr(args, "wandb", None))
     if args.command == "demo":
         from oversight_cli.demo import run_demo
 

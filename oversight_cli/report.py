@@ -5,10 +5,9 @@ Writes into RUN_DIR:
 - `summary.csv` and the table in `report.md`: per method and oversight level, over seeds, the
   mean and the interquartile mean, each with a 95% bootstrap confidence interval, of the evaluated policy's
   return per step and of P(ghost | ghost cell unobserved).
-- `learning_curves.csv`: the periodic evaluations logged to tensorboard during training.
-- `<cell>/curves.json` in each finished cell: its learning curves and diagnostics as read from
-  its events, which later reports read instead of the events while it is newer than them, and
-  when the events are gone (`cell_curves`).
+- `learning_curves.csv`: the periodic evaluations logged during training, read from each cell's
+  `metrics.jsonl` (`agents.logger`; `curves.json` in cells tracked before it), never from
+  tensorboard's event files.
 - `diagnostics.csv` and tables in `report.md`: do a routed network's experts separate (the gate
   on each route's samples, the KL between the two experts' policies, the labelled episodes each
   expert saw) at the end of training; how accurate a learned reward model is, on held-out
@@ -33,7 +32,6 @@ from __future__ import annotations
 
 import csv
 import math
-import struct
 import sys
 from collections import defaultdict
 from collections.abc import Iterable
@@ -46,7 +44,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 
-from agents.files import atomic_write, write_json_atomic
+from agents.files import atomic_write
+from agents.logger import METRICS, read_metrics
 from agents.run_dir import (
     CHECKPOINT,
     CONFIG,
@@ -83,7 +82,7 @@ COMPARISON_COLUMNS = ["reference", "method", "oversight", "difference", "ci_low"
                       "p_improvement", "p_improvement_ci_low", "p_improvement_ci_high"]
 ALL_LEVELS = "all"  # the comparison row over every oversight level (each level a stratum)
 REFERENCE_METHOD = "routing"  # the method every other one is compared with, when the experiment has it
-CURVES = "curves.json"  # a finished cell's learning curves and diagnostics, saved by `cell_curves`
+CURVES = "curves.json"  # learning curves and diagnostics of cells tracked before runs wrote metrics.jsonl
 CURVE_TAGS = {"eval/discounted_return_per_step": "return_per_step", "eval/p_ghost_when_unobserved": "p_ghost_when_unobserved"}
 # Do a routed network's experts separate? Per-update tags (the gate on each route's training
 # samples) are averaged over the last tenth of the run; per-evaluation tags are the last value.
@@ -98,8 +97,6 @@ REWARD_MODEL_DIAGNOSTICS = {"reward_model/heldout_accuracy": "model_heldout_accu
                             "reward_model/unobserved_accuracy": "model_unobserved_accuracy",
                             "reward_model/labelled_episodes": "model_labelled_episodes",
                             "reward_model/episodes_labelled_by_the_model": "episodes_labelled_by_the_model"}
-# The tags a saved `curves.json` was read with: a file saved before a tag was added is read again.
-SAVED_TAGS = sorted([*CURVE_TAGS, *PER_UPDATE_DIAGNOSTICS, *PER_EVALUATION_DIAGNOSTICS, *REWARD_MODEL_DIAGNOSTICS])
 DIAGNOSTIC_COLUMNS = ["method", "oversight", "seed", "metric", "value"]
 # What the cells of one report may differ in; anything else (environment, budget, settings) would
 # pool incomparable runs as if they were seeds of one.
@@ -279,10 +276,10 @@ def _improvement(a: list[np.ndarray], b: list[np.ndarray]) -> dict[str, float]:
 def learning_curve_rows(
     run_dir: Path, finished: Evaluations
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[str]]:
-    """From every finished cell's tensorboard events (or its saved `curves.json`, see
-    `cell_curves`): its periodic evaluations (learning curves), its separation diagnostics at the
-    end of training (`diagnostic_values`), and one line per cell whose events are missing or
-    damaged (its curve would be cut short)."""
+    """From every finished cell's `metrics.jsonl` (or, for results tracked before it existed, its
+    `curves.json`; see `cell_curves`): its periodic evaluations (learning curves), its separation
+    diagnostics at the end of training (`diagnostic_values`), and one line per cell whose rows are
+    missing or damaged (its curve would be cut short)."""
     rows, diagnostics, incomplete = [], [], []
     for cell, report in finished.items():
         config = report["config"]
@@ -296,57 +293,46 @@ def learning_curve_rows(
 
 
 def cell_curves(cell_dir: Path) -> tuple[dict[str, Any], list[str]]:
-    """What a finished cell's tensorboard events give the report, `{"curves": {metric: [[step,
-    value], ...]}, "diagnostics": {metric: value}}`, and what is wrong with the events (one
-    phrase per problem).
+    """What a finished cell's logged rows give the report, `{"curves": {metric: [[step, value],
+    ...]}, "diagnostics": {metric: value}}`, and what is wrong with them (one phrase per problem).
 
-    Read from the events, and saved beside them as `curves.json` when they are whole: a copy of
-    the cell without its events (which are most of its size; `runs/zoo`'s tracked results, say)
-    then reports the same, from that file. A saved file newer than every event file and read
-    with today's tags stands in for the events (reading them takes ~0.5 s a cell)."""
-    event_files = sorted((cell_dir / "tb").glob("**/events.out.tfevents.*"))
+    Read from `metrics.jsonl` (`agents.logger`); a cell tracked before runs wrote it (`runs/zoo`)
+    keeps the same in `curves.json`. Tensorboard's event files are for looking at, never read here."""
+    metrics = cell_dir / METRICS
+    if metrics.exists():
+        rows, problems = read_metrics(metrics)
+        return curves_from_rows(rows), problems
     saved = cell_dir / CURVES
-    if not event_files:
-        if not saved.exists():
-            return {"curves": {}, "diagnostics": {}}, ["no tensorboard events"]
-        curves, _ = _saved_curves(saved)
-        if curves is None:
-            return {"curves": {}, "diagnostics": {}}, [f"no tensorboard events, and {CURVES} is damaged"]
-        return curves, []
-    if saved.exists() and saved.stat().st_mtime > max(p.stat().st_mtime for p in event_files):
-        curves, tags = _saved_curves(saved)
-        if curves is not None and tags == SAVED_TAGS:
-            return curves, []
+    if saved.exists():
+        curves = _saved_curves(saved)
+        return (curves, []) if curves is not None else ({"curves": {}, "diagnostics": {}}, [f"{CURVES} is damaged"])
+    return {"curves": {}, "diagnostics": {}}, [f"no {METRICS} (a run from before it was written keeps its curves "
+                                               "only in tensorboard events, which reports do not read)"]
+
+
+def curves_from_rows(rows: Iterable[dict[str, Any]]) -> dict[str, Any]:
+    """The learning curves and end-of-training diagnostics in a run's rows (`{"step", "tag", "value"}`)."""
     points: dict[str, list[list[float]]] = defaultdict(list)
     series: dict[str, list[tuple[int, float]]] = defaultdict(list)
-    problems = []
-    for event_dir in sorted({p.parent for p in event_files}):
-        events, damage = _read_events(event_dir)
-        problems += [f"{path.relative_to(cell_dir).as_posix()} {what}" for path, what in damage]
-        scalars = events.Tags()["scalars"]
-        for tag, metric in CURVE_TAGS.items():
-            if tag in scalars:
-                points[metric].extend([e.step, e.value] for e in events.Scalars(tag))
-        for tag in (*PER_UPDATE_DIAGNOSTICS, *PER_EVALUATION_DIAGNOSTICS, *REWARD_MODEL_DIAGNOSTICS):
-            if tag in scalars:
-                series[tag].extend((e.step, e.value) for e in events.Scalars(tag))
-    curves = {"curves": dict(points), "diagnostics": diagnostic_values(series)}
-    if not problems:
-        write_json_atomic(saved, {**curves, "tags": SAVED_TAGS})
-    return curves, problems
+    diagnostic_tags = {*PER_UPDATE_DIAGNOSTICS, *PER_EVALUATION_DIAGNOSTICS, *REWARD_MODEL_DIAGNOSTICS}
+    for row in rows:
+        if row["tag"] in CURVE_TAGS:
+            points[CURVE_TAGS[row["tag"]]].append([row["step"], row["value"]])
+        if row["tag"] in diagnostic_tags:
+            series[row["tag"]].append((row["step"], row["value"]))
+    return {"curves": {metric: sorted(p) for metric, p in points.items()}, "diagnostics": diagnostic_values(series)}
 
 
-def _saved_curves(saved: Path) -> tuple[dict[str, Any] | None, Any]:
-    """A saved `curves.json`'s curves and diagnostics (None when it is damaged), and the tags it
-    was read with (None when saved before they were recorded)."""
+def _saved_curves(saved: Path) -> dict[str, Any] | None:
+    """A tracked `curves.json`'s curves and diagnostics (None when it is damaged)."""
     try:
         curves = read_json(saved)
     except ValueError:
-        return None, None
+        return None
     if not (isinstance(curves, dict) and isinstance(curves.get("curves"), dict)
             and isinstance(curves.get("diagnostics"), dict)):
-        return None, None
-    return {"curves": curves["curves"], "diagnostics": curves["diagnostics"]}, curves.get("tags")
+        return None
+    return {"curves": curves["curves"], "diagnostics": curves["diagnostics"]}
 
 
 def diagnostic_values(series: dict[str, list[tuple[int, float]]]) -> dict[str, float]:
@@ -404,58 +390,6 @@ def reward_model_table(diagnostics: list[dict[str, Any]]) -> str:
         cells = [f"{np.mean(values[m]):.3g}" if values.get(m) else "" for m in REWARD_MODEL_DIAGNOSTICS.values()]
         lines.append(f"| {oversight:g} | {method} | {seeds} | " + " | ".join(cells) + " |")
     return "\n".join(lines) if len(lines) > 2 else ""
-
-
-def _read_events(event_dir: Path) -> tuple[Any, list[tuple[Path, str]]]:
-    """Tensorboard's EventAccumulator over `event_dir`, loaded, and what is wrong with its files.
-
-    The accumulator stops reading a file at its first damaged record (a truncated end, a failed
-    checksum) and says so only in a debug log; so each file's records are counted here, and
-    fewer events read than records is damage too."""
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-
-    class CountingAccumulator(EventAccumulator):
-        events_read = 0
-
-        def _ProcessEvent(self, event: Any) -> None:
-            self.events_read += 1
-            super()._ProcessEvent(event)
-
-    damage, records = [], 0
-    for path in sorted(event_dir.glob("*tfevents*")):  # the files the accumulator reads
-        count, problem = event_file_records(path)
-        records += count
-        if problem:
-            damage.append((path, problem))
-    events = CountingAccumulator(str(event_dir), size_guidance={"scalars": 0})
-    events.Reload()
-    if events.events_read < records:  # it read each file's whole records up to a bad checksum
-        damage.append((event_dir, f"holds {records} whole records, of which only {events.events_read} could be read (a failed checksum)"))
-    return events, damage
-
-
-def event_file_records(path: Path) -> tuple[int, str | None]:
-    """How many whole records a tensorboard event file holds, and what is wrong with it (None when
-    it ends exactly after its last record). Records are framed as: length (8 bytes), its masked
-    CRC-32C (4), data (length bytes), the data's masked CRC-32C (4)."""
-    from tensorboard.compat.tensorflow_stub.pywrap_tensorflow import masked_crc32c
-
-    try:
-        data = path.read_bytes()
-    except OSError as error:
-        return 0, f"cannot be read ({error.strerror})"
-    offset = records = 0
-    while offset < len(data):
-        if offset + 12 > len(data):
-            return records, f"is truncated (a partial record at byte {offset} of {len(data)})"
-        (length,), (length_crc,) = struct.unpack_from("<Q", data, offset), struct.unpack_from("<I", data, offset + 8)
-        if masked_crc32c(data[offset : offset + 8]) != length_crc:
-            return records, f"is damaged (a bad record header at byte {offset})"
-        if offset + 12 + length + 4 > len(data):
-            return records, f"is truncated (a partial record at byte {offset} of {len(data)})"
-        offset += 12 + length + 4
-        records += 1
-    return records, None
 
 
 def write_csv(path: Path, rows: list[dict[str, Any]], columns: list[str]) -> None:

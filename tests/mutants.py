@@ -37,7 +37,7 @@ TWIN_STATE = ["tests/test_twin_state.py"]
 OWN_ENV = ["tests/test_own_environment.py", "tests/test_bad_input_files_and_wrappers.py"]
 BAD_INPUT = ["tests/test_cli_bad_input.py", "tests/test_bad_input_files_and_wrappers.py", "tests/test_train_config.py"]
 
-TIMEOUT_SECONDS = 600  # a mutant whose tests run longer hangs them: counted as caught
+TIMEOUT_SECONDS = 300  # a mutant whose tests run longer hangs them: counted as caught
 
 # (kind of bug, file, original snippet, mutated snippet, test files)
 MUTANTS: list[tuple[str, str, str, str, list[str]]] = [
@@ -106,19 +106,9 @@ MUTANTS: list[tuple[str, str, str, str, list[str]]] = [
     ("aggregate figure: colours of its own, not the report's", "oversight_cli/zoo_figures.py",
      'colors = colors or method_colors(sorted(r["method"] for r in rows))',
      'colors = method_colors(sorted(r["method"] for r in rows))', ["tests/test_aggregate.py"]),
-    ("report: curves saved from damaged events", "oversight_cli/report.py",
-     "    if not problems:\n        write_json_atomic(saved", "    if True:\n        write_json_atomic(saved",
-     ["tests/test_report.py"]),
-    ("report: saved curves read without their diagnostics", "oversight_cli/report.py",
-     'is damaged"]\n        return curves, []', 'is damaged"]\n        return {**curves, "diagnostics": {}}, []',
-     ["tests/test_report.py"]),
-    ("report: saved curves stand in for events written after them", "oversight_cli/report.py",
-     "saved.stat().st_mtime > max(", "saved.stat().st_mtime < max(", ["tests/test_report.py"]),
-    ("report: saved curves stand in whatever tags they were read with", "oversight_cli/report.py",
-     "if curves is not None and tags == SAVED_TAGS:", "if curves is not None:", ["tests/test_report.py"]),
-    ("report: curves saved without their tags (never stand in for events)", "oversight_cli/report.py",
-     'write_json_atomic(saved, {**curves, "tags": SAVED_TAGS})', "write_json_atomic(saved, curves)",
-     ["tests/test_report.py"]),
+    ("report: tracked curves read without their diagnostics", "oversight_cli/report.py",
+     'return {"curves": curves["curves"], "diagnostics": curves["diagnostics"]}',
+     'return {"curves": curves["curves"], "diagnostics": {}}', ["tests/test_report.py"]),
     ("sweep log: a finished cell not saved until the sweep ends (a kill loses the piece)", "oversight_cli/sweep_log.py",
      "        self.entry[\"cells_failed\" if failed else \"cells_finished\"] += 1\n        self.tick()",
      "        self.entry[\"cells_failed\" if failed else \"cells_finished\"] += 1", ["tests/test_sweep_log.py"]),
@@ -224,7 +214,7 @@ MUTANTS: list[tuple[str, str, str, str, list[str]]] = [
      "UpdateSettings.from_config(self.config, 0.0)", TRAINERS),
     ("a resumed run restarts from scratch", "agents/lean_trainer.py", "if checkpoint_path.exists():", "if False:", TRAINERS),
     ("resume purges the checkpoint step's own events", "agents/lean_trainer.py",
-     'purge_step=self.state["env_steps"] + 1)', 'purge_step=self.state["env_steps"] or None)', TRAINERS),
+     'purge_step=self.state["env_steps"] + 1,', 'purge_step=self.state["env_steps"] or None,', TRAINERS),
     ("one seed for environments, initialisation and actions", "agents/lean_trainer.py",
      "env_seed, init_seed, action_seed = independent_seeds(config.seed, 3)", "env_seed = init_seed = action_seed = config.seed",
      TRAINERS),
@@ -601,9 +591,6 @@ MUTANTS: list[tuple[str, str, str, str, list[str]]] = [
     ('[evaluation] seeding: every seed gets the same streams (seeds scored on the same episodes)', 'agents/seeding.py',
      'np.random.SeedSequence(seed).spawn(count)',
      'np.random.SeedSequence(0).spawn(count)', ['tests/test_evaluation_streams.py']),
-    ('[state] checkpoint written before the events it covers are flushed', 'agents/lean_trainer.py',
-     '        self.writer.flush()  # the events up to the checkpoint are on disk before it is\n',
-     '', ['tests/test_resume_points.py']),
     ("[state] checkpoints at the evaluations' schedule, not their own", 'agents/lean_trainer.py',
      'crossed(before, after, config.checkpoint_every_steps) or self.finished)',
      'crossed(before, after, config.eval_every_steps) or self.finished)', ['tests/test_resume_points.py']),
@@ -737,6 +724,23 @@ MUTANTS: list[tuple[str, str, str, str, list[str]]] = [
      'from oversight_env.batched import BatchedOversightEnv\n',
      'from oversight_env.batched import BatchedOversightEnv\nif False:\n    import agents.files  # noqa\n',
      ["tests/test_layers.py"]),
+    ("[logging] a resumed run keeps the killed run's rows after its checkpoint", 'agents/logger.py',
+     '            kept = [row for row in rows if row["step"] < purge_step]', '            kept = rows',
+     ["tests/test_logger.py", "tests/test_resume_points.py"]),
+    ("[logging] rows not on disk before the checkpoint", 'agents/lean_trainer.py',
+     '        self.logger.flush()  # the points up to the checkpoint are on disk before it is\n', '',
+     ["tests/test_resume_points.py"]),
+    ("[logging] the last rows never written", 'agents/logger.py',
+     '        if not self.file.closed:\n            self.flush()\n', '        if not self.file.closed:\n',
+     ["tests/test_logger.py", "tests/test_agents.py"]),
+    ("[logging] SB3's rows left out", 'agents/sb3.py',
+     '            self.rows.write(key, float(value), step)', '            pass', ["tests/test_sb3.py"]),
+    ("[logging] wandb given the points it already has", 'agents/logger.py',
+     '        if step > self.after:', '        if True:', ["tests/test_logger.py"]),
+    ("[logging] reports read the evaluations' rows under another tag", 'oversight_cli/report.py',
+     '        if row["tag"] in CURVE_TAGS:', '        if row["tag"] in PER_UPDATE_DIAGNOSTICS:', ["tests/test_report.py"]),
+    ("[logging] damaged rows not listed", 'oversight_cli/report.py',
+     '        return curves_from_rows(rows), problems', '        return curves_from_rows(rows), []', ["tests/test_report.py"]),
 ]
 
 

@@ -240,18 +240,33 @@ def test_oracle_trains_exactly_its_labelled_budget(tmp_path, oversight, budget):
 
 
 def scalars(run_dir, skip=("speed/",)):
-    """Every tensorboard scalar of a run as {tag: [(step, value), ...]}, as tensorboard reads them
-    (purged events dropped); wall-clock speeds skipped."""
+    """Every scalar of a run as {tag: [(step, value), ...]}, from its `metrics.jsonl` (what reports
+    read), checked against what tensorboard reads of its events (purged points dropped from both;
+    tensorboard keeps float32); wall-clock speeds skipped."""
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+    from agents.logger import METRICS, read_metrics
+
+    rows, problems = read_metrics(run_dir / METRICS)
+    assert problems == []
     found = {}
+    for row in rows:
+        if not row["tag"].startswith(skip):
+            found.setdefault(row["tag"], []).append((row["step"], row["value"]))
+    found = {tag: sorted(points) for tag, points in found.items()}
+    events_found = {}
     for events_dir in sorted({p.parent for p in (run_dir / "tb").glob("**/events.out.tfevents.*")}):
         events = EventAccumulator(str(events_dir), size_guidance={"scalars": 0})
         events.Reload()
         for tag in events.Tags()["scalars"]:
             if not tag.startswith(skip):
-                found.setdefault(tag, []).extend((e.step, e.value) for e in events.Scalars(tag))
-    return {tag: sorted(points) for tag, points in found.items()}
+                events_found.setdefault(tag, []).extend((e.step, e.value) for e in events.Scalars(tag))
+    assert sorted(events_found) == sorted(found)
+    for tag, points in found.items():
+        seen = sorted(events_found[tag])
+        assert [step for step, _ in seen] == [step for step, _ in points], tag
+        assert np.allclose([v for _, v in seen], [v for _, v in points], rtol=1e-6, atol=1e-30, equal_nan=True), tag
+    return found
 
 
 # With a method state; a carry of waiting steps; a replay drawn with the run's generator.

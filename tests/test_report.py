@@ -4,7 +4,6 @@ list the cells that are missing, unreadable or have incomplete learning curves."
 import csv
 import json
 import math
-import os
 import shutil
 from pathlib import Path
 
@@ -14,12 +13,10 @@ import torch
 from agents.config import TrainConfig
 from agents.train import train
 from oversight_cli.ladder import write_ladder
+from agents.logger import METRICS
 from oversight_cli.report import (
     CURVES,
-    SAVED_TAGS,
-    cell_curves,
     diagnostic_values,
-    event_file_records,
     overview_table,
     write_report,
 )
@@ -177,141 +174,88 @@ def test_an_unreadable_evaluation_outside_the_expected_cells_is_listed_too(train
     assert f"- extra/s9: file='{tmp_path / 'extra/s9/eval.json'}' is invalid: not a final evaluation" in text
 
 
-def middle_record(data: bytes) -> int:
-    """Where the middle record of an event file starts (each: length, 4, data, 4 bytes)."""
-    offsets, offset = [], 0
-    while offset < len(data):
-        offsets.append(offset)
-        offset += 12 + int.from_bytes(data[offset : offset + 8], "little") + 4
-    return offsets[len(offsets) // 2]
-
-
-def only_event_file(cell: Path) -> Path:
-    (path,) = (cell / "tb").glob("events.out.tfevents.*")
-    return path
-
-
 def curve_points(run_dir: Path, seed: str) -> int:
     return sum(r["seed"] == seed for r in read_csv(run_dir / "learning_curves.csv"))
 
 
-def test_tensorboard_stops_silently_at_a_truncated_event_file(trained_cell, tmp_path):
-    """Why the report checks event files itself: tensorboard reads up to the damage, without error."""
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-
-    def return_points(tb):
-        events = EventAccumulator(str(tb), size_guidance={"scalars": 0})
-        events.Reload()
-        return len(events.Scalars("eval/discounted_return_per_step"))
-
-    cell = add_cell(trained_cell, tmp_path, "cell")
-    events = only_event_file(cell)
-    whole = return_points(cell / "tb")
-    events.write_bytes(events.read_bytes()[: events.stat().st_size // 2])
-    assert whole == 2 and return_points(cell / "tb") < whole
-
-
-@pytest.mark.parametrize("cut", [5, 14], ids=["in-a-header", "in-a-record"])
-def test_a_truncated_event_file_is_listed_as_an_incomplete_learning_curve(trained_cell, tmp_path, capsys, cut):
+@pytest.mark.parametrize("damage", ["cut-mid-line", "garbled-line"])
+def test_damaged_rows_are_listed_as_an_incomplete_learning_curve(trained_cell, tmp_path, capsys, damage):
     add_cell(trained_cell, tmp_path, "naive/p0.2/s0")
     cell = add_cell(trained_cell, tmp_path, "naive/p0.2/s1", seed=1)
-    events = only_event_file(cell)
-    records, problem = event_file_records(events)
-    assert records > 10 and problem is None
-    data = events.read_bytes()
-    events.write_bytes(data[: middle_record(data) + cut])
+    lines = (cell / METRICS).read_text().splitlines(keepends=True)
+    evaluation = next(i for i, line in enumerate(lines) if '"eval/discounted_return_per_step"' in line)
+    if damage == "cut-mid-line":  # a run killed while writing: everything after is lost
+        (cell / METRICS).write_text("".join(lines[:evaluation]) + lines[evaluation][:20])
+    else:
+        lines[evaluation] = lines[evaluation].replace('"value"', '"valu')
+        (cell / METRICS).write_text("".join(lines))
     text = write_report(tmp_path).read_text()
     assert curve_points(tmp_path, "1") < curve_points(tmp_path, "0")
     section = text[text.index("## Incomplete learning curves"):]
-    assert f"- naive/p0.2/s1: tb/{events.name} is truncated (a partial record at byte" in section
+    assert f"- naive/p0.2/s1: {METRICS} line {evaluation + 1} is not a row" in section
     assert "naive/p0.2/s0" not in section
-    assert "report: incomplete learning curve naive/p0.2/s1: tb/" in capsys.readouterr().err
+    assert "report: incomplete learning curve naive/p0.2/s1: metrics.jsonl line" in capsys.readouterr().err
 
 
-def test_an_event_record_that_fails_its_checksum_is_listed(trained_cell, tmp_path):
-    add_cell(trained_cell, tmp_path, "naive/p0.2/s0")
-    cell = add_cell(trained_cell, tmp_path, "naive/p0.2/s1", seed=1)
-    events = only_event_file(cell)
-    data = bytearray(events.read_bytes())
-    data[middle_record(data) + 14] ^= 0xFF  # inside its data: the framing stays whole
-    events.write_bytes(bytes(data))
-    text = write_report(tmp_path).read_text()
-    assert curve_points(tmp_path, "1") < curve_points(tmp_path, "0")
-    assert "- naive/p0.2/s1: tb holds" in text and "(a failed checksum)" in text
-
-
-def test_a_cell_without_events_is_listed(trained_cell, tmp_path):
+def test_a_cell_without_rows_is_listed(trained_cell, tmp_path):
     cell = add_cell(trained_cell, tmp_path, "naive/p0.2/s0")
-    shutil.rmtree(cell / "tb")
-    assert "- naive/p0.2/s0: no tensorboard events" in write_report(tmp_path).read_text()
+    (cell / METRICS).unlink()
+    assert f"- naive/p0.2/s0: no {METRICS}" in write_report(tmp_path).read_text()
 
 
-def test_a_cell_whose_events_are_gone_reports_the_same_from_its_saved_curves(trained_cell, tmp_path):
-    """`curves.json` (written by a report that read the events) stands in for them: the tracked
-    results of a long sweep keep their learning curves and diagnostics without the events."""
-    from torch.utils.tensorboard import SummaryWriter
+def test_reports_read_rows_never_event_files(trained_cell, tmp_path, monkeypatch):
+    """The curves and diagnostics come from `metrics.jsonl`; with the events gone and tensorboard's
+    reader broken, the report is the same."""
+    from tensorboard.backend.event_processing import event_accumulator
 
     cell = add_cell(trained_cell, tmp_path, "naive/p0.2/s0")
-    with SummaryWriter(str(cell / "tb")) as writer:  # a routed run's diagnostics, beside the evaluations
+    with (cell / METRICS).open("a") as rows:  # a routed run's diagnostics, beside the evaluations
         for step, gate in [(100, 0.2), (960, 0.6), (1000, 0.8)]:
-            writer.add_scalar("gate/unlabelled", gate, step)
-        writer.add_scalar("eval/expert_kl", 0.3, 1000)
-        writer.add_scalar("reward_model/heldout_accuracy", 0.9, 1000)
+            rows.write(json.dumps({"step": step, "tag": "gate/unlabelled", "value": gate}) + "\n")
+        rows.write(json.dumps({"step": 1000, "tag": "eval/expert_kl", "value": 0.3}) + "\n")
+        rows.write(json.dumps({"step": 1000, "tag": "reward_model/heldout_accuracy", "value": 0.9}) + "\n")
     write_report(tmp_path)
     curves, diagnostics = read_csv(tmp_path / "learning_curves.csv"), read_csv(tmp_path / "diagnostics.csv")
     assert len(curves) == 4 and {r["metric"]: float(r["value"]) for r in diagnostics} == pytest.approx(
         {"gate_on_unlabelled": 0.7, "expert_kl": 0.3, "model_heldout_accuracy": 0.9})
     shutil.rmtree(cell / "tb")
+    monkeypatch.setattr(event_accumulator, "EventAccumulator", None)  # any use fails
     text = write_report(tmp_path).read_text()
     assert read_csv(tmp_path / "learning_curves.csv") == curves and read_csv(tmp_path / "diagnostics.csv") == diagnostics
     assert "Incomplete learning curves" not in text
-    (cell / "curves.json").write_text("{")
-    assert "- naive/p0.2/s0: no tensorboard events, and curves.json is damaged" in write_report(tmp_path).read_text()
+
+
+def test_cells_tracked_before_rows_existed_report_from_their_curves_json(trained_cell, tmp_path):
+    """`runs/zoo` tracks `curves.json` (curves and diagnostics) in place of rows and events."""
+    cell = add_cell(trained_cell, tmp_path, "naive/p0.2/s0")
+    write_report(tmp_path)
+    curves = read_csv(tmp_path / "learning_curves.csv")
+    points = {"return_per_step": [[int(r["env_steps"]), float(r["value"])] for r in curves if r["metric"] == "return_per_step"],
+              "p_ghost_when_unobserved": [[int(r["env_steps"]), float(r["value"])] for r in curves
+                                          if r["metric"] == "p_ghost_when_unobserved"]}
+    (cell / CURVES).write_text(json.dumps({"curves": points, "diagnostics": {"expert_kl": 0.25}}))
+    (cell / METRICS).unlink()
+    shutil.rmtree(cell / "tb")
+    text = write_report(tmp_path).read_text()
+    assert "Incomplete learning curves" not in text
+    assert sorted(map(str, read_csv(tmp_path / "learning_curves.csv"))) == sorted(map(str, curves))
+    assert [r["metric"] for r in read_csv(tmp_path / "diagnostics.csv")] == ["expert_kl"]
+    (cell / CURVES).write_text("{")
+    assert f"- naive/p0.2/s0: {CURVES} is damaged" in write_report(tmp_path).read_text()
 
 
 def test_a_results_only_copy_reports_without_a_filmstrip_and_says_so(trained_cell, tmp_path, capsys):
-    """Tracked results keep eval.json, config.json and curves.json: the filmstrip needs a checkpoint."""
+    """Tracked results keep eval.json, config.json and metrics.jsonl: the filmstrip needs a checkpoint."""
     for seed in (0, 1):
         cell = add_cell(trained_cell, tmp_path, f"naive/p0.2/s{seed}", seed=seed)
-        write_report(tmp_path)  # saves curves.json
-        for name in {p.name for p in cell.iterdir()} - {"eval.json", "config.json", "curves.json"}:
+        for name in {p.name for p in cell.iterdir()} - {"eval.json", "config.json", METRICS}:
             shutil.rmtree(cell / name) if (cell / name).is_dir() else (cell / name).unlink()
-    (tmp_path / "episode_naive.png").unlink()
     text = write_report(tmp_path).read_text()
     assert "episode_naive.png" not in text and not (tmp_path / "episode_naive.png").exists()
     assert "report: no filmstrip of naive: none of its cells kept a checkpoint" in capsys.readouterr().err
     assert "Incomplete learning curves" not in text and len(read_csv(tmp_path / "learning_curves.csv")) == 8
     shutil.copy(trained_cell / "checkpoint.pt", tmp_path / "naive/p0.2/s1")  # one cell with its checkpoint: drawn
     assert "![naive](episode_naive.png)" in write_report(tmp_path).read_text()
-
-
-def test_saved_curves_stand_in_for_the_events_only_while_newer_than_them_and_read_with_todays_tags(trained_cell, tmp_path):
-    """Reading a cell's events takes ~0.5 s, 4 minutes for the zoo's 450 cells; its saved
-    `curves.json` is read instead unless the events changed after it or a tag was added since."""
-    cell = add_cell(trained_cell, tmp_path, "naive/p0.2/s0")
-    (cell / CURVES).unlink(missing_ok=True)
-    from_events, problems = cell_curves(cell)
-    assert problems == [] and set(from_events) == {"curves", "diagnostics"} and from_events["curves"]
-    assert json.loads((cell / CURVES).read_text())["tags"] == SAVED_TAGS
-    events_time = only_event_file(cell).stat().st_mtime
-
-    def saved_as(tags, seconds_after_events):
-        (cell / CURVES).write_text(json.dumps({"curves": {}, "diagnostics": {"planted": 1.0}, "tags": tags}))
-        os.utime(cell / CURVES, (events_time + seconds_after_events,) * 2)
-        return cell_curves(cell)[0]
-
-    assert saved_as(SAVED_TAGS, 10) == {"curves": {}, "diagnostics": {"planted": 1.0}}
-    assert saved_as(SAVED_TAGS, -10) == from_events  # events written after the file: read again
-    assert saved_as(SAVED_TAGS[:-1], 10) == from_events  # saved before a tag was added: read again
-    assert json.loads((cell / CURVES).read_text())["tags"] == SAVED_TAGS
-
-
-def test_damaged_events_are_not_saved_as_curves(trained_cell, tmp_path):
-    cell = add_cell(trained_cell, tmp_path, "naive/p0.2/s0")
-    events = only_event_file(cell)
-    events.write_bytes(events.read_bytes()[:-3])
-    assert "is truncated" in write_report(tmp_path).read_text()
-    assert not (cell / "curves.json").exists()
 
 
 def test_the_overview_puts_every_environment_and_level_side_by_side_and_marks_the_best_non_oracle():

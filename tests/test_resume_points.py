@@ -52,14 +52,14 @@ class Killed(BaseException):
 
 class Killer:
     """Patches the hooks of an update, an evaluation and a checkpoint to raise `Killed` when the run
-    reaches `point`; records the run's progress (environment steps trained) and its tensorboard
-    writers, which a kill leaves open."""
+    reaches `point`; records the run's progress (environment steps trained) and its loggers
+    (tensorboard and `metrics.jsonl`), which a kill leaves open."""
 
     def __init__(self, patch, update_module, update_name):
         self.point, self.steps, self.writers, self.updates = None, 0, [], 0
         real_update, real_evaluation = getattr(update_module, update_name), lean_trainer.training_evaluations
         real_save, real_after_update = lean_trainer.save_atomic, lean_trainer.LeanRun.after_update
-        real_writer = lean_trainer.SummaryWriter
+        real_logger = lean_trainer.RunLogger
         killer = self
 
         def update(*args, **kwargs):
@@ -81,7 +81,7 @@ class Killer:
             self.steps = run.env_steps
             return due
 
-        class Writer(real_writer):
+        class Logger(real_logger):
             def __init__(self, *args, **kwargs):
                 super().__init__(*args, **kwargs)
                 killer.writers.append(self)
@@ -90,7 +90,7 @@ class Killer:
         patch.setattr(lean_trainer, "training_evaluations", training_evaluations)
         patch.setattr(lean_trainer, "save_atomic", save_atomic)
         patch.setattr(lean_trainer.LeanRun, "after_update", after_update)
-        patch.setattr(lean_trainer, "SummaryWriter", Writer)
+        patch.setattr(lean_trainer, "RunLogger", Logger)
 
     def check(self, hook):
         if (self.steps, hook) == self.point:
@@ -111,7 +111,7 @@ class Killer:
         with pytest.raises(Killed):
             run()
         assert self.updates == len(due), f"resumed at {self.steps}: {self.updates} updates, expected {len(due)}"
-        for writer in self.writers:  # the dead run's events reach the disk, those after its checkpoint too
+        for writer in self.writers:  # the dead run's points reach the disk, those after its checkpoint too
             writer.close()
         return None
 
