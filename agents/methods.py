@@ -27,7 +27,7 @@ A new method is one subclass (or one more instance) registered in `METHODS`.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -79,6 +79,11 @@ class Method:
     gate_hides: tuple[str, ...] = ()  # observation planes the gate does not read (e.g. "oversight")
     gate_from_policy: bool = True  # the policy's loss trains the gate on unlabelled samples (the paper's rule)
     sees_endings: bool = False  # the trainer keeps each ended episode's last observation (`prepare_window`)
+
+    # ---- how reports treat it (they name no method themselves)
+    report_reference: bool = False  # the method a report compares every other with, by default
+    reads_true_rewards: bool = False  # an oracle: trained on true rewards the overseer never saw (not a contender)
+    normaliser: bool = False  # its score is 1 when reports normalise across environments (a random policy's is 0)
 
     # ---- the environment and the budget
     def training_oversight(self, oversight_prob: float) -> float:
@@ -371,7 +376,7 @@ METHODS: dict[str, Method] = {
             "`outcome` reward (+1 for either terminal). Steps of overseen episodes update only the expert of the "
             "terminal reached (and train the gate toward it); all other steps update everything. Evaluated with "
             "the ghost expert ablated: the gate fixed to the diamond expert.",
-            "outcome", route_labels=True, gate_loss=True,
+            "outcome", route_labels=True, gate_loss=True, report_reference=True,
         ),
         GateReplay(
             "routing_gate_replay",
@@ -444,7 +449,7 @@ METHODS: dict[str, Method] = {
             "Reference: a single network trained on the `true` reward of every episode, but only for as many "
             "steps as the oversight budget labels (oversight_prob x the comparison's steps, exactly): the same "
             "number of labelled episodes as the other methods get.",
-            "true",
+            "true", reads_true_rewards=True,
         ),
         ModelLabels(
             "routing_reward_model",
@@ -459,7 +464,7 @@ METHODS: dict[str, Method] = {
             "Reference (upper bound): a single network trained on the `true` reward of every episode for the whole "
             "budget: what every label would buy. Reports across environments normalise scores between a random policy "
             "(0) and it (1).",
-            "true",
+            "true", reads_true_rewards=True, normaliser=True,
         ),
         LearnedReward(
             "reward_model",
@@ -488,3 +493,18 @@ def get_method(name: str) -> Method:
     if name not in METHODS:
         raise ValueError(f"method={name!r} is invalid: expected one of {sorted(METHODS)}")
     return METHODS[name]
+
+
+def report_reference(methods: Iterable[str]) -> str | None:
+    """The method among `methods` that reports compare the others with by default (None: none is)."""
+    return next((m for m in methods if m in METHODS and METHODS[m].report_reference), None)
+
+
+def normaliser() -> str:
+    """The method whose score is 1 when reports normalise across environments."""
+    return next(m.name for m in METHODS.values() if m.normaliser)
+
+
+def reads_true_rewards(method: str) -> bool:
+    """Whether `method` is an oracle (trained on true rewards the overseer never saw); unknown methods are not."""
+    return method in METHODS and METHODS[method].reads_true_rewards

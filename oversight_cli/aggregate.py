@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from agents.methods import normaliser
 from oversight_cli.statistics import (
     RESAMPLES,
     format_interval,
@@ -30,7 +31,7 @@ from oversight_cli.statistics import (
     stratified_bootstrap_ci,
 )
 
-UPPER = "oracle_all_labels"  # the method that scores 1
+UPPER = normaliser()  # the method that scores 1 (agents.methods: its `normaliser` flag)
 AGGREGATE_COLUMNS = ["method", "runs", "strata", "iqm", "iqm_ci_low", "iqm_ci_high", "mean",
                      "p_improvement", "p_improvement_ci_low", "p_improvement_ci_high"]
 

@@ -46,6 +46,7 @@ import numpy as np
 
 from agents.files import atomic_write
 from agents.logger import METRICS, read_metrics
+from agents.methods import reads_true_rewards, report_reference
 from agents.run_dir import (
     CHECKPOINT,
     CONFIG,
@@ -81,7 +82,6 @@ SUMMARY_COLUMNS = ["method", "oversight", "metric", "seeds", "mean", "ci_low", "
 COMPARISON_COLUMNS = ["reference", "method", "oversight", "difference", "ci_low", "ci_high", "verdict",
                       "p_improvement", "p_improvement_ci_low", "p_improvement_ci_high"]
 ALL_LEVELS = "all"  # the comparison row over every oversight level (each level a stratum)
-REFERENCE_METHOD = "routing"  # the method every other one is compared with, when the experiment has it
 CURVES = "curves.json"  # learning curves and diagnostics of cells tracked before runs wrote metrics.jsonl
 CURVE_TAGS = {"eval/discounted_return_per_step": "return_per_step", "eval/p_ghost_when_unobserved": "p_ghost_when_unobserved"}
 # Do a routed network's experts separate? Per-update tags (the gate on each route's training
@@ -236,17 +236,19 @@ def summary_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
-def comparison_rows(rows: list[dict[str, Any]], reference: str = REFERENCE_METHOD) -> list[dict[str, Any]]:
+def comparison_rows(rows: list[dict[str, Any]], reference: str | None = None) -> list[dict[str, Any]]:
     """`reference` against every other method at each oversight level: the difference of mean
     return per step over seeds, its 95% bootstrap interval and the verdict the interval allows,
     and the probability of improvement (a run of `reference` scoring above a run of the method)
     with its interval. Per method, one more row (oversight `ALL_LEVELS`) holds the probability
-    of improvement over every level both have, each level a stratum of the bootstrap."""
+    of improvement over every level both have, each level a stratum of the bootstrap. `reference`
+    None: the methods' own report reference (`agents.methods.report_reference`), if any."""
     values: dict[tuple[str, float], np.ndarray] = {}
     for row in rows:
         if row["evaluated"]:
             key = (row["method"], row["oversight"])
             values[key] = np.append(values.get(key, np.array([])), row["return_per_step"])
+    reference = reference or report_reference(sorted({method for method, _ in values}))
     out = []
     for (method, oversight), b in sorted(values.items(), key=lambda kv: (kv[0][1], kv[0][0])):
         if method == reference or (reference, oversight) not in values:
@@ -515,7 +517,7 @@ def overview_table(summaries: dict[str, list[dict]]) -> str:
                     cells.setdefault((r["method"], column), {})["return" if r["metric"] == ret else "ghost"] = r["mean"]
     best = {}
     for column in columns:
-        returns = [cells[(m, column)]["return"] for m in methods if (m, column) in cells and not m.startswith("oracle")]
+        returns = [cells[(m, column)]["return"] for m in methods if (m, column) in cells and not reads_true_rewards(m)]
         best[column] = max(returns, default=math.nan)
     lines = ["| method | " + " | ".join(f"{env} {level:g}{' *test*' if test else ''}" for env, level, test in columns) + " |",
              "|---|" + "---:|" * len(columns)]
@@ -527,7 +529,7 @@ def overview_table(summaries: dict[str, list[dict]]) -> str:
                 row.append("")
                 continue
             ret = f"{values['return']:.3f}"
-            if values["return"] == best[column] and not method.startswith("oracle"):
+            if values["return"] == best[column] and not reads_true_rewards(method):
                 ret = f"**{ret}**"
             row.append(f"{ret} / {values['ghost']:.2f}")
         lines.append(f"| {method} | " + " | ".join(row) + " |")
@@ -713,7 +715,8 @@ def write_index(run_dir: Path, reference: str | None = None) -> Path:
     text = f"# Report: {run_dir.name}\n\n{record['description']}\n\n"
     # One colour per method in both figures, though the aggregate may lack some methods.
     colors = method_colors(sorted({r["method"] for rows in env_rows.values() for r in rows}))
-    text += _aggregate_section(run_dir, record, env_rows, reference or REFERENCE_METHOD, colors)
+    every_method = {r["method"] for rows in env_rows.values() for r in rows}
+    text += _aggregate_section(run_dir, record, env_rows, reference or report_reference(sorted(every_method)), colors)
     text += _overview_section(summaries)
     if summaries:
         plot_environment_panels(summaries, run_dir / "environments.png", colors)
@@ -824,7 +827,7 @@ def write_report(run_dir: str | Path, reference: str | None = None) -> Path:
     write_csv(run_dir / "summary.csv", summary, SUMMARY_COLUMNS)
     write_csv(run_dir / "learning_curves.csv", curves, ["method", "oversight", "seed", "env_steps", "metric", "value"])
     write_csv(run_dir / "diagnostics.csv", diagnostics, DIAGNOSTIC_COLUMNS)
-    comparisons = comparison_rows(rows, reference or REFERENCE_METHOD)
+    comparisons = comparison_rows(rows, reference or report_reference(sorted({r["method"] for r in rows})))
     write_csv(run_dir / "comparison.csv", comparisons, COMPARISON_COLUMNS)
     plot_vs_oversight(summary, "return_per_step", "return per step", run_dir / "return_vs_oversight.png")
     plot_vs_oversight(summary, "p_ghost_when_unobserved", "P(ghost | ghost unobserved)",

@@ -741,6 +741,12 @@ MUTANTS: list[tuple[str, str, str, str, list[str]]] = [
      '        if row["tag"] in CURVE_TAGS:', '        if row["tag"] in PER_UPDATE_DIAGNOSTICS:', ["tests/test_report.py"]),
     ("[logging] damaged rows not listed", 'oversight_cli/report.py',
      '        return curves_from_rows(rows), problems', '        return curves_from_rows(rows), []', ["tests/test_report.py"]),
+    ("[reports] oracles found by their name, not their role", 'oversight_cli/report.py',
+     'if (m, column) in cells and not reads_true_rewards(m)]', 'if (m, column) in cells and not m.startswith("oracle")]',
+     ["tests/test_report.py"]),
+    ("[reports] the reference found by its name, not its role", 'oversight_cli/report.py',
+     '    reference = reference or report_reference(sorted({method for method, _ in values}))',
+     '    reference = reference or "routing"', ["tests/test_report.py"]),
 ]
 
 

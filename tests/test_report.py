@@ -421,3 +421,29 @@ def test_the_ladder_command_writes_its_files_and_names_a_bad_directory(trained_c
     (tmp_path / "empty").mkdir()
     assert main(["ladder", str(tmp_path / "empty"), "--out", str(tmp_path / "out")]) == 2
     assert "holds no finished cell" in capsys.readouterr().err
+
+
+def test_reports_take_a_methods_role_from_the_method_not_its_name(monkeypatch):
+    """A method of one's own marked as an oracle is left out of "best", and one marked as the
+    report's reference is what the others are compared with: reports write no method's name."""
+    import dataclasses
+
+    from agents.methods import METHODS
+    from oversight_cli.report import comparison_rows
+
+    monkeypatch.setitem(METHODS, "my_oracle", dataclasses.replace(METHODS["naive"], name="my_oracle", reads_true_rewards=True))
+    monkeypatch.setitem(METHODS, "my_method", dataclasses.replace(METHODS["naive"], name="my_method", report_reference=True))
+    monkeypatch.setitem(METHODS, "routing", dataclasses.replace(METHODS["routing"], report_reference=False))
+
+    def summary(method, ret):
+        return [{"method": method, "oversight": 0.1, "metric": "return_per_step", "mean": ret},
+                {"method": method, "oversight": 0.1, "metric": "p_ghost_when_unobserved", "mean": 0.1}]
+
+    lines = overview_table({"Maze": summary("my_oracle", 0.9) + summary("naive", 0.5)}).splitlines()
+    assert "| naive | **0.500** / 0.10 |" in lines and "| my_oracle | 0.900 / 0.10 |" in lines
+
+    def row(method, seed, score):
+        return {"method": method, "oversight": 0.1, "seed": seed, "evaluated": True, "return_per_step": score}
+
+    rows = [row(m, s, v) for m, v in (("my_method", 0.5), ("routing", 0.2), ("naive", 0.1)) for s in range(3)]
+    assert {(r["reference"], r["method"]) for r in comparison_rows(rows)} == {("my_method", "routing"), ("my_method", "naive")}
