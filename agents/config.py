@@ -51,6 +51,10 @@ def crossed(before: int, after: int, every: int) -> bool:
     return after // every > before // every
 
 
+# Settings added after runs were recorded, with the value a config written before them had (the
+# behaviour they reproduce): resuming and pooling such a run reads its config with these.
+SETTINGS_ADDED_LATER: dict[str, Any] = {"imports": []}
+
 # Evaluation episodes when unset: (with a batched twin, stepped in Python). 8192 episodes give a
 # rate's 95% interval a half-width of ~1 point and take seconds on a twin; 1024 give ~3 points and
 # keep the final evaluation of a Python-stepped environment near its training time, not 5x it.

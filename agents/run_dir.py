@@ -22,7 +22,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from agents.config import TrainConfig
+from agents.config import SETTINGS_ADDED_LATER, TrainConfig
 from agents.files import make_output_dir, write_json_atomic
 from oversight_env.spec import invalid_argument
 
@@ -64,6 +64,7 @@ def prepare_run_dir(config: TrainConfig, out_dir: Path) -> None:
         previous, current = read_json(config_path), config.to_json()
         if not isinstance(previous, dict):
             raise invalid_argument("file", str(config_path), "expected a JSON object of TrainConfig settings")
+        previous = {**SETTINGS_ADDED_LATER, **previous}  # a run from before a setting existed had this value
         differ = sorted(k for k in {*current, *previous} if previous.get(k, "<missing>") != current.get(k, "<missing>"))
         if differ:
             raise invalid_argument("out", str(out_dir), f"it holds a run with another config (differs in {differ}); choose another directory")

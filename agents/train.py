@@ -15,6 +15,7 @@ from agents.evaluator import evaluate_members, variant_name
 from agents.files import write_json_atomic
 from agents.methods import get_method
 from agents.networks import ActorCritic
+from agents.provenance import code_version
 from agents.run_dir import (
     CHECKPOINT,
     EVALUATION,
@@ -106,13 +107,14 @@ def write_evaluations(nets: Sequence[ActorCritic], configs: Sequence[TrainConfig
         oversight_probs=[c.oversight_prob for c in configs], env_kwargs=config.env_kwargs, gamma=config.gamma,
         progress=progress,
     )
-    reports = []
+    reports, code = [], code_version()
     for member, out_dir, steps, variants in zip(configs, out_dirs, env_steps, evaluations):
         report = {
             "config": member.to_json(),
             "evaluated_variant": variant_name(method.evaluate_without),
             "env_steps": int(steps),
             "variants": variants,
+            "code": code,  # the commit that produced it (agents.provenance)
         }
         write_json_atomic(out_dir / EVALUATION, report)
         reports.append(report)

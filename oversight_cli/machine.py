@@ -6,9 +6,10 @@ from __future__ import annotations
 
 import os
 import platform
-import subprocess
 from pathlib import Path
 from typing import Any
+
+from agents.provenance import code_version
 
 # CPU features that change what a small network's training costs, or which kernels it runs.
 CPU_FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile")
@@ -61,19 +62,6 @@ def cpu_flags() -> list[str]:
     """Which of `CPU_FLAGS` the CPU has (Linux; empty elsewhere)."""
     present = set(_cpuinfo().get("flags", "").split())
     return [flag for flag in CPU_FLAGS if flag in present]
-
-
-def code_version() -> str | None:
-    """`git describe` of this checkout (a commit, "-dirty" when tracked files differ from it), or
-    None when the package is not in a git checkout."""
-    try:
-        result = subprocess.run(["git", "describe", "--always", "--dirty", "--abbrev=12"], check=False,
-                                capture_output=True, text=True, cwd=Path(__file__).resolve().parent, timeout=30)
-    except (OSError, subprocess.SubprocessError):
-        return None
-    if result.returncode != 0:
-        return None
-    return result.stdout.strip() or None
 
 
 def machine_record() -> dict[str, Any]:

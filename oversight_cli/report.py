@@ -45,6 +45,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from agents.files import atomic_write
+from agents.config import SETTINGS_ADDED_LATER
 from agents.logger import METRICS, read_metrics
 from agents.methods import reads_true_rewards, report_reference
 from agents.run_dir import (
@@ -67,6 +68,7 @@ from oversight_cli.statistics import (
     stratified_bootstrap_ci,
 )
 from oversight_cli.sweep_log import sweep_log_text
+from oversight_cli.tidy import TIDY, read_tidy, tidy_rows, write_tidy
 from oversight_env.spec import invalid_argument
 
 RESULT_COLUMNS = [
@@ -151,7 +153,7 @@ def check_poolable(
         for setting in settings:
             if setting in pooled_over:
                 continue
-            value = config.get(setting, "(unset)")
+            value = config.get(setting, SETTINGS_ADDED_LATER.get(setting, "(unset)"))  # added since: its old value
             other, expected = first.setdefault(setting, (cell, value))
             if value != expected:
                 differ_only = ", ".join(_SETTING_NAMES.get(s, s) for s in order)
@@ -704,10 +706,9 @@ def write_index(run_dir: Path, reference: str | None = None) -> Path:
         if not any(env_dir.glob(f"**/{EVALUATION}")):
             sections.append(f"## {env['name']}\n\n`{env['id']}`: no finished cell yet.\n")
             continue
-        finished = read_cells(env_dir)[0]
-        methods = {r["config"]["method"] for r in finished.values()}
-        write_report(env_dir, reference if reference in methods else None)
-        env_rows[env["name"]] = result_rows(finished)
+        finished, tidy = read_cells(env_dir)[0], env_dir / TIDY
+        env_rows[env["name"]] = result_rows(finished) if finished else read_tidy(tidy)[0] if tidy.exists() else []
+        write_report(env_dir, reference if reference in {r["method"] for r in env_rows[env["name"]]} else None)
         summary = summaries[env["name"]] = summary_rows(env_rows[env["name"]])
         kwargs = f" {env['kwargs']}" if env["kwargs"] else ""
         sections.append(f"## {env['name']}\n\n`{env['id']}`{kwargs}: [its report]({env['name']}/report.md)\n\n"
@@ -808,17 +809,24 @@ def write_report(run_dir: str | Path, reference: str | None = None) -> Path:
     if experiment.exists() and "envs" in read_json(experiment):
         return write_index(run_dir, reference)
     finished, unreadable = read_cells(run_dir)
-    if not finished:
-        why = f" ({next(iter(unreadable.values()))})" if unreadable else " (no eval.json below it)"
+    if finished:
+        check_poolable(run_dir, finished)
+        rows = result_rows(finished)
+        curves, diagnostics, incomplete = learning_curve_rows(run_dir, finished)
+        missing = missing_cells(run_dir, finished, unreadable)
+    elif (run_dir / TIDY).exists():  # the tracked results of an experiment whose cells are gone
+        rows, curves, diagnostics = read_tidy(run_dir / TIDY)
+        incomplete, missing = [], []
+    else:
+        why = f" ({next(iter(unreadable.values()))})" if unreadable else f" (no eval.json below it, and no {TIDY})"
         raise invalid_argument("run_dir", str(run_dir), f"holds no finished cell{why}")
-    check_poolable(run_dir, finished)
-    rows = result_rows(finished)
     methods = sorted({r["method"] for r in rows})
     if reference is not None and reference not in methods:
         raise invalid_argument("reference", reference, f"expected a method of the experiment: one of {methods}")
-    missing = missing_cells(run_dir, finished, unreadable)
+    if finished:
+        write_tidy(run_dir / TIDY, tidy_rows(finished, rows, curves, diagnostics))
     summary = summary_rows(rows)
-    curves, diagnostics, incomplete = learning_curve_rows(run_dir, finished)
+    cells = len({(r["method"], r["oversight"], r["seed"]) for r in rows})
     for line in missing:
         print(f"report: missing cell {line}", file=sys.stderr)
     for line in incomplete:
@@ -840,7 +848,7 @@ def write_report(run_dir: str | Path, reference: str | None = None) -> Path:
     missing_note = f" ({len(missing)} missing: see below)" if missing else ""
     text = f"""# Report: {run_dir.name}
 
-{description}{len(finished)} finished cells{missing_note}. Each cell's policy is evaluated on fresh episodes with the ground-truth
+{description}{cells} finished cells{missing_note}{"" if finished else f" (read from {TIDY}: the cells are not here)"}. Each cell's policy is evaluated on fresh episodes with the ground-truth
 reward: routed methods with the ghost expert ablated, the others whole (`results.csv` has every
 variant). *Return per step* is the mean discounted (0.97) return per step over each
 environment's first episode; *P(ghost | ghost unobserved)* is how often the agent takes the ghost
@@ -863,8 +871,9 @@ The performance profile: for each method, the fraction of its runs (every oversi
 seed; n in the legend) whose return per step exceeds τ; shaded, a 95% stratified bootstrap band
 (each level resampled within itself). A curve above another is better at every threshold.
 {_filmstrip_section(strips)}
-{sweep_log_text(run_dir)}Files: `results.csv` (every cell and variant), `summary.csv`, `comparison.csv`, `learning_curves.csv`,
-`diagnostics.csv`; tensorboard:
+{sweep_log_text(run_dir)}Files: `{TIDY}` (every result, curve point and diagnostic as rows, with each cell's config hash
+and commit: what the tables and figures are rebuilt from), `results.csv` (every cell and variant),
+`summary.csv`, `comparison.csv`, `learning_curves.csv`, `diagnostics.csv`; tensorboard:
 `tensorboard --logdir {run_dir}`.
 """
     with atomic_write(run_dir / "report.md") as tmp:

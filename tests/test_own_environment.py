@@ -139,3 +139,18 @@ def test_a_specs_imports_reach_every_cell(tmp_path, monkeypatch):
                     'oversight = [0.5]\nseeds = [0, 1]\nsteps = 1024\n')
     loaded = load_spec(spec)
     assert {tuple(loaded.config(cell).imports) for cell in loaded.cells()} == {("speclab",)}  # recorded, run by run
+
+
+def test_runs_recorded_before_imports_existed_resume_and_pool_with_new_ones(tmp_path):
+    from agents.run_dir import prepare_run_dir
+    from oversight_cli.report import check_poolable
+
+    config = TrainConfig(method="naive")
+    old = {k: v for k, v in config.to_json().items() if k != "imports"}  # a config.json written before the setting
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "config.json").write_text(json.dumps(old))
+    prepare_run_dir(config, tmp_path / "run")  # the same run: resumed, not refused
+    new = {**config.to_json(), "seed": 1}
+    check_poolable("exp", {"s0": {"config": old}, "s1": {"config": new}})
+    with pytest.raises(ValueError, match="differ in imports"):
+        check_poolable("exp", {"s0": {"config": old}, "s1": {"config": {**new, "imports": ["mylab"]}}})

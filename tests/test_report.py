@@ -447,3 +447,30 @@ def test_reports_take_a_methods_role_from_the_method_not_its_name(monkeypatch):
 
     rows = [row(m, s, v) for m, v in (("my_method", 0.5), ("routing", 0.2), ("naive", 0.1)) for s in range(3)]
     assert {(r["reference"], r["method"]) for r in comparison_rows(rows)} == {("my_method", "routing"), ("my_method", "naive")}
+
+
+def test_the_tracked_tidy_table_rebuilds_every_table_without_the_cells(trained_cell, tmp_path):
+    """`results_tidy.csv` is what an experiment tracks: with every cell gone, the report's tables are
+    the same as from the cells (the filmstrips, which play a policy, are not)."""
+    from oversight_cli.tidy import TIDY, TIDY_COLUMNS
+
+    for method, shift in (("naive", 0.0), ("routing", 0.1)):
+        for seed in range(3):
+            cell = add_cell(trained_cell, tmp_path, f"{method}/p0.2/s{seed}", method=method, seed=seed)
+            set_return(cell, 0.3 + shift + seed / 100)
+            with (cell / METRICS).open("a") as rows:
+                rows.write(json.dumps({"step": 1000, "tag": "eval/expert_kl", "value": seed / 10}) + "\n")
+    write_report(tmp_path)
+    tables = ("results.csv", "summary.csv", "comparison.csv", "learning_curves.csv", "diagnostics.csv")
+    from_cells = {name: (tmp_path / name).read_text() for name in tables}
+    tidy = read_csv(tmp_path / TIDY)
+    assert list(tidy[0]) == TIDY_COLUMNS and {r["kind"] for r in tidy} == {"final", "curve", "diagnostic"}
+    assert all(len(r["config_hash"]) == 12 and r["commit"] for r in tidy)  # each row says where it came from
+    for method in ("naive", "routing"):
+        shutil.rmtree(tmp_path / method)
+    text = write_report(tmp_path).read_text()
+    assert {name: (tmp_path / name).read_text() for name in tables} == from_cells
+    assert f"6 finished cells (read from {TIDY}: the cells are not here)" in text
+    (tmp_path / TIDY).write_text("kind,method\nfinal,naive\n")
+    with pytest.raises(ValueError, match=rf"^file='.*{TIDY}' is invalid: expected the columns"):
+        write_report(tmp_path)
