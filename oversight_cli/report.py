@@ -703,7 +703,7 @@ def write_index(run_dir: Path, reference: str | None = None) -> Path:
     sections, env_rows, summaries = [], {}, {}
     for env in record["envs"]:
         env_dir = run_dir / env["name"]
-        if not any(env_dir.glob(f"**/{EVALUATION}")):
+        if not any(env_dir.glob(f"**/{EVALUATION}")) and not (env_dir / TIDY).exists():
             sections.append(f"## {env['name']}\n\n`{env['id']}`: no finished cell yet.\n")
             continue
         finished, tidy = read_cells(env_dir)[0], env_dir / TIDY
