@@ -1,4 +1,4 @@
-"""Entry point of the `oversight` command (demo, train, eval, sweep, report, ladder, render): parses arguments and
+"""Entry point of the `oversight` command (demo, train, eval, sweep, report, results, ladder, render): parses arguments and
 turns bad input into one line.
 
 The `oversight train` flags are generated from `TrainConfig`'s fields, so every setting a run
@@ -95,6 +95,8 @@ def build_parser() -> argparse.ArgumentParser:
     render.add_argument("--greedy", action="store_true", help="take the most probable action instead of sampling")
     render.add_argument("--seed", type=int, default=0, help="seed of the first episode (default 0)")
     render.add_argument("--fps", type=float, default=4.0, help="frames per second (default 4)")
+    results = commands.add_parser("results", help="rewrite docs/results.md's tables from the tracked results")
+    results.add_argument("--page", default=None, help="the page to rewrite (default: docs/results.md of this checkout)")
     ladder = commands.add_parser("ladder", help="draw several experiments together: each method's result against the budget")
     ladder.add_argument("run_dirs", nargs="+", metavar="run_dir", help="experiment directories, e.g. one per budget")
     ladder.add_argument("--out", required=True, help="directory for ladder.csv, ladder.png and ladder.md")
@@ -473,6 +475,14 @@ def run_command(args: argparse.Namespace) -> None:
         gif = write_gif(episodes, args.out, title, args.fps)
         strip = filmstrip(episodes[0], gif.with_suffix(".png"), title)
         print(f"wrote {gif} ({sum(map(len, episodes))} frames) and {strip}")
+    elif args.command == "results":
+        from oversight_cli.results_page import PAGE, update_page
+
+        page = Path(args.page) if args.page else PAGE
+        if not page.is_file():
+            raise invalid_argument("page", str(page), "no such file")
+        changed = update_page(page)
+        print(f"{page}: " + (f"rewrote {', '.join(changed)}" if changed else "every table agrees with the data"))
     elif args.command == "ladder":
         from oversight_cli.ladder import write_ladder
 

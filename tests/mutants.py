@@ -748,6 +748,18 @@ MUTANTS: list[tuple[str, str, str, str, list[str]]] = [
     ("[reports] the reference found by its name, not its role", 'oversight_cli/report.py',
      '    reference = reference or report_reference(sorted({method for method, _ in values}))',
      '    reference = reference or "routing"', ["tests/test_report.py"]),
+    ("[results as data] the tidy table's diagnostics dropped", 'oversight_cli/tidy.py',
+     '            elif line["kind"] == "diagnostic":\n                diagnostics.append(',
+     '            elif line["kind"] == "diagnostic":\n                [].append(', ["tests/test_report.py"]),
+    ("[results as data] the tidy table read back without which variant was evaluated", 'oversight_cli/tidy.py',
+     'row[line["metric"]] = bool(value) if line["metric"] == "evaluated" else (',
+     'row[line["metric"]] = True if line["metric"] == "evaluated" else (', ["tests/test_report.py"]),
+    ("[results as data] reports ignore the tidy table where the cells are gone", 'oversight_cli/report.py',
+     '    elif (run_dir / TIDY).exists():  # the tracked results of an experiment whose cells are gone',
+     '    elif False:', ["tests/test_report.py"]),
+    ("[results as data] a generated table never compared with its data", 'oversight_cli/results_page.py',
+     'changed = [name for name, (held, data) in blocks.items() if held != data]', 'changed = []',
+     ["tests/test_results_page.py"]),
 ]
 
 
