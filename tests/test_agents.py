@@ -269,22 +269,29 @@ def scalars(run_dir, skip=("speed/",)):
     return found
 
 
+def dies_in_the_fourth_update(monkeypatch) -> dict[str, int]:
+    """Make the lean trainer's fourth update raise KeyboardInterrupt (with checkpoints every 256
+    steps of 128-step updates, the last one is after update 2); returns the update counter, which
+    a test sets negative to let the resumed run finish and count its updates."""
+    real, calls = lean_trainer.update, {"n": 0}
+
+    def update(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 4:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(lean_trainer, "update", update)
+    return calls
+
+
 # With a method state; a carry of waiting steps; a replay drawn with the run's generator.
 @pytest.mark.parametrize("method", ["naive_early_stopping", "routing_full_labels", "routing_gate_replay"])
 def test_a_killed_run_resumes_from_its_checkpoint_to_the_same_result(tmp_path, monkeypatch, method):
     config = TrainConfig(method=method, steps=16 * 8 * 6, oversight_prob=0.5, **TINY)
     uninterrupted = train(config, tmp_path / "a", progress=False)
 
-    real_update = lean_trainer.update
-    calls = {"n": 0}
-
-    def dies_in_the_fourth_update(*args, **kwargs):
-        calls["n"] += 1
-        if calls["n"] == 4:
-            raise KeyboardInterrupt  # the last checkpoint is after update 2 (every 256 steps)
-        return real_update(*args, **kwargs)
-
-    monkeypatch.setattr(lean_trainer, "update", dies_in_the_fourth_update)
+    calls = dies_in_the_fourth_update(monkeypatch)
     with pytest.raises(KeyboardInterrupt):
         train(config, tmp_path / "b", progress=False)
     assert not (tmp_path / "b" / "eval.json").exists()

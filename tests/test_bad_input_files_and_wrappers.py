@@ -143,13 +143,20 @@ def test_a_full_disk_names_the_file_and_leaves_no_partial_run(target, tmp_path, 
 
 
 def test_a_run_with_a_checkpoint_keeps_it_when_the_disk_fills(tmp_path, monkeypatch, capsys):
-    out = tmp_path / "run"
-    assert main(["train", *TINY, "--checkpoint-every", "512", "--out", str(out)]) == 0
-    (out / "eval.json").unlink()  # as if killed before the final evaluation
-    _disk_full_at(monkeypatch, "config")
+    out = tmp_path / "new" / "run"
+    write_text = Path.write_text
+
+    def full_at_the_end(self, data, *args, **kwargs):  # the disk fills as the final evaluation is written
+        if self.name == ".eval.json.tmp":
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return write_text(self, data, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "write_text", full_at_the_end)
     assert main(["train", *TINY, "--checkpoint-every", "512", "--out", str(out)]) == 2
-    assert "cannot write" in one_line_error(capsys, "train")
+    assert f"cannot write {out / 'eval.json'}" in one_line_error(capsys, "train")
     assert (out / "checkpoint.pt").exists() and (out / "config.json").exists()  # resumes once there is room
+    monkeypatch.setattr(Path, "write_text", write_text)
+    assert main(["train", *TINY, "--checkpoint-every", "512", "--out", str(out)]) == 0  # and it does
 
 
 def test_a_write_error_is_one_line_with_the_path(tmp_path):

@@ -14,14 +14,14 @@ import torch
 
 from agents import lean_trainer, member_update
 from agents.config import TrainConfig
-from agents.lean_trainer import LeanRun, check_members, train_lean
+from agents.lean_trainer import LeanRun, check_members
 from agents.losses import Samples, UpdateSettings, update
 from agents.methods import METHODS, get_method
 from agents.networks import ActorCritic
 from agents.stacked import StackedNetworks
 from agents.train import train, train_members
 from tests.fake_ray import FakeRay
-from tests.test_agents import scalars
+from tests.test_agents import dies_in_the_fourth_update, scalars
 
 # On the CPU, whatever the machine: the equalities below are the CPU's. On CUDA batched kernels of
 # K members round differently from one member's, and training amplifies it (weights 1e-2 apart after
@@ -269,15 +269,7 @@ def test_parameter_level_routing_of_members_trains_what_activation_level_routing
 def test_killed_members_resume_to_the_uninterrupted_result(tmp_path, monkeypatch):
     configs = cell(method="naive_early_stopping", algorithm="ppo", steps=16 * 8 * 6, oversight=[0.5, 0.5, 0.25])
     reference = train_members(configs, [tmp_path / f"a{c.seed}" for c in configs], progress=False)
-    real, calls = lean_trainer.update, {"n": 0}
-
-    def dies_in_the_fourth_update(*args, **kwargs):
-        calls["n"] += 1
-        if calls["n"] == 4:
-            raise KeyboardInterrupt  # the last checkpoint is after update 2 (every 256 steps)
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(lean_trainer, "update", dies_in_the_fourth_update)
+    calls = dies_in_the_fourth_update(monkeypatch)
     dirs = [tmp_path / f"b{c.seed}" for c in configs]
     with pytest.raises(KeyboardInterrupt):
         train_members(configs, dirs, progress=False)
