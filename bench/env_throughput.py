@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 import oversight_env
-from oversight_cli.machine import describe
+from analysis.machine import describe
 
 BATCH_SIZES = (1, 64, 512, 4096)
 

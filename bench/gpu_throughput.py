@@ -40,7 +40,7 @@ from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
-from oversight_cli.machine import describe
+from analysis.machine import describe
 from oversight_cli.sweep import WORKER_ENVIRONMENT
 
 OVERSIGHT = 0.1

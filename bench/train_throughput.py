@@ -39,7 +39,7 @@ from pathlib import Path
 # Modules beside this script (its directory is on sys.path when it runs).
 import reference_loop
 
-from oversight_cli.machine import describe
+from analysis.machine import describe
 from oversight_cli.sweep import WORKER_ENVIRONMENT
 
 ENV_ID = "OversightGrid/DiamondGhost-5x5-v0"

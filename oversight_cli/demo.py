@@ -16,7 +16,7 @@ import numpy as np
 
 from agents.files import make_output_dir
 from agents.scripted import POLICIES
-from oversight_cli.render import filmstrip
+from analysis.render import filmstrip
 from oversight_env import make_oversight_env
 from oversight_env.spec import invalid_argument, render_text
 

@@ -465,18 +465,18 @@ def run_command(args: argparse.Namespace) -> None:
                          args.population)
         print(f"report: {path}")
     elif args.command == "report":
-        from oversight_cli.report import write_report
+        from analysis.report import write_report
 
         print(f"report: {write_report(args.run_dir, args.reference)}")
     elif args.command == "render":
-        from oversight_cli.render import filmstrip, record, write_gif
+        from analysis.render import filmstrip, record, write_gif
 
         episodes, title = record(args.source, args.episodes, args.policy, args.ablate, args.seed, args.oversight, args.greedy)
         gif = write_gif(episodes, args.out, title, args.fps)
         strip = filmstrip(episodes[0], gif.with_suffix(".png"), title)
         print(f"wrote {gif} ({sum(map(len, episodes))} frames) and {strip}")
     elif args.command == "results":
-        from oversight_cli.results_page import PAGE, update_page
+        from analysis.results_page import PAGE, update_page
 
         page = Path(args.page) if args.page else PAGE
         if not page.is_file():
@@ -484,7 +484,7 @@ def run_command(args: argparse.Namespace) -> None:
         changed = update_page(page)
         print(f"{page}: " + (f"rewrote {', '.join(changed)}" if changed else "every table agrees with the data"))
     elif args.command == "ladder":
-        from oversight_cli.ladder import write_ladder
+        from analysis.ladder import write_ladder
 
         print(f"ladder: {write_ladder(args.run_dirs, args.out, args.oversight, args.seeds)}")
 

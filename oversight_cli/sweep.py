@@ -6,7 +6,7 @@ joining the cluster at `address`, or a local Ray instance when none is given). E
 in its own run directory, `<out>/<method>/p<oversight>/s<seed>/`, so a sweep started again skips
 finished cells and continues unfinished ones from their last checkpoint: killed at any point, it
 ends with the same results as an uninterrupted sweep (`sweeps.json` records each piece's wall
-time and machine: `oversight_cli.sweep_log`). Local workers end with the sweep's main process,
+time and machine: `analysis.sweep_log`). Local workers end with the sweep's main process,
 however it ends (even SIGKILL), so a sweep started again never trains beside orphans of the last
 one; and each cell's directory is locked while it trains, so two sweeps on one directory cannot
 train the same cell: the second reports that cell as failed.
@@ -42,7 +42,7 @@ from agents.config import TrainConfig
 from agents.files import make_output_dir, write_json_atomic
 from agents.methods import get_method
 from oversight_cli.spec import ExperimentSpec
-from oversight_cli.sweep_log import SweepLog
+from analysis.sweep_log import SweepLog
 from oversight_env.spec import invalid_argument
 
 BACKENDS = ("local", "ray")
@@ -201,7 +201,7 @@ def run_sweep(
 ) -> Path:
     """Train every unfinished cell of `spec` (with `population` on, the seeds of a cell together:
     see the module docstring), write the report, and return the report's path."""
-    from oversight_cli.report import write_report
+    from analysis.report import write_report
 
     if backend not in BACKENDS:
         raise invalid_argument("backend", backend, f"expected one of {BACKENDS}")

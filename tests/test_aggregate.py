@@ -4,13 +4,13 @@ IQMs and the probability of improvement, hand-computed."""
 import numpy as np
 import pytest
 
-from oversight_cli.aggregate import (
+from analysis.aggregate import (
     UPPER,
     aggregate_rows,
     normalised_scores,
     scoring_kwargs,
 )
-from oversight_cli.statistics import probability_of_improvement
+from analysis.statistics import probability_of_improvement
 
 
 def row(method, oversight, score, evaluated=True):
@@ -72,7 +72,7 @@ def test_aggregates_pool_the_strata_and_compare_within_them():
 
 
 def test_the_aggregate_figure_draws_every_method_and_skips_the_reference_s_own_improvement(tmp_path, monkeypatch):
-    from oversight_cli import zoo_figures
+    from analysis import zoo_figures
 
     rows = aggregate_rows(normalised_scores(ROWS, RANDOM), "routing", resamples=200)
     drawn = []
@@ -89,7 +89,7 @@ def test_the_aggregate_figure_draws_every_method_and_skips_the_reference_s_own_i
 def test_both_figures_of_an_index_report_draw_a_method_in_the_colour_they_are_given(tmp_path, monkeypatch):
     from matplotlib.colors import to_rgba
 
-    from oversight_cli import zoo_figures
+    from analysis import zoo_figures
 
     colors = {"filtering": "tab:red", "naive": "tab:green", "routing": "tab:blue", UPPER: "tab:grey"}
     drawn = []

@@ -27,8 +27,8 @@ import numpy as np
 import pytest
 
 from agents.metrics import discounted_return_per_step, mean_ci, wilson
-from oversight_cli import aggregate, report
-from oversight_cli.statistics import interquartile_mean, probability_of_improvement_ci, stratified_bootstrap_ci
+from analysis import aggregate, report
+from analysis.statistics import interquartile_mean, probability_of_improvement_ci, stratified_bootstrap_ci
 
 Z = 1.959963984540054  # the standard normal's 97.5% quantile, kept apart from the code's own constant
 NOMINAL = 0.95
@@ -188,7 +188,7 @@ def test_the_probability_of_improvement_interval_covers_the_true_probability_ave
     n, trials, rng = 20, 1500, np.random.default_rng(5)
     datasets = [([rng.normal(0.5, 1, n), rng.binomial(4, 0.6, n)], [rng.normal(0, 1, n), rng.binomial(4, 0.4, n)])
                 for _ in range(trials)]
-    from oversight_cli.statistics import probability_of_improvement
+    from analysis.statistics import probability_of_improvement
 
     ci = [probability_of_improvement_ci(x, y, 500, seed=i) for i, (x, y) in enumerate(datasets)]
     hits, width = simulate(ci, np.array([probability_of_improvement(x, y) for x, y in datasets]), truth)

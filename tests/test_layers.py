@@ -9,7 +9,7 @@ import pytest
 
 ROOT = Path(__file__).parents[1]
 # Bottom to top: a package may import its own layer's and lower layers' packages only.
-LAYERS = [{"oversight_env", "routing"}, {"agents"}, {"oversight_cli"}, {"bench"}]
+LAYERS = [{"oversight_env", "routing"}, {"agents"}, {"analysis"}, {"oversight_cli"}, {"bench"}]
 PACKAGES = set().union(*LAYERS)
 
 

@@ -5,7 +5,7 @@ import pytest
 from PIL import Image
 
 from oversight_cli.main import main
-from oversight_cli.render import record, write_gif
+from analysis.render import record, write_gif
 
 
 def test_a_scripted_policy_plays_and_every_step_is_a_frame(tmp_path):

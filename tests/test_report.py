@@ -12,9 +12,9 @@ import torch
 
 from agents.config import TrainConfig
 from agents.train import train
-from oversight_cli.ladder import write_ladder
+from analysis.ladder import write_ladder
 from agents.logger import METRICS
-from oversight_cli.report import (
+from analysis.report import (
     CURVES,
     diagnostic_values,
     overview_table,
@@ -120,7 +120,7 @@ def test_a_setting_one_cell_lacks_and_another_has_is_refused_in_every_order(lack
     import itertools
     import re
 
-    from oversight_cli.report import check_poolable
+    from analysis.report import check_poolable
 
     base = TrainConfig(method="naive", oversight_prob=0.2).to_json()
     assert lacking in base
@@ -288,7 +288,7 @@ def _evaluation(method, seed, variants, evaluated, env_steps=9_000, steps=3_000_
 
 
 def test_rows_record_the_steps_that_ran_and_the_summary_takes_the_evaluated_variant_only():
-    from oversight_cli.report import result_rows, summary_rows
+    from analysis.report import result_rows, summary_rows
 
     finished = {"routing/p0.003/s0": _evaluation("routing", 0, {"full": 0.9, "without_ghost": 0.5}, "without_ghost"),
                 "routing/p0.003/s1": _evaluation("routing", 1, {"full": 0.7, "without_ghost": 0.3}, "without_ghost")}
@@ -314,7 +314,7 @@ def test_diagnostics_average_per_update_gates_over_the_last_tenth_and_take_the_l
 
 
 def test_reward_model_diagnostics_take_the_last_evaluation_and_average_over_seeds():
-    from oversight_cli.report import reward_model_table
+    from analysis.report import reward_model_table
 
     series = {"reward_model/heldout_accuracy": [(100, 0.9), (50, 0.6)], "reward_model/unobserved_accuracy": [(50, 0.7), (100, 0.5)]}
     assert diagnostic_values(series) == {"model_heldout_accuracy": 0.9, "model_unobserved_accuracy": 0.5}
@@ -331,7 +331,7 @@ def test_reward_model_diagnostics_take_the_last_evaluation_and_average_over_seed
 
 
 def test_comparison_has_the_probability_of_improvement_per_level_and_over_all_levels():
-    from oversight_cli.report import ALL_LEVELS, comparison_rows
+    from analysis.report import ALL_LEVELS, comparison_rows
 
     def row(method, oversight, seed, score):
         return {"method": method, "oversight": oversight, "seed": seed, "evaluated": True, "return_per_step": score}
@@ -429,7 +429,7 @@ def test_reports_take_a_methods_role_from_the_method_not_its_name(monkeypatch):
     import dataclasses
 
     from agents.methods import METHODS
-    from oversight_cli.report import comparison_rows
+    from analysis.report import comparison_rows
 
     monkeypatch.setitem(METHODS, "my_oracle", dataclasses.replace(METHODS["naive"], name="my_oracle", reads_true_rewards=True))
     monkeypatch.setitem(METHODS, "my_method", dataclasses.replace(METHODS["naive"], name="my_method", report_reference=True))
@@ -452,7 +452,7 @@ def test_reports_take_a_methods_role_from_the_method_not_its_name(monkeypatch):
 def test_the_tracked_tidy_table_rebuilds_every_table_without_the_cells(trained_cell, tmp_path):
     """`results_tidy.csv` is what an experiment tracks: with every cell gone, the report's tables are
     the same as from the cells (the filmstrips, which play a policy, are not)."""
-    from oversight_cli.tidy import TIDY, TIDY_COLUMNS
+    from analysis.tidy import TIDY, TIDY_COLUMNS
 
     for method, shift in (("naive", 0.0), ("routing", 0.1)):
         for seed in range(3):

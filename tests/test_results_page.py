@@ -4,7 +4,7 @@ edited by hand, or results changed without `oversight results`, fails here."""
 import pytest
 
 from oversight_cli.main import main
-from oversight_cli.results_page import PAGE, generated_blocks, update_page
+from analysis.results_page import PAGE, generated_blocks, update_page
 
 
 def test_every_generated_table_agrees_with_the_tracked_results():

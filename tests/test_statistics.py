@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from oversight_cli.statistics import (
+from analysis.statistics import (
     MIN_RUNS,
     format_interval,
     interquartile_mean,

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from agents.run_dir import locked
-from oversight_cli.report import (
+from analysis.report import (
     RESULT_COLUMNS,
     SUMMARY_COLUMNS,
     bootstrap_ci,
@@ -23,7 +23,7 @@ from oversight_cli.report import (
 )
 from oversight_cli.spec import load_spec
 from oversight_cli.sweep import run_sweep
-from oversight_cli.sweep_log import read_sweep_log
+from analysis.sweep_log import read_sweep_log
 from tests.fake_ray import FakeRay
 
 ROOT = Path(__file__).parents[1]

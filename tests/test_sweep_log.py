@@ -5,8 +5,8 @@ import json
 
 import pytest
 
-from oversight_cli import machine
-from oversight_cli.sweep_log import SWEEP_LOG, SweepLog, read_sweep_log, sweep_log_text
+from analysis import machine
+from analysis.sweep_log import SWEEP_LOG, SweepLog, read_sweep_log, sweep_log_text
 
 
 class Clock:

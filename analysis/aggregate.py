@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from agents.methods import normaliser
-from oversight_cli.statistics import (
+from analysis.statistics import (
     RESAMPLES,
     format_interval,
     interquartile_mean,

@@ -18,7 +18,7 @@ from typing import Any
 
 from agents.files import write_json_atomic
 from agents.run_dir import read_json
-from oversight_cli.machine import machine_record
+from analysis.machine import machine_record
 from oversight_env.spec import invalid_argument
 
 SWEEP_LOG = "sweeps.json"

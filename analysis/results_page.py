@@ -19,8 +19,8 @@ from pathlib import Path
 
 from agents.files import atomic_write
 from agents.run_dir import read_json
-from oversight_cli.report import overview_table, summary_rows
-from oversight_cli.tidy import TIDY, read_tidy
+from analysis.report import overview_table, summary_rows
+from analysis.tidy import TIDY, read_tidy
 from oversight_env.spec import invalid_argument
 
 ROOT = Path(__file__).resolve().parents[1]

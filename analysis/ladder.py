@@ -26,8 +26,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from agents.files import atomic_write
-from oversight_cli.figures import method_colors, save_figure
-from oversight_cli.report import (
+from analysis.figures import method_colors, save_figure
+from analysis.report import (
     POOLED_OVER,
     RESAMPLES,
     SUMMARY_METRICS,
@@ -38,7 +38,7 @@ from oversight_cli.report import (
     summary_rows,
     write_csv,
 )
-from oversight_cli.statistics import format_interval
+from analysis.statistics import format_interval
 from oversight_env.spec import invalid_argument
 
 RUNG_SETTINGS = ("steps", "learning_rate")  # what the rungs of a ladder may differ in, besides the pooled

@@ -14,7 +14,7 @@ Writes into RUN_DIR:
   overseen endings and on unobserved ones.
 - `comparison.csv` and a table: routing against each other method, per oversight level and over
   all levels: the difference of means and the probability of improvement, with intervals
-  (`oversight_cli.statistics`: stratified bootstrap, as rliable recommends).
+  (`analysis.statistics`: stratified bootstrap, as rliable recommends).
 - `return_vs_oversight.png`, `ghost_when_unobserved_vs_oversight.png`, `learning_curves.png`,
   `performance_profile.png`, and `episode_<method>.png`: one episode of each method's policy.
 - `report.md`, which embeds them, and lists the expected cells that have not finished (the sweep's
@@ -56,8 +56,8 @@ from agents.run_dir import (
     read_evaluation,
     read_json,
 )
-from oversight_cli.figures import method_colors, save_figure
-from oversight_cli.statistics import (
+from analysis.figures import method_colors, save_figure
+from analysis.statistics import (
     MIN_RUNS,
     RESAMPLES,
     format_interval,
@@ -67,8 +67,8 @@ from oversight_cli.statistics import (
     probability_of_improvement_ci,
     stratified_bootstrap_ci,
 )
-from oversight_cli.sweep_log import sweep_log_text
-from oversight_cli.tidy import TIDY, read_tidy, tidy_rows, write_tidy
+from analysis.sweep_log import sweep_log_text
+from analysis.tidy import TIDY, read_tidy, tidy_rows, write_tidy
 from oversight_env.spec import invalid_argument
 
 RESULT_COLUMNS = [
@@ -598,7 +598,7 @@ def policy_filmstrips(run_dir: Path, finished: Evaluations) -> list[tuple[str, s
     those that kept a checkpoint), as a PNG filmstrip in `run_dir`; (method, file name) of each one
     drawn. A method none of whose cells kept a checkpoint (results only, as tracked) gets none, said so."""
     from agents.methods import get_method
-    from oversight_cli.render import filmstrip, record
+    from analysis.render import filmstrip, record
 
     first: dict[str, tuple[float, int, str]] = {}
     for cell, report in finished.items():
@@ -697,7 +697,7 @@ def _list_section(title: str, lines: list[str], text: str) -> str:
 def write_index(run_dir: Path, reference: str | None = None) -> Path:
     """The report of an experiment of several environments: each environment's own report in its
     directory (those with a finished cell), and `report.md` here with each one's table and a link."""
-    from oversight_cli.zoo_figures import plot_environment_panels
+    from analysis.zoo_figures import plot_environment_panels
 
     record = read_json(run_dir / "experiment.json")
     sections, env_rows, summaries = [], {}, {}
@@ -745,9 +745,9 @@ def _overview_section(summaries: dict[str, list[dict]]) -> str:
 
 def _aggregate_section(run_dir: Path, record: dict, env_rows: dict[str, list[dict]], reference: str,
                        colors: dict[str, Any]) -> str:
-    """Scores normalised per environment and aggregated (`oversight_cli.aggregate`), when the
+    """Scores normalised per environment and aggregated (`analysis.aggregate`), when the
     experiment has `oracle_all_labels` runs to normalise by; `aggregate.csv` beside."""
-    from oversight_cli.aggregate import (
+    from analysis.aggregate import (
         AGGREGATE_COLUMNS,
         UPPER,
         aggregate_rows,
@@ -756,7 +756,7 @@ def _aggregate_section(run_dir: Path, record: dict, env_rows: dict[str, list[dic
         random_policy_score,
         scoring_kwargs,
     )
-    from oversight_cli.zoo_figures import plot_aggregate
+    from analysis.zoo_figures import plot_aggregate
 
     if not any(r["method"] == UPPER for rows in env_rows.values() for r in rows):
         return (f"Add the method `{UPPER}` to the spec to see scores normalised per environment and aggregated "

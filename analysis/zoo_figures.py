@@ -12,7 +12,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.lines import Line2D
 
-from oversight_cli.figures import method_colors, save_figure
+from analysis.figures import method_colors, save_figure
 
 # Panel rows: the metric on the training placement and, drawn hollow, on the test placement.
 PANEL_METRICS = (("return_per_step", "test_return_per_step", "return per step"),
@@ -68,7 +68,7 @@ def plot_aggregate(rows: list[dict[str, Any]], reference: str, path: Path,
                    colors: dict[str, Any] | None = None) -> None:
     """Left: each method's interquartile mean of normalised scores over every environment and
     level, with its 95% stratified bootstrap interval; right: P(`reference` > method) with its
-    interval (`oversight_cli.aggregate.aggregate_rows`' rows). Methods sorted by IQM. `colors`:
+    interval (`analysis.aggregate.aggregate_rows`' rows). Methods sorted by IQM. `colors`:
     method -> colour (by default from these methods)."""
     rows = sorted(rows, key=lambda r: r["iqm"])
     y = np.arange(len(rows))
