@@ -94,6 +94,8 @@ CASES = {
     "ppo": {"method": "routing", "algorithm": "ppo", "env_kwargs": {"max_steps": 6}},  # timeouts: bootstrapped values
     "early_stopping": {"method": "naive_early_stopping", "steps": 16 * 8 * 6, "oversight_prob": 1.0},
     "max_grad_norm": {"method": "filtering", "algorithm": "ppo", "max_grad_norm": 0.05, "anneal_lr": True},
+    # Carried episodes bootstrapped from each member's own last values (PPO bootstraps; timeouts).
+    "carried_ppo": {"method": "routing_full_labels", "algorithm": "ppo", "env_kwargs": {"max_steps": 6}},
 }
 
 
@@ -516,3 +518,27 @@ def test_the_ray_backend_runs_a_population_as_one_task(tmp_path, monkeypatch):
     assert [(name, resources, args[1]) for name, resources, args in ray.tasks] == [
         ("train_population_cells", {"num_cpus": 1, **({"num_gpus": 1} if torch.cuda.is_available() else {})}, cells)]
     assert all((tmp_path / "out" / f"naive/p0.2/s{seed}" / "eval.json").exists() for seed in (0, 1, 2))
+
+
+@pytest.mark.parametrize("members", [1, 2])
+def test_the_window_a_method_prepares_is_the_one_its_batch_is_built_from(monkeypatch, tmp_path, members):
+    """A method that rewrites its rollout window (the reward model does) trains on what it wrote:
+    a stand-in method that pays 1 on every step gives every sample a return of at least 1."""
+    from agents.methods import Method
+
+    @dataclasses.dataclass(frozen=True)
+    class PaysEveryStep(Method):
+        def prepare_window(self, state, window):
+            return {**window, "rewards": torch.ones_like(window["rewards"])}
+
+    monkeypatch.setitem(METHODS, "pays_every_step", PaysEveryStep("pays_every_step", "a test's method", "naive"))
+    seen, real = [], lean_trainer.update
+
+    def spy(nets, optimizer, method, settings, samples, *args, **kwargs):
+        seen.extend(s.returns for s in samples)
+        return real(nets, optimizer, method, settings, samples, *args, **kwargs)
+
+    monkeypatch.setattr(lean_trainer, "update", spy)
+    configs = cell(method="pays_every_step", steps=16 * 8 * 2)[:members]
+    train_members(configs, [tmp_path / str(k) for k in range(members)], progress=False)
+    assert len(seen) == 2 * members and all(bool((returns >= 1 - 1e-6).all()) for returns in seen)
