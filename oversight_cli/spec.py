@@ -29,7 +29,7 @@ and then:
     preset = "fast"                # or "paper": the published settings (agents.config.PRESETS)
     [train.settings]               # any other TrainConfig field, e.g. num_envs = 256
     [eval]
-    episodes = 4096                # final evaluation episodes per variant (default: 8192, or 1024
+    episodes = 4096                # final evaluation episodes per variant (default: 8192, or 256
                                    # for an environment stepped in Python)
 """
 

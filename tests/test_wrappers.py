@@ -134,7 +134,7 @@ def test_evaluations_are_sized_to_the_environment():
     """A Python-stepped environment is evaluated on fewer episodes by default than a twin (its final
     evaluation took 5x its training at 8,192 episodes a variant); a value given is kept."""
     stepped, twin = TrainConfig(env_id=LAVA), TrainConfig()
-    assert (stepped.eval_episodes, stepped.final_eval_episodes) == (256, 1024)
+    assert (stepped.eval_episodes, stepped.final_eval_episodes) == (64, 256)
     assert (twin.eval_episodes, twin.final_eval_episodes) == (2048, 8192)
     assert TrainConfig(env_id=LAVA, final_eval_episodes=4096, eval_episodes=64).final_eval_episodes == 4096
     assert TrainConfig(**stepped.to_json()) == stepped  # the resolved values are what config.json records
