@@ -17,6 +17,7 @@ import torch
 from agents.methods import get_method
 from oversight_env import import_env_module, make_oversight_env
 from oversight_env.spec import check_probability, invalid_argument
+from oversight_env.wrappers import is_partial_oversight
 
 TRAINERS = ("lean", "sb3")
 DEVICES = ("auto", "cpu", "cuda")
@@ -61,6 +62,13 @@ SETTINGS_ADDED_LATER: dict[str, Any] = {"imports": []}
 # steps, one core: the final evaluation took 79 s at 256 episodes a variant (training 27 s), 224 s
 # at 1024, and 466 s at 8192 before episodes were sized (issue 30).
 EVALUATION_EPISODES = {"eval_episodes": (2048, 64), "final_eval_episodes": (8192, 256)}
+
+
+def evaluation_episodes(env_id: str) -> dict[str, int]:
+    """The evaluation episodes a run on `env_id` takes where they are unset: a batched twin's, or
+    those of an environment stepped in Python (one registered with `register_partial_oversight`)."""
+    stepped = is_partial_oversight(env_id)
+    return {name: counts[1] if stepped else counts[0] for name, counts in EVALUATION_EPISODES.items()}
 
 
 def memory_bytes(device: str = "auto") -> float:
@@ -180,10 +188,9 @@ class TrainConfig:
         if self.trainer == "sb3" and not hasattr(env, "layout"):
             raise invalid_argument("env_id", self.env_id, "an environment without a batched twin (register_partial_oversight) "
                                    "trains with the lean trainer only")
-        twin = hasattr(env, "layout")  # a grid environment has a batched twin; a wrapped one steps in Python
-        for name, (with_twin, in_python) in EVALUATION_EPISODES.items():
+        for name, episodes in evaluation_episodes(self.env_id).items():
             if getattr(self, name) is None:
-                setattr(self, name, with_twin if twin else in_python)
+                setattr(self, name, episodes)
         self._check_memory(math.prod(env.observation_space.shape))
 
     def _check_memory(self, obs_size: int) -> None:

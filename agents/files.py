@@ -3,6 +3,7 @@ directories that fail with a one-line error naming the argument."""
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import shutil
@@ -24,17 +25,17 @@ def atomic_write(path: Path) -> Iterator[Path]:
     try:
         yield tmp
         os.replace(tmp, path)
-    except OSError as error:
-        raise write_error(path, error.strerror or str(error)) from None
-    except RuntimeError as error:  # torch.save's writer on a full disk: "[enforce fail at ...] unexpected pos"
-        raise write_error(path, str(error).splitlines()[0]) from None
+    except (OSError, RuntimeError) as error:  # RuntimeError: torch.save's writer on a full disk
+        raise write_error(path, error) from None
     finally:
         tmp.unlink(missing_ok=True)
 
 
-def write_error(path: Path, why: str) -> OSError:
-    """The one-line error of a file that could not be written: its path, why, and the free space
-    left on its disk (a full disk says so in no other words when torch writes)."""
+def write_error(path: Path, error: BaseException) -> OSError:
+    """The one-line error of a file that could not be written: its path, why (`error`'s first
+    line; torch's writer says "[enforce fail at ...] unexpected pos" on a full disk), and the free
+    space left on its disk (which torch's message never mentions)."""
+    why = getattr(error, "strerror", None) or str(error).splitlines()[0]
     try:
         free = f"; {shutil.disk_usage(path.parent).free / 2**20:.0f} MiB free on that disk"
     except OSError:
@@ -45,6 +46,14 @@ def write_error(path: Path, why: str) -> OSError:
 def write_json_atomic(path: Path, data: Any) -> None:
     with atomic_write(path) as tmp:
         tmp.write_text(json.dumps(data, indent=2, default=float))
+
+
+def write_csv(path: Path, rows: list[dict[str, Any]], columns: list[str]) -> None:
+    """`rows` as a CSV file with a header of `columns`, written atomically."""
+    with atomic_write(path) as tmp, tmp.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=columns)
+        writer.writeheader()
+        writer.writerows(rows)
 
 
 def save_atomic(obj: Any, path: Path) -> None:

@@ -64,7 +64,7 @@ class MetricsFile:
         try:
             self.file = path.open("a")
         except OSError as error:
-            raise write_error(path, error.strerror or str(error)) from None
+            raise write_error(path, error) from None
         self.pending: list[str] = []
 
     def write(self, tag: str, value: float, step: int) -> None:
@@ -76,7 +76,7 @@ class MetricsFile:
             self.file.flush()
             os.fsync(self.file.fileno())
         except OSError as error:
-            raise write_error(self.path, error.strerror or str(error)) from None
+            raise write_error(self.path, error) from None
         self.pending = []
 
     def close(self) -> None:

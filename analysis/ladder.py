@@ -25,7 +25,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 
-from agents.files import atomic_write
+from agents.files import atomic_write, write_csv
 from analysis.figures import method_colors, save_figure
 from analysis.report import (
     POOLED_OVER,
@@ -36,7 +36,6 @@ from analysis.report import (
     read_cells,
     result_rows,
     summary_rows,
-    write_csv,
 )
 from analysis.statistics import format_interval
 from oversight_env.spec import invalid_argument

@@ -30,7 +30,6 @@ environments (`aggregate.csv`, `aggregate.png`).
 
 from __future__ import annotations
 
-import csv
 import math
 import sys
 from collections import defaultdict
@@ -44,7 +43,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 
-from agents.files import atomic_write
+from agents.files import atomic_write, write_csv
 from agents.config import SETTINGS_ADDED_LATER
 from agents.logger import METRICS, read_metrics
 from agents.methods import reads_true_rewards, report_reference
@@ -394,13 +393,6 @@ def reward_model_table(diagnostics: list[dict[str, Any]]) -> str:
         cells = [f"{np.mean(values[m]):.3g}" if values.get(m) else "" for m in REWARD_MODEL_DIAGNOSTICS.values()]
         lines.append(f"| {oversight:g} | {method} | {seeds} | " + " | ".join(cells) + " |")
     return "\n".join(lines) if len(lines) > 2 else ""
-
-
-def write_csv(path: Path, rows: list[dict[str, Any]], columns: list[str]) -> None:
-    with atomic_write(path) as tmp, tmp.open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=columns)
-        writer.writeheader()
-        writer.writerows(rows)
 
 
 def plot_vs_oversight(summary: list[dict], metric: str, ylabel: str, path: Path, reference: float | None = None) -> None:
@@ -835,7 +827,7 @@ def write_report(run_dir: str | Path, reference: str | None = None) -> Path:
     write_csv(run_dir / "summary.csv", summary, SUMMARY_COLUMNS)
     write_csv(run_dir / "learning_curves.csv", curves, ["method", "oversight", "seed", "env_steps", "metric", "value"])
     write_csv(run_dir / "diagnostics.csv", diagnostics, DIAGNOSTIC_COLUMNS)
-    comparisons = comparison_rows(rows, reference or report_reference(sorted({r["method"] for r in rows})))
+    comparisons = comparison_rows(rows, reference)
     write_csv(run_dir / "comparison.csv", comparisons, COMPARISON_COLUMNS)
     plot_vs_oversight(summary, "return_per_step", "return per step", run_dir / "return_vs_oversight.png")
     plot_vs_oversight(summary, "p_ghost_when_unobserved", "P(ghost | ghost unobserved)",

@@ -17,6 +17,7 @@ import math
 from pathlib import Path
 from typing import Any
 
+from agents.files import write_csv
 from oversight_env.spec import invalid_argument
 
 TIDY = "results_tidy.csv"
@@ -100,9 +101,4 @@ def read_tidy(path: Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]], l
 
 
 def write_tidy(path: Path, rows: list[dict[str, Any]]) -> None:
-    from agents.files import atomic_write
-
-    with atomic_write(path) as tmp, tmp.open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=TIDY_COLUMNS)
-        writer.writeheader()
-        writer.writerows(rows)
+    write_csv(path, rows, TIDY_COLUMNS)

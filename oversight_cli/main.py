@@ -22,7 +22,7 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
-from agents.config import ALGORITHMS, EVALUATION_EPISODES, PRESETS, TRAINERS, TrainConfig, resolve_device
+from agents.config import ALGORITHMS, PRESETS, TRAINERS, TrainConfig, evaluation_episodes, resolve_device
 from agents.scripted import POLICIES
 from oversight_env.env_ids import short_name
 from oversight_env.spec import check_probability, invalid_argument
@@ -339,9 +339,7 @@ def default_run_dir(config: TrainConfig, preset: str) -> Path:
     if config.algorithm != defaults["algorithm"] and not (config.trainer == "sb3" and config.algorithm == "ppo"):
         name += f"_{config.algorithm}"
     # Unset evaluation episodes resolve by environment: their resolved defaults are no change.
-    resolved = TrainConfig.from_preset(preset, env_id=config.env_id, env_kwargs=config.env_kwargs,
-                                       imports=config.imports).to_json()
-    defaults.update({k: resolved[k] for k in EVALUATION_EPISODES if defaults[k] is None})
+    defaults.update({k: v for k, v in evaluation_episodes(config.env_id).items() if defaults[k] is None})
     changed = {k: v for k, v in config.to_json().items() if k not in _NAMED_IN_RUN_DIR and v != defaults[k]}
     if changed:
         name += "_" + hashlib.sha256(json.dumps(changed, sort_keys=True).encode()).hexdigest()[:8]

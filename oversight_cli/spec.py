@@ -43,7 +43,7 @@ from typing import Any
 
 from agents.config import TrainConfig
 from agents.methods import get_method
-from oversight_env.env_ids import import_env_module, short_name
+from oversight_env.env_ids import short_name
 from oversight_env.spec import check_probability, invalid_argument
 
 if sys.version_info >= (3, 11):
@@ -205,8 +205,8 @@ def _envs(data: dict[str, Any], path: Path) -> tuple[EnvEntry, ...]:
 
 
 def _imports(data: dict[str, Any], settings: dict[str, Any]) -> dict[str, Any]:
-    """The top-level `imports` as the cells' `imports` setting, each module imported now, so that
-    the environments they register can be checked before anything is written."""
+    """The top-level `imports` as the cells' `imports` setting (each config imports them, the first
+    one as the spec is loaded, so a missing module is an error before anything runs)."""
     if "imports" not in data:
         return {}
     modules = data["imports"]
@@ -214,8 +214,6 @@ def _imports(data: dict[str, Any], settings: dict[str, Any]) -> dict[str, Any]:
         raise invalid_argument("imports", modules, "expected a list of module names, e.g. imports = [\"mylab.envs\"]")
     if "imports" in settings:
         raise invalid_argument("train.settings.imports", settings["imports"], "the spec's top-level imports says this; keep one")
-    for module in modules:
-        import_env_module(module, "imports")
     return {"imports": list(modules)}
 
 
