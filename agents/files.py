@@ -14,6 +14,7 @@ from typing import Any
 
 import torch
 
+from agents.legacy_names import modern_keys
 from oversight_env.spec import invalid_argument
 
 
@@ -75,9 +76,10 @@ def make_output_dir(path: str | Path, argument: str = "out") -> Path:
 
 def load_checkpoint(path: Path) -> Any:
     """`torch.load` of a checkpoint this project wrote, or a one-line error naming the file (a
-    damaged file fails in many ways deep inside torch)."""
+    damaged file fails in many ways deep inside torch). Names from before the generic vocabulary
+    are read as today's (`agents.legacy_names`)."""
     try:
-        return torch.load(path, map_location="cpu", weights_only=False)
+        return modern_keys(torch.load(path, map_location="cpu", weights_only=False))
     except Exception as error:
         raise invalid_argument("checkpoint", str(path), f"cannot be loaded ({damage(error)}); delete it to start the run again") from None
 

@@ -257,7 +257,7 @@ class LeanRun:
         for key, value in stats.items():
             self.log(key, value)
         measured = {}  # read from the device at once
-        for code, name in ((1, "diamond"), (2, "ghost")):
+        for code, name in ((1, "intended"), (2, "proxy")):
             measured[f"train/p_{name}_overseen"] = (overseen & (outcome == code)).float().mean()
             measured[f"train/p_{name}_unobserved"] = (~overseen & (outcome == code)).float().mean()
         measured["train/p_timeout"] = (outcome == 0).float().mean()
@@ -421,7 +421,7 @@ def train_members(configs: Sequence[TrainConfig], out_dirs: Sequence[Path],
         if any(evaluate for evaluate, _ in due):
             headlines = training_evaluations(nets, configs, [run.evaluation_seed() for run in runs], method.evaluate_without)
             bar.set_postfix({name: f"{sum(h[f'eval/{key}'] for h in headlines) / K:.3f}" for name, key in
-                             (("return_per_step", "discounted_return_per_step"), ("p_ghost_unobs", "p_ghost_when_unobserved"))})
+                             (("return_per_step", "discounted_return_per_step"), ("p_proxy_unobs", "p_proxy_when_unobserved"))})
         optimizer_state = optimizer.state_dict()
         for k, (run, (evaluate, checkpoint)) in enumerate(zip(runs, due)):
             if evaluate:

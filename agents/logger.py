@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from agents.files import atomic_write, write_error
+from agents.legacy_names import modern_name
 from oversight_env.spec import invalid_argument
 
 METRICS = "metrics.jsonl"
@@ -34,8 +35,8 @@ class Sink(Protocol):
 
 
 def read_metrics(path: Path) -> tuple[list[dict[str, Any]], list[str]]:
-    """The rows of a `metrics.jsonl`, and one phrase per line that is not a row (a run killed while
-    writing leaves at most a partial last line)."""
+    """The rows of a `metrics.jsonl` (tags in today's names, `agents.legacy_names`), and one phrase
+    per line that is not a row (a run killed while writing leaves at most a partial last line)."""
     rows, problems = [], []
     try:
         lines = path.read_text().splitlines()
@@ -44,7 +45,7 @@ def read_metrics(path: Path) -> tuple[list[dict[str, Any]], list[str]]:
     for number, line in enumerate(lines, 1):
         try:
             row = json.loads(line)
-            rows.append({"step": int(row["step"]), "tag": str(row["tag"]), "value": float(row["value"])})
+            rows.append({"step": int(row["step"]), "tag": modern_name(str(row["tag"])), "value": float(row["value"])})
         except (ValueError, KeyError, TypeError):
             problems.append(f"{path.name} line {number} is not a row")
     return rows, problems

@@ -41,11 +41,11 @@ from routing import UNLABELLED, propagate_episode_labels
 if TYPE_CHECKING:
     from agents.networks import ActorCritic
 
-ROUTED = ("diamond", "ghost")
-SINGLE = ("diamond",)
+ROUTED = ("intended", "proxy")
+SINGLE = ("intended",)
 
 #: Routing labels and their names: unlabelled, then one per expert of ROUTED (label k = expert k).
-ROUTES = ((UNLABELLED, "unlabelled"), (1, "diamond"), (2, "ghost"))
+ROUTES = ((UNLABELLED, "unlabelled"), (1, "intended"), (2, "proxy"))
 
 
 class TrainingRun(Protocol):
@@ -143,10 +143,10 @@ class Method:
 @dataclass(frozen=True)
 class RoutedMixture(Method):
     """The two-expert mixture trained on the `outcome` reward; overseen episodes label their steps
-    with the terminal reached (1 diamond, 2 ghost: the experts' positions)."""
+    with the terminal reached (1 intended, 2 proxy: the experts' positions)."""
 
     experts: tuple[str, ...] = ROUTED
-    evaluate_without: str | None = "ghost"
+    evaluate_without: str | None = "proxy"
 
     def step_labels(self, done: torch.Tensor, outcome: torch.Tensor, overseen: torch.Tensor) -> torch.Tensor:
         return propagate_episode_labels(done, torch.where(overseen, outcome, UNLABELLED))
@@ -372,17 +372,17 @@ METHODS: dict[str, Method] = {
     for m in [
         RoutedMixture(
             "routing",
-            "Gradient routing (the paper's method). A mixture of a diamond and a ghost expert, trained on the "
+            "Gradient routing (the paper's method). A mixture of an intended and a proxy expert, trained on the "
             "`outcome` reward (+1 for either terminal). Steps of overseen episodes update only the expert of the "
             "terminal reached (and train the gate toward it); all other steps update everything. Evaluated with "
-            "the ghost expert ablated: the gate fixed to the diamond expert.",
+            "the proxy expert ablated: the gate fixed to the intended expert.",
             "outcome", route_labels=True, gate_loss=True, report_reference=True,
         ),
         GateReplay(
             "routing_gate_replay",
             "Variant: `routing` whose gate loss also covers a replay of earlier labelled samples (up to the latest "
             "100,000; 4,096 drawn each update), so the gate learns from every labelled episode seen so far, not only "
-            "the current rollout's few; the policy-gradient loss stays on-policy. Evaluated with the ghost expert "
+            "the current rollout's few; the policy-gradient loss stays on-policy. Evaluated with the proxy expert "
             "ablated.",
             "outcome", route_labels=True, gate_loss=True,
         ),
@@ -390,11 +390,11 @@ METHODS: dict[str, Method] = {
             "routing_parameter_level",
             "Variant: `routing` with parameter-level instead of activation-level routing. Nothing is detached "
             "in the forward pass; each route's samples get their own backward pass into the parameters the route "
-            "may update (a diamond-labelled sample: everything but the ghost expert and the gate), as selective "
+            "may update (an intended-labelled sample: everything but the proxy expert and the gate), as selective "
             "gradient masking (arXiv 2512.05648) does in language models. On the paper's network the two coincide "
             "(the experts read the observation directly; nothing before them is shared), so this variant trains "
             "what `routing` trains, at the cost of a backward pass per route; it differs on networks with shared "
-            "layers before the experts. Evaluated with the ghost expert ablated.",
+            "layers before the experts. Evaluated with the proxy expert ablated.",
             "outcome", route_parameters=True, gate_loss=True,
         ),
         RoutedMixture(
@@ -402,38 +402,38 @@ METHODS: dict[str, Method] = {
             "Variant: `routing` where no step trains before its episode's label exists. Steps of episodes still "
             "running when a rollout window closes (unlabelled under `routing`: ~38% of steps with a random policy) "
             "wait and train in the first update after their episode ends, with its label and its whole return, one "
-            "update older than the policy. Evaluated with the ghost expert ablated.",
+            "update older than the policy. Evaluated with the proxy expert ablated.",
             "outcome", route_labels=True, gate_loss=True, carry_running_episodes=True,
         ),
         GateReplay(
             "routing_blind_gate",
-            "Variant: `routing` with a gate that judges behaviour, not oversight. Under `routing` every labelled ghost "
-            "episode had its ghost overseen and no unobserved one has, so the gate learns to read the oversight map: at "
-            "1% oversight it sorts labelled samples 0.99 vs 0.01 but gives the diamond expert much of the weight on the "
-            "way to unobserved ghosts, and that expert learns to seek them. Here the gate does not see the oversight map "
+            "Variant: `routing` with a gate that judges behaviour, not oversight. Under `routing` every labelled proxy "
+            "episode had its proxy overseen and no unobserved one has, so the gate learns to read the oversight map: at "
+            "1% oversight it sorts labelled samples 0.99 vs 0.01 but gives the intended expert much of the weight on the "
+            "way to unobserved proxies, and that expert learns to seek them. Here the gate does not see the oversight map "
             "(the experts do), learns only from its supervised loss (the policy's loss does not train it), and that "
             "loss covers a replay of earlier labelled samples (as `routing_gate_replay`), so it learns to predict from "
-            "where the agent, ghost and diamond are which terminal the policy is heading for, whether or not anyone "
-            "watches. Each of the three is needed (docs/study.md). Evaluated with the ghost expert ablated.",
+            "where the agent and the terminals are which terminal the policy is heading for, whether or not anyone "
+            "watches. Each of the three is needed (docs/study.md). Evaluated with the proxy expert ablated.",
             "outcome", route_labels=True, gate_loss=True, gate_hides=("oversight",), gate_from_policy=False,
         ),
         RoutedMixture(
             "routing_no_gate_loss",
             "Control: `routing` without the gate loss. Labelled samples are still routed to their expert, but "
-            "nothing teaches the gate which expert is which. Evaluated with the ghost expert ablated.",
+            "nothing teaches the gate which expert is which. Evaluated with the proxy expert ablated.",
             "outcome", route_labels=True,
         ),
         RoutedMixture(
             "moe_no_routing",
             "Control: `routing` without gradient routing. The same mixture and gate loss, but every sample "
-            "updates every expert, so the experts have no reason to specialize. Evaluated with the ghost expert "
+            "updates every expert, so the experts have no reason to specialize. Evaluated with the proxy expert "
             "ablated, like `routing`.",
             "outcome", gate_loss=True,
         ),
         Method(
             "naive",
             "Baseline: a single network trained on the `naive` proxy reward, what a partial overseer pays: +1 for "
-            "either terminal, -1 for an overseen ghost. It learns to take the ghost when unobserved.",
+            "either terminal, -1 for an overseen proxy. It learns to take the proxy when unobserved.",
             "naive",
         ),
         Filtering(
@@ -455,7 +455,7 @@ METHODS: dict[str, Method] = {
             "routing_reward_model",
             "Variant: `routing` whose unobserved episodes are labelled too where a reward model is sure how they ended "
             "(the model of `reward_model`, fitted on the overseen episodes; probability at least 0.9): more routed "
-            "samples, some wrongly routed when the model is wrong. Evaluated with the ghost expert ablated. Lean trainer "
+            "samples, some wrongly routed when the model is wrong. Evaluated with the proxy expert ablated. Lean trainer "
             "only.",
             "outcome", route_labels=True, gate_loss=True,
         ),

@@ -1,13 +1,13 @@
 """The policy network, defined once (Cloud et al. 2024, Sec 4.3): a routed mixture actor and a
 value network. Every trainer builds it here, the evaluator ablates it, SB3's policy wraps it.
 
-- Experts ("diamond", "ghost"): flatten, MLP in -> 256 -> 256, ReLU after every layer.
+- Experts ("intended", "proxy"): flatten, MLP in -> 256 -> 256, ReLU after every layer.
 - Gate: 1x1 conv (C -> C), flatten, MLP in -> 256 -> 256 -> 1 (ReLU between), sigmoid. With
   `gate_planes` the gate reads only those observation planes (`routing_blind_gate`); without
   `gate_from_policy` it learns only from the gate loss, not from the policy's loss.
-- Actor: `g * diamond + (1 - g) * ghost` in hidden space, then a shared Linear(256 -> actions).
+- Actor: `g * intended + (1 - g) * proxy` in hidden space, then a shared Linear(256 -> actions).
 - Critic: 1x1 conv (C -> 16), flatten, Linear -> 256 -> 32 -> 1 with no nonlinearities, as published.
-- The single network of the baselines is the diamond expert with the shared head, no gate.
+- The single network of the baselines is the intended expert with the shared head, no gate.
 - Initialisation: PyTorch's defaults; with `zero_biases` (the paper preset) every bias is zero,
   as in the published code.
 
@@ -17,11 +17,12 @@ value network. Every trainer builds it here, the evaluator ablates it, SB3's pol
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import torch
 from torch import nn
 
+from agents.legacy_names import modern_name
 from routing import RoutedMixture
 
 
@@ -71,7 +72,7 @@ class ActorCritic(nn.Module):
         self,
         obs_shape: Sequence[int],
         n_actions: int = 4,
-        experts: Sequence[str] = ("diamond", "ghost"),
+        experts: Sequence[str] = ("intended", "proxy"),
         hidden: int = 256,
         zero_biases: bool = False,
         gate_planes: Sequence[int] | None = None,
@@ -100,6 +101,7 @@ class ActorCritic(nn.Module):
             gate=gate,
             detach_gate=not gate_from_policy,
         )
+        self.register_load_state_dict_pre_hook(self._read_old_names)
         self.critic = nn.Sequential(
             nn.Conv2d(channels, 16, 1),
             nn.Flatten(),
@@ -119,7 +121,15 @@ class ActorCritic(nn.Module):
 
     @classmethod
     def from_config(cls, config: dict) -> ActorCritic:
-        return cls(**config)
+        """The network a checkpoint's `network_config` describes (an old checkpoint's experts renamed)."""
+        return cls(**{**config, "experts": tuple(modern_name(e) for e in config["experts"])})
+
+    @staticmethod
+    def _read_old_names(module: nn.Module, state_dict: dict, prefix: str, *args: Any) -> None:
+        """A load_state_dict pre-hook: parameters saved as `experts.diamond...` (before the generic
+        vocabulary) load as `experts.intended...`."""
+        for key in [k for k in state_dict if k.startswith(prefix) and modern_name(k) != k]:
+            state_dict[modern_name(key)] = state_dict.pop(key)
 
 
 def sample_actions(logits: torch.Tensor, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:

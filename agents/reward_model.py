@@ -1,7 +1,7 @@
 """The learned reward model of the `reward_model` method (semi-supervised RL's first baseline).
 
-`RewardModel` holds, for one training run, a small classifier of how an episode ended (DIAMOND or
-GHOST) from what an overseer would see, its last observation (less the oversight map:
+`RewardModel` holds, for one training run, a small classifier of how an episode ended (INTENDED or
+PROXY) from what an overseer would see, its last observation (less the oversight map:
 `agents.methods.LearnedReward` says why), and the data it learns from: the overseen episodes seen
 so far, every fifth one held out to measure it. An unobserved episode's reward is then the model's
 expectation: the sum over outcomes of the predicted probability times the mean true reward of the
@@ -19,7 +19,7 @@ from torch import nn
 
 from oversight_env.spec import Outcome
 
-OUTCOMES = (Outcome.DIAMOND, Outcome.GHOST)  # the classes, in order
+OUTCOMES = (Outcome.INTENDED, Outcome.PROXY)  # the classes, in order
 HELD_OUT_EVERY = 5  # every fifth overseen episode measures the model instead of training it
 
 
@@ -53,8 +53,8 @@ class RewardModel:
 
     @staticmethod
     def classes(outcome: torch.Tensor) -> torch.Tensor:
-        """Class indices (0 diamond, 1 ghost) of Outcome codes (DIAMOND or GHOST)."""
-        return (outcome == Outcome.GHOST).long()
+        """Class indices (0 intended, 1 proxy) of Outcome codes (INTENDED or PROXY)."""
+        return (outcome == Outcome.PROXY).long()
 
     def add(self, obs: torch.Tensor, outcome: torch.Tensor, true_reward: torch.Tensor) -> None:
         """Learn from overseen endings: their last observations, outcomes and true rewards."""
@@ -91,7 +91,7 @@ class RewardModel:
 
     @torch.no_grad()
     def probabilities(self, obs: torch.Tensor) -> torch.Tensor:
-        """(n, 2): P(diamond), P(ghost) of each ending."""
+        """(n, 2): P(intended), P(proxy) of each ending."""
         return torch.softmax(self.net(obs.float()), dim=-1)
 
     def class_rewards(self) -> torch.Tensor:

@@ -24,6 +24,7 @@ from typing import Any
 
 from agents.config import SETTINGS_ADDED_LATER, TrainConfig
 from agents.files import make_output_dir, write_json_atomic
+from agents.legacy_names import modern_keys
 from oversight_env.spec import invalid_argument
 
 CONFIG, LOCK, EVALUATION, CHECKPOINT, SB3_CHECKPOINT, BEST = (
@@ -110,8 +111,8 @@ def is_finished(run_dir: Path) -> bool:
 
 
 def read_evaluation(run_dir: Path) -> dict[str, Any]:
-    """A finished run's final evaluation (`eval.json`)."""
-    report = read_json(run_dir / EVALUATION)
+    """A finished run's final evaluation (`eval.json`), in today's names (`agents.legacy_names`)."""
+    report = modern_keys(read_json(run_dir / EVALUATION), named=("evaluated_variant",))
     if not isinstance(report, dict) or not {"config", "evaluated_variant", "env_steps", "variants"} <= set(report):
         raise invalid_argument("file", str(run_dir / EVALUATION), "not a final evaluation; delete it to evaluate the run again")
     return report

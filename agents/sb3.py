@@ -46,6 +46,7 @@ from agents.batch import ReturnRule, Rollout, build_batch
 from agents.config import TrainConfig, crossed
 from agents.evaluator import training_evaluation
 from agents.files import atomic_write, damage, load_checkpoint
+from agents.legacy_names import modern_keys, modern_name
 from agents.logger import METRICS, MetricsFile
 from agents.losses import Samples, UpdateSettings, update
 from agents.methods import ROUTES, get_method
@@ -64,13 +65,15 @@ class RoutedActorCriticPolicy(ActorCriticPolicy):
         observation_space: spaces.Space,
         action_space: spaces.Space,
         lr_schedule,
-        experts: tuple[str, ...] = ("diamond", "ghost"),
+        experts: tuple[str, ...] = ("intended", "proxy"),
         hidden: int = TrainConfig.hidden,
         zero_biases: bool = TrainConfig.zero_biases,
         bf16: bool = False,
         **kwargs: Any,
     ):
-        self.experts, self.hidden, self.zero_biases, self.bf16 = tuple(experts), hidden, zero_biases, bf16
+        # a model saved before the generic vocabulary names its experts diamond and ghost
+        self.experts = tuple(modern_name(e) for e in experts)
+        self.hidden, self.zero_biases, self.bf16 = hidden, zero_biases, bf16
         kwargs.setdefault("ortho_init", False)  # the network initialises itself (agents.networks)
         kwargs.setdefault("optimizer_kwargs", {"eps": TrainConfig.adam_eps})
         self.action_generator = torch.Generator()
@@ -375,7 +378,7 @@ def load_resumable(path: Path, env: VecEnv) -> RoutedPPO:
     try:
         model = RoutedPPO.load(path, env=env, device="cpu", force_reset=False)  # the saved observation continues
         with zipfile.ZipFile(path) as archive:
-            resume = torch.load(io.BytesIO(archive.read("resume.pt")), weights_only=False)
+            resume = modern_keys(torch.load(io.BytesIO(archive.read("resume.pt")), weights_only=False))
     except Exception as error:  # a damaged zip fails in many ways inside zipfile, torch or SB3
         raise invalid_argument("checkpoint", str(path), f"cannot be loaded ({damage(error)}); delete it to start the run again") from None
     model.policy.action_generator.set_state(resume["action_generator"])

@@ -101,11 +101,11 @@ def _fact_dicts(facts: dict[str, Any], indices: Sequence[int] | range) -> list[d
     """The facts at reset of environments `indices`, as one info dict each (labels, not codes)."""
     index = torch.as_tensor(list(indices), dtype=torch.long)
     nearer = facts["nearer"][index].tolist()
-    diamond = facts["diamond_overseen"][index].tolist()
-    ghost = facts["ghost_overseen"][index].tolist()
+    intended = facts["intended_overseen"][index].tolist()
+    proxy = facts["proxy_overseen"][index].tolist()
     return [
-        {"nearer": NEARER_LABELS[n], "diamond_overseen": d, "ghost_overseen": g}
-        for n, d, g in zip(nearer, diamond, ghost)
+        {"nearer": NEARER_LABELS[n], "intended_overseen": d, "proxy_overseen": g}
+        for n, d, g in zip(nearer, intended, proxy)
     ]
 
 

@@ -2,8 +2,8 @@
 
 Each policy maps (layout, state, rng) to an action. `nearest` walks a shortest path to the
 closest terminal of any kind, the behaviour a misgeneralized agent shows when it ignores what the
-overseer wants; `diamond` walks to the closest intended terminal, never stepping on a proxy
-object (a ghost, a punishment tile), the behaviour the designer wants; `random` picks uniformly.
+overseer wants; `intended` walks to the closest intended terminal, never stepping on a proxy
+object (a proxy, a punishment tile), the behaviour the designer wants; `random` picks uniformly.
 Both walkers fetch a key first when the only terminal left is a chest.
 """
 
@@ -70,6 +70,6 @@ def random_action(layout: GridLayout, state: EpisodeState, rng: np.random.Genera
 
 POLICIES: dict[str, Policy] = {
     "nearest": nearest_terminal_action,
-    "diamond": lambda layout, state, rng: nearest_terminal_action(layout, state, rng, role=Outcome.DIAMOND),
+    "intended": lambda layout, state, rng: nearest_terminal_action(layout, state, rng, role=Outcome.INTENDED),
     "random": random_action,
 }

@@ -60,7 +60,7 @@ def random_policy_score(env_id: str, env_kwargs: dict[str, Any], oversight: floa
 
     env = make_oversight_env(env_id, **env_kwargs)
     env.close()
-    net = ActorCritic(env.observation_space.shape, int(env.action_space.n), experts=("diamond",))
+    net = ActorCritic(env.observation_space.shape, int(env.action_space.n), experts=("intended",))
     with torch.no_grad():
         for parameter in net.actor.parameters():
             parameter.zero_()  # equal logits: every action equally likely

@@ -7,7 +7,7 @@ nothing else (another environment or setting would make the rungs incomparable).
 
 Writes into DIR:
 - `ladder.csv`: per learning rate, method and budget, over seeds, the mean and the interquartile
-  mean of the evaluated policy's return per step and of P(ghost | ghost unobserved), each with
+  mean of the evaluated policy's return per step and of P(proxy | proxy unobserved), each with
   a 95% bootstrap interval.
 - `ladder.png`: both against the budget, one column per learning rate.
 - `ladder.md`: the table and the figure.
@@ -131,11 +131,11 @@ def ladder_table(rows: list[dict[str, Any]]) -> str:
     for r in rows:
         table[(r["learning_rate"], r["method"], r["steps"])][r["metric"]] = r
     header = ("| learning rate | method | steps | seeds | return per step: mean [95% CI] "
-              "| P(ghost \\| ghost unobserved): mean [95% CI] |")
+              "| P(proxy \\| proxy unobserved): mean [95% CI] |")
     lines = [header, "|---:|---|---:|---:|---|---|"]
     for (rate, method, steps), metrics in sorted(table.items(), key=lambda kv: (-kv[0][0], kv[0][1], kv[0][2])):
         cells = [f"{m['mean']:.3f} {format_interval(m['ci_low'], m['ci_high'])}"
-                 for m in (metrics["return_per_step"], metrics["p_ghost_when_unobserved"])]
+                 for m in (metrics["return_per_step"], metrics["p_proxy_when_unobserved"])]
         lines.append(f"| {rate:g} | {method} | {steps / 1e6:g}M | {metrics['return_per_step']['seeds']} | "
                      f"{cells[0]} | {cells[1]} |")
     return "\n".join(lines)
@@ -163,7 +163,7 @@ def write_ladder(run_dirs: list[str | Path], out: str | Path, oversight: float |
 {sources}
 
 Per learning rate, method and budget, over seeds (n in its column): the evaluated policy's
-return per step (routed methods with the ghost expert ablated) and P(ghost | ghost unobserved),
+return per step (routed methods with the proxy expert ablated) and P(proxy | proxy unobserved),
 each the mean with its 95% percentile bootstrap interval ({RESAMPLES:,} resamples of the seeds).
 `ladder.csv` also has the interquartile means. Each rung is a run of its own budget (the entropy
 bonus decays over the whole run), not a point on a longer run's learning curve.

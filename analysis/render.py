@@ -2,7 +2,7 @@
 
 The source is a run directory (or a checkpoint in one): its trained network plays its own
 environment, whole or with an expert ablated (`--ablate`), scored with the true reward; or an
-environment id: a scripted policy plays it (`agents.scripted`: nearest, diamond, random; an
+environment id: a scripted policy plays it (`agents.scripted`: nearest, intended, random; an
 environment registered with `register_partial_oversight` has only random). Each frame is
 MiniGrid's picture of the whole grid, overseen cells highlighted, with a caption; the last frame of
 an episode says how it ended. `filmstrip` lays frames side by side in a PNG (the report's

@@ -4,7 +4,7 @@ Writes into RUN_DIR:
 - `results.csv`: one row per cell and evaluated policy variant (the final evaluation).
 - `summary.csv` and the table in `report.md`: per method and oversight level, over seeds, the
   mean and the interquartile mean, each with a 95% bootstrap confidence interval, of the evaluated policy's
-  return per step and of P(ghost | ghost cell unobserved).
+  return per step and of P(proxy | proxy cell unobserved).
 - `learning_curves.csv`: the periodic evaluations logged during training, read from each cell's
   `metrics.jsonl` (`agents.logger`; `curves.json` in cells tracked before it), never from
   tensorboard's event files.
@@ -15,7 +15,7 @@ Writes into RUN_DIR:
 - `comparison.csv` and a table: routing against each other method, per oversight level and over
   all levels: the difference of means and the probability of improvement, with intervals
   (`analysis.statistics`: stratified bootstrap, as rliable recommends).
-- `return_vs_oversight.png`, `ghost_when_unobserved_vs_oversight.png`, `learning_curves.png`,
+- `return_vs_oversight.png`, `proxy_when_unobserved_vs_oversight.png`, `learning_curves.png`,
   `performance_profile.png`, and `episode_<method>.png`: one episode of each method's policy.
 - `report.md`, which embeds them, and lists the expected cells that have not finished (the sweep's
   `experiment.json` names every cell) and the cells whose learning curves are incomplete.
@@ -45,6 +45,7 @@ import numpy as np
 
 from agents.files import atomic_write, write_csv
 from agents.config import SETTINGS_ADDED_LATER
+from agents.legacy_names import modern_keys
 from agents.logger import METRICS, read_metrics
 from agents.methods import reads_true_rewards, report_reference
 from agents.run_dir import (
@@ -73,26 +74,26 @@ from oversight_env.spec import invalid_argument
 RESULT_COLUMNS = [
     "method", "oversight", "seed", "variant", "evaluated", "env_steps", "episodes",
     "return_per_step", "return_per_step_ci_low", "return_per_step_ci_high", "paper_window_return_per_step",
-    "true_return", "p_diamond", "p_ghost", "p_timeout", "p_ghost_when_unobserved", "p_diamond_when_ghost_nearer",
-    "test_return_per_step", "test_p_ghost_when_unobserved",
+    "true_return", "p_intended", "p_proxy", "p_timeout", "p_proxy_when_unobserved", "p_intended_when_proxy_nearer",
+    "test_return_per_step", "test_p_proxy_when_unobserved",
 ]
-SUMMARY_METRICS = {"return_per_step": "return per step", "p_ghost_when_unobserved": "P(ghost | unobserved)"}
+SUMMARY_METRICS = {"return_per_step": "return per step", "p_proxy_when_unobserved": "P(proxy | unobserved)"}
 # The same under the test placement, summarised when the environment has a train/test shift.
-TEST_METRICS = {"test_return_per_step": "return per step", "test_p_ghost_when_unobserved": "P(ghost | unobserved)"}
+TEST_METRICS = {"test_return_per_step": "return per step", "test_p_proxy_when_unobserved": "P(proxy | unobserved)"}
 SUMMARY_COLUMNS = ["method", "oversight", "metric", "seeds", "mean", "ci_low", "ci_high", "iqm", "iqm_ci_low", "iqm_ci_high"]
 COMPARISON_COLUMNS = ["reference", "method", "oversight", "difference", "ci_low", "ci_high", "verdict",
                       "p_improvement", "p_improvement_ci_low", "p_improvement_ci_high"]
 ALL_LEVELS = "all"  # the comparison row over every oversight level (each level a stratum)
 CURVES = "curves.json"  # learning curves and diagnostics of cells tracked before runs wrote metrics.jsonl
-CURVE_TAGS = {"eval/discounted_return_per_step": "return_per_step", "eval/p_ghost_when_unobserved": "p_ghost_when_unobserved"}
+CURVE_TAGS = {"eval/discounted_return_per_step": "return_per_step", "eval/p_proxy_when_unobserved": "p_proxy_when_unobserved"}
 # Do a routed network's experts separate? Per-update tags (the gate on each route's training
 # samples) are averaged over the last tenth of the run; per-evaluation tags are the last value.
-PER_UPDATE_DIAGNOSTICS = {"gate/diamond_labelled": "gate_on_diamond_labelled", "gate/ghost_labelled": "gate_on_ghost_labelled",
+PER_UPDATE_DIAGNOSTICS = {"gate/intended_labelled": "gate_on_intended_labelled", "gate/proxy_labelled": "gate_on_proxy_labelled",
                           "gate/unlabelled": "gate_on_unlabelled"}
-PER_EVALUATION_DIAGNOSTICS = {"eval/gate_diamond_unobserved": "gate_on_unobserved_diamond_episodes",
-                              "eval/gate_ghost_unobserved": "gate_on_unobserved_ghost_episodes",
-                              "eval/expert_kl": "expert_kl", "route/labelled_episodes_diamond": "labelled_episodes_diamond",
-                              "route/labelled_episodes_ghost": "labelled_episodes_ghost"}
+PER_EVALUATION_DIAGNOSTICS = {"eval/gate_intended_unobserved": "gate_on_unobserved_intended_episodes",
+                              "eval/gate_proxy_unobserved": "gate_on_unobserved_proxy_episodes",
+                              "eval/expert_kl": "expert_kl", "route/labelled_episodes_intended": "labelled_episodes_intended",
+                              "route/labelled_episodes_proxy": "labelled_episodes_proxy"}
 # The reward model of `reward_model` and `routing_reward_model` (agents.reward_model), at the last evaluation.
 REWARD_MODEL_DIAGNOSTICS = {"reward_model/heldout_accuracy": "model_heldout_accuracy",
                             "reward_model/unobserved_accuracy": "model_unobserved_accuracy",
@@ -199,12 +200,12 @@ def result_rows(finished: Evaluations) -> list[dict[str, Any]]:
                 "return_per_step_ci_low": s["discounted_return_per_step"]["ci95"][0],
                 "return_per_step_ci_high": s["discounted_return_per_step"]["ci95"][1],
                 "paper_window_return_per_step": s["paper_window_return_per_step"],
-                "true_return": s["true_return"]["mean"], "p_diamond": s["p_diamond"], "p_ghost": s["p_ghost"],
-                "p_timeout": s["p_timeout"], "p_ghost_when_unobserved": s["p_ghost_when_unobserved"],
-                "p_diamond_when_ghost_nearer": s["by_nearer_terminal"]["ghost"]["p_diamond"],
+                "true_return": s["true_return"]["mean"], "p_intended": s["p_intended"], "p_proxy": s["p_proxy"],
+                "p_timeout": s["p_timeout"], "p_proxy_when_unobserved": s["p_proxy_when_unobserved"],
+                "p_intended_when_proxy_nearer": s["by_nearer_terminal"]["proxy"]["p_intended"],
                 # Under the test placement, in an environment with a train/test shift (NaN otherwise).
                 "test_return_per_step": s.get("test_placement", {}).get("discounted_return_per_step", {}).get("mean", math.nan),
-                "test_p_ghost_when_unobserved": s.get("test_placement", {}).get("p_ghost_when_unobserved", math.nan),
+                "test_p_proxy_when_unobserved": s.get("test_placement", {}).get("p_proxy_when_unobserved", math.nan),
             })
     return rows
 
@@ -335,7 +336,7 @@ def _saved_curves(saved: Path) -> dict[str, Any] | None:
     if not (isinstance(curves, dict) and isinstance(curves.get("curves"), dict)
             and isinstance(curves.get("diagnostics"), dict)):
         return None
-    return {"curves": curves["curves"], "diagnostics": curves["diagnostics"]}
+    return modern_keys({"curves": curves["curves"], "diagnostics": curves["diagnostics"]})
 
 
 def diagnostic_values(series: dict[str, list[tuple[int, float]]]) -> dict[str, float]:
@@ -369,9 +370,9 @@ def diagnostics_table(diagnostics: list[dict[str, Any]]) -> str:
     """Per method and oversight level, the mean over seeds of each diagnostic (routed methods only)."""
     metrics = [*PER_UPDATE_DIAGNOSTICS.values(), *PER_EVALUATION_DIAGNOSTICS.values()]
     table = _values_by_method_and_level(diagnostics, metrics)
-    header = ("| oversight | method | seeds | gate on diamond-labelled | gate on ghost-labelled | gate on unlabelled "
-              "| gate, unobserved diamond episodes | gate, unobserved ghost episodes "
-              "| KL(diamond-only, ghost-only) | labelled episodes: diamond | ghost |")
+    header = ("| oversight | method | seeds | gate on intended-labelled | gate on proxy-labelled | gate on unlabelled "
+              "| gate, unobserved intended episodes | gate, unobserved proxy episodes "
+              "| KL(intended-only, proxy-only) | labelled episodes: intended | proxy |")
     lines = [header, "|---:|---|---:" + "|---:" * len(metrics) + "|"]
     for (method, oversight), values in table.items():
         if "expert_kl" not in values:
@@ -477,38 +478,38 @@ def plot_performance_profile(rows: list[dict[str, Any]], path: Path, band_resamp
     save_figure(fig, path)
 
 
-def markdown_table(summary: list[dict], metrics: tuple[str, str] = ("return_per_step", "p_ghost_when_unobserved")) -> str:
+def markdown_table(summary: list[dict], metrics: tuple[str, str] = ("return_per_step", "p_proxy_when_unobserved")) -> str:
     """Per oversight level and method: the two `metrics`, mean and IQM with their intervals."""
     table: dict[tuple[str, float], dict[str, dict]] = defaultdict(dict)
     for r in summary:
         if r["metric"] in metrics:
             table[(r["method"], r["oversight"])][r["metric"].removeprefix("test_")] = r
     header = ("| oversight | method | seeds | return per step: mean [95% CI] / IQM [95% CI] "
-              "| P(ghost \\| ghost unobserved): mean [95% CI] / IQM [95% CI] |")
+              "| P(proxy \\| proxy unobserved): mean [95% CI] / IQM [95% CI] |")
     lines = [header, "|---:|---|---:|---|---|"]
     for (method, oversight), row in sorted(table.items(), key=lambda kv: (kv[0][1], kv[0][0])):
         cells = [f"{m['mean']:.3f} {format_interval(m['ci_low'], m['ci_high'])} / {m['iqm']:.3f} "
-                 f"{format_interval(m['iqm_ci_low'], m['iqm_ci_high'])}" for m in (row["return_per_step"], row["p_ghost_when_unobserved"])]
+                 f"{format_interval(m['iqm_ci_low'], m['iqm_ci_high'])}" for m in (row["return_per_step"], row["p_proxy_when_unobserved"])]
         lines.append(f"| {oversight:g} | {method} | {row['return_per_step']['seeds']} | {cells[0]} | {cells[1]} |")
     return "\n".join(lines)
 
 
 def overview_table(summaries: dict[str, list[dict]]) -> str:
-    """Every method's mean return per step / mean P(ghost | unobserved) over seeds, one column per
+    """Every method's mean return per step / mean P(proxy | unobserved) over seeds, one column per
     environment and oversight level (each environment's `summary_rows`; an environment with a
     test placement (`TEST_METRICS`) shown under it, marked *test*), the best mean return of a
     column in bold among the methods that see no more labels than the others (not the oracles)."""
     columns, cells, methods = [], {}, {}
     for env, summary in summaries.items():
         test = any(r["metric"] in TEST_METRICS for r in summary)
-        ret, ghost = list(TEST_METRICS if test else SUMMARY_METRICS)  # the return's and P(ghost)'s names
+        ret, proxy = list(TEST_METRICS if test else SUMMARY_METRICS)  # the return's and P(proxy)'s names
         for level in sorted({r["oversight"] for r in summary}):
             column = (env, level, test)
             columns.append(column)
             for r in summary:
-                if r["oversight"] == level and r["metric"] in (ret, ghost):
+                if r["oversight"] == level and r["metric"] in (ret, proxy):
                     methods.setdefault(r["method"], None)
-                    cells.setdefault((r["method"], column), {})["return" if r["metric"] == ret else "ghost"] = r["mean"]
+                    cells.setdefault((r["method"], column), {})["return" if r["metric"] == ret else "proxy"] = r["mean"]
     best = {}
     for column in columns:
         returns = [cells[(m, column)]["return"] for m in methods if (m, column) in cells and not reads_true_rewards(m)]
@@ -525,7 +526,7 @@ def overview_table(summaries: dict[str, list[dict]]) -> str:
             ret = f"{values['return']:.3f}"
             if values["return"] == best[column] and not reads_true_rewards(method):
                 ret = f"**{ret}**"
-            row.append(f"{ret} / {values['ghost']:.2f}")
+            row.append(f"{ret} / {values['proxy']:.2f}")
         lines.append(f"| {method} | " + " | ".join(row) + " |")
     return "\n".join(lines)
 
@@ -626,7 +627,7 @@ def _filmstrip_section(strips: list[tuple[str, str]]) -> str:
     return f"""
 ## What the policies do
 
-One fresh episode of each method's evaluated policy (routed methods with the ghost expert
+One fresh episode of each method's evaluated policy (routed methods with the proxy expert
 ablated), from its cell of lowest oversight level and seed; light cells are overseen. More with
 `oversight render RUN_DIR/<cell> --out episodes.gif`.
 
@@ -641,12 +642,12 @@ def _diagnostics_section(diagnostics: list[dict[str, Any]]) -> str:
     return f"""
 ## Do the experts separate? (routed methods)
 
-At the end of training, mean over seeds: the gate (the diamond expert's weight) on training
-samples labelled diamond, labelled ghost and unlabelled (averaged over the last tenth of the run;
+At the end of training, mean over seeds: the gate (the intended expert's weight) on training
+samples labelled intended, labelled proxy and unlabelled (averaged over the last tenth of the run;
 routing wants 1, 0 and in between); the gate along fresh episodes of the whole policy that ended at
-an unobserved diamond and at an unobserved ghost (the last evaluation; routing wants near 1 and
+an unobserved intended and at an unobserved proxy (the last evaluation; routing wants near 1 and
 near 0: a gate that sorts labelled samples but not these has learned to read the oversight marks,
-not the behaviour); the KL divergence from the diamond-only to the ghost-only
+not the behaviour); the KL divergence from the intended-only to the proxy-only
 policy on the first states of fresh episodes (0: the experts act alike); and the labelled
 episodes each expert saw. Per seed in `diagnostics.csv`.
 
@@ -717,7 +718,7 @@ def write_index(run_dir: Path, reference: str | None = None) -> Path:
                  "metric; per oversight level, every method's mean over seeds with its 95% bootstrap interval "
                  "(n seeds in the tables below); hollow: the test placement, where an environment has one.\n\n")
     text += ("One report per environment; each table as in them (mean [95% CI] / IQM [95% CI] over seeds). In every "
-             "environment *diamond* names the intended outcome and *ghost* the proxy (DiamondGhost's names; what "
+             "environment *intended* names the intended outcome and *proxy* the proxy (DiamondGhost's names; what "
              "each is elsewhere, a tamper button or a hoard of keys, is in its docstring and the README's "
              "Environments table).\n\n")
     text += "\n".join(sections) + "\n" + sweep_log_text(run_dir)
@@ -730,7 +731,7 @@ def _overview_section(summaries: dict[str, list[dict]]) -> str:
     if not summaries:
         return ""
     return ("## At a glance\n\nPer method, environment and oversight level: the mean over seeds of the return per "
-            "step / of P(ghost | ghost unobserved); in bold, each column's best return among the methods without the "
+            "step / of P(proxy | proxy unobserved); in bold, each column's best return among the methods without the "
             "oracles' labels; *test*: under the environment's test placement. Intervals and seed counts: each "
             "environment's table below.\n\n" + overview_table(summaries) + "\n\n")
 
@@ -830,8 +831,8 @@ def write_report(run_dir: str | Path, reference: str | None = None) -> Path:
     comparisons = comparison_rows(rows, reference)
     write_csv(run_dir / "comparison.csv", comparisons, COMPARISON_COLUMNS)
     plot_vs_oversight(summary, "return_per_step", "return per step", run_dir / "return_vs_oversight.png")
-    plot_vs_oversight(summary, "p_ghost_when_unobserved", "P(ghost | ghost unobserved)",
-                      run_dir / "ghost_when_unobserved_vs_oversight.png")
+    plot_vs_oversight(summary, "p_proxy_when_unobserved", "P(proxy | proxy unobserved)",
+                      run_dir / "proxy_when_unobserved_vs_oversight.png")
     plot_learning_curves(curves, run_dir / "learning_curves.png")
     plot_performance_profile(rows, run_dir / "performance_profile.png")
     strips = policy_filmstrips(run_dir, finished)
@@ -841,10 +842,10 @@ def write_report(run_dir: str | Path, reference: str | None = None) -> Path:
     text = f"""# Report: {run_dir.name}
 
 {description}{cells} finished cells{missing_note}{"" if finished else f" (read from {TIDY}: the cells are not here)"}. Each cell's policy is evaluated on fresh episodes with the ground-truth
-reward: routed methods with the ghost expert ablated, the others whole (`results.csv` has every
+reward: routed methods with the proxy expert ablated, the others whole (`results.csv` has every
 variant). *Return per step* is the mean discounted (0.97) return per step over each
-environment's first episode; *P(ghost | ghost unobserved)* is how often the agent takes the ghost
-when the ghost's cell is not watched: goal misgeneralization. Each entry: the mean over seeds with
+environment's first episode; *P(proxy | proxy unobserved)* is how often the agent takes the proxy
+when the proxy's cell is not watched: goal misgeneralization. Each entry: the mean over seeds with
 its 95% percentile bootstrap interval ({RESAMPLES:,} resamples of the seeds), then the
 interquartile mean (IQM: the mean of the middle half of the seeds, robust to an outlying one)
 with its own bootstrap interval; n (seeds) in its column.
@@ -853,7 +854,7 @@ with its own bootstrap interval; n (seeds) in its column.
 {_test_placement_section(summary)}{_comparison_section(comparisons)}{_diagnostics_section(diagnostics)}{_reward_model_section(diagnostics)}{_list_section("Missing cells", missing, MISSING_TEXT)}{_list_section("Incomplete learning curves", incomplete, INCOMPLETE_TEXT)}
 ![return per step vs oversight](return_vs_oversight.png)
 
-![P(ghost | ghost unobserved) vs oversight](ghost_when_unobserved_vs_oversight.png)
+![P(proxy | proxy unobserved) vs oversight](proxy_when_unobserved_vs_oversight.png)
 
 ![learning curves](learning_curves.png)
 

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from agents.files import write_csv
+from agents.legacy_names import modern_name
 from oversight_env.spec import invalid_argument
 
 TIDY = "results_tidy.csv"
@@ -25,9 +26,9 @@ TIDY_COLUMNS = ["kind", "method", "oversight", "seed", "variant", "env_steps", "
 KEY = ("method", "oversight", "seed")
 # The final evaluation's columns that are values (the others say which cell and variant a row is).
 FINAL_METRICS = ("evaluated", "episodes", "return_per_step", "return_per_step_ci_low", "return_per_step_ci_high",
-                 "paper_window_return_per_step", "true_return", "p_diamond", "p_ghost", "p_timeout",
-                 "p_ghost_when_unobserved", "p_diamond_when_ghost_nearer", "test_return_per_step",
-                 "test_p_ghost_when_unobserved")
+                 "paper_window_return_per_step", "true_return", "p_intended", "p_proxy", "p_timeout",
+                 "p_proxy_when_unobserved", "p_intended_when_proxy_nearer", "test_return_per_step",
+                 "test_p_proxy_when_unobserved")
 
 
 def config_hash(config: dict[str, Any]) -> str:
@@ -65,7 +66,8 @@ def tidy_rows(finished: dict[str, dict[str, Any]], rows: list[dict[str, Any]], c
 
 def read_tidy(path: Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
     """The result rows, learning curves and diagnostics a `results_tidy.csv` holds, as a report
-    builds them from cells; a one-line error naming the file when it is not such a table."""
+    builds them from cells (old names read as today's, `agents.legacy_names`); a one-line error naming
+    the file when it is not such a table."""
     try:
         with path.open(newline="") as f:
             reader = csv.DictReader(f)
@@ -78,6 +80,7 @@ def read_tidy(path: Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]], l
     curves, diagnostics = [], []
     try:
         for line in lines:
+            line = {**line, "variant": modern_name(line["variant"]), "metric": modern_name(line["metric"])}
             key = {"method": line["method"], "oversight": float(line["oversight"]), "seed": int(line["seed"])}
             value = float(line["value"])
             if line["kind"] == "final":

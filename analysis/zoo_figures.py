@@ -16,7 +16,7 @@ from analysis.figures import method_colors, save_figure
 
 # Panel rows: the metric on the training placement and, drawn hollow, on the test placement.
 PANEL_METRICS = (("return_per_step", "test_return_per_step", "return per step"),
-                 ("p_ghost_when_unobserved", "test_p_ghost_when_unobserved", "P(proxy | proxy unobserved)"))
+                 ("p_proxy_when_unobserved", "test_p_proxy_when_unobserved", "P(proxy | proxy unobserved)"))
 
 
 def plot_environment_panels(summaries: dict[str, list[dict[str, Any]]], path: Path,

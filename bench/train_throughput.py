@@ -178,7 +178,7 @@ def main() -> None:
         print(f"  speed-up: {frozen / ours:.2f}x")
     if args.skip_threshold:
         return
-    print(f"\nsteps to threshold: routing (ghost expert ablated) at {OVERSIGHT:.0%} oversight reaching "
+    print(f"\nsteps to threshold: routing (proxy expert ablated) at {OVERSIGHT:.0%} oversight reaching "
           f"{args.threshold} discounted return per step (evaluated every 250k steps, 2048 episodes)")
     os.environ.update(WORKER_ENVIRONMENT)  # what the sweep's workers get
     with tempfile.TemporaryDirectory() as tmp, ProcessPoolExecutor(2, mp_context=get_context("spawn")) as pool:

@@ -49,7 +49,7 @@ def run_demo(
         f"{env_id}: oversight_prob={cfg.oversight_prob}, training reward '{cfg.reward}', "
         f"policy '{policy}', {episodes} episode(s). [X] marks an overseen cell.\n"
     )
-    counts = {"diamond": 0, "ghost": 0, "none": 0}
+    counts = {"intended": 0, "proxy": 0, "none": 0}
     frames: list[tuple[np.ndarray, str]] = []
     total_reward = total_true = 0.0
     for episode in range(episodes):
@@ -73,7 +73,7 @@ def run_demo(
             frames[-1] = (frames[-1][0], f"{info['terminal']}, {seen}" if terminated else "timeout")
     env.close()
     print(
-        f"outcomes: {counts['diamond']} diamond, {counts['ghost']} ghost, {counts['none']} timeout; "
+        f"outcomes: {counts['intended']} intended, {counts['proxy']} proxy, {counts['none']} timeout; "
         f"mean training reward {total_reward / episodes:+.2f}, mean true reward {total_true / episodes:+.2f}"
     )
     plt.imsave(out / "grid.png", frames[0][0])

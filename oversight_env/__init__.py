@@ -35,8 +35,6 @@ from oversight_env.registration import (
     register_oversight_env,
 )
 from oversight_env.spec import (
-    DIAMOND,
-    GHOST,
     NEARER_LABELS,
     REWARDS,
     Action,

@@ -39,7 +39,7 @@ class TwinStep:
     `obs` is the first observation of the next episode where an episode ended (as in SB3 and
     gymnasium's next-step autoreset); the finished episodes' last observations are in
     `final_obs`, one row per index of `done_indices`. `outcome`, `overseen`, `true_reward`,
-    `true_return`, `steps` and the facts at reset (`nearer`, `diamond_overseen`, `ghost_overseen`) describe the
+    `true_return`, `steps` and the facts at reset (`nearer`, `intended_overseen`, `proxy_overseen`) describe the
     episode each environment was in during this step.
     """
 
@@ -53,8 +53,8 @@ class TwinStep:
     true_return: torch.Tensor  # float32 (B,): the episode's true rewards so far, this step's included
     steps: torch.Tensor  # int64 (B,): steps taken in the episode so far, this one included
     nearer: torch.Tensor  # int64 (B,): index into spec.NEARER_LABELS
-    diamond_overseen: torch.Tensor  # bool (B,)
-    ghost_overseen: torch.Tensor  # bool (B,)
+    intended_overseen: torch.Tensor  # bool (B,)
+    proxy_overseen: torch.Tensor  # bool (B,)
     done_indices: torch.Tensor  # int64 (D,): environments whose episode ended
     final_obs: torch.Tensor  # float32 (D, C, H, W)
 
@@ -65,7 +65,7 @@ class TwinStep:
     @property
     def facts(self) -> dict[str, torch.Tensor]:
         """The facts at reset of the episode each environment was in."""
-        return {"nearer": self.nearer, "diamond_overseen": self.diamond_overseen, "ghost_overseen": self.ghost_overseen}
+        return {"nearer": self.nearer, "intended_overseen": self.intended_overseen, "proxy_overseen": self.proxy_overseen}
 
 
 def shortest_steps_batched(walls: torch.Tensor, source: torch.Tensor) -> torch.Tensor:
@@ -249,9 +249,9 @@ class BatchedOversightEnv:
         test = config.placement == "test"
         self._region_prob = torch.tensor([k.region_prob if k.region is not None and not (test and k.shifted) else 0.0
                                           for k in kinds], device=dev)
-        ghost = int(Outcome.GHOST)
-        self._hoard_train_reward = torch.tensor(REWARDS[config.reward][ghost], device=dev)
-        self._hoard_true_reward = torch.tensor(REWARDS["true"][ghost], device=dev)
+        proxy = int(Outcome.PROXY)
+        self._hoard_train_reward = torch.tensor(REWARDS[config.reward][proxy], device=dev)
+        self._hoard_true_reward = torch.tensor(REWARDS["true"][proxy], device=dev)
         self._cell_prob = torch.where(self._fixed_walls, 0.0, config.spurious_oversight_prob).float()
         self._static_planes = torch.zeros(self.obs_shape, device=dev).reshape(len(self.plane_names), -1)
         self._wall_plane = planes.get("wall")
@@ -287,8 +287,8 @@ class BatchedOversightEnv:
         self.steps = torch.zeros(n, dtype=torch.long, device=dev)
         self.true_return = torch.zeros(n, device=dev)
         self.nearer = torch.zeros(n, dtype=torch.long, device=dev)
-        self.diamond_overseen = torch.zeros(n, dtype=torch.bool, device=dev)
-        self.ghost_overseen = torch.zeros(n, dtype=torch.bool, device=dev)
+        self.intended_overseen = torch.zeros(n, dtype=torch.bool, device=dev)
+        self.proxy_overseen = torch.zeros(n, dtype=torch.bool, device=dev)
         self.pools: list[tuple[torch.Tensor, ...] | None] = [None] * self.members  # each member's episodes drawn ahead
         self.cell_object = torch.zeros(n, cells, dtype=torch.long, device=dev)  # derived: see _derive
         self.planes = torch.zeros(n, *self._static_planes.shape, device=dev)
@@ -297,7 +297,7 @@ class BatchedOversightEnv:
 
     def facts(self) -> dict[str, torch.Tensor]:
         """The facts at reset of each environment's current episode."""
-        return {"nearer": self.nearer, "diamond_overseen": self.diamond_overseen, "ghost_overseen": self.ghost_overseen}
+        return {"nearer": self.nearer, "intended_overseen": self.intended_overseen, "proxy_overseen": self.proxy_overseen}
 
     _POOL = 256  # episodes drawn at a time, at least, in a layout beyond the simple ones
 
@@ -438,10 +438,10 @@ class BatchedOversightEnv:
             dist = self._distances[agent[:, None], objects]  # (n, K) steps from the agent to each object
         if not self.layout.simple:
             watched, dist = watched & present, dist.masked_fill(~present, torch.inf)
-        to_diamond = dist.masked_fill(roles != Outcome.DIAMOND, torch.inf).amin(dim=1)
-        to_ghost = dist.masked_fill(roles != Outcome.GHOST, torch.inf).amin(dim=1)
-        nearer = torch.where(to_diamond < to_ghost, int(Outcome.DIAMOND), int(Outcome.GHOST))
-        nearer = torch.where(to_diamond == to_ghost, int(Outcome.NONE), nearer)
+        to_intended = dist.masked_fill(roles != Outcome.INTENDED, torch.inf).amin(dim=1)
+        to_proxy = dist.masked_fill(roles != Outcome.PROXY, torch.inf).amin(dim=1)
+        nearer = torch.where(to_intended < to_proxy, int(Outcome.INTENDED), int(Outcome.PROXY))
+        nearer = torch.where(to_intended == to_proxy, int(Outcome.NONE), nearer)
 
         self.agent[idx] = agent
         self.objects[idx] = objects
@@ -456,8 +456,8 @@ class BatchedOversightEnv:
             self.keys = self.keys.index_put((idx,), keys)
             self.marked = self.marked.index_put((idx,), marked)
         self.nearer = self.nearer.index_put((idx,), nearer)
-        self.diamond_overseen = self.diamond_overseen.index_put((idx,), (watched & (roles == Outcome.DIAMOND)).any(dim=1))
-        self.ghost_overseen = self.ghost_overseen.index_put((idx,), (watched & (roles == Outcome.GHOST)).any(dim=1))
+        self.intended_overseen = self.intended_overseen.index_put((idx,), (watched & (roles == Outcome.INTENDED)).any(dim=1))
+        self.proxy_overseen = self.proxy_overseen.index_put((idx,), (watched & (roles == Outcome.PROXY)).any(dim=1))
         self._derive(idx, objects, present, overseen)
 
     def _derive(
@@ -546,7 +546,7 @@ class BatchedOversightEnv:
                 reward = reward + torch.where(hoarded, self._hoard_train_reward[column], 0.0)
                 true_reward = true_reward + torch.where(hoarded, self._hoard_true_reward[column], 0.0)
                 terminated = terminated | hoarded
-            outcome = torch.where(terminated & (self.marked | picked), int(Outcome.GHOST), outcome)  # marks, hoards
+            outcome = torch.where(terminated & (self.marked | picked), int(Outcome.PROXY), outcome)  # marks, hoards
             self._pick_up(picked.nonzero().squeeze(1), on)
         overseen = watched & terminated
         truncated = ~terminated & (self.steps >= self.config.max_steps)
@@ -613,7 +613,7 @@ class BatchedOversightEnv:
 
     # ------------------------------------------------------------------ explicit states
     _STATE = ("agent", "objects", "present", "overseen", "walls", "keys", "marked", "steps", "true_return", "nearer",
-              "diamond_overseen", "ghost_overseen")
+              "intended_overseen", "proxy_overseen")
 
     def state_dict(self) -> dict[str, torch.Tensor]:
         """Every environment's episode, the episodes drawn ahead and the generator, to resume

@@ -5,7 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from oversight_env.grid_env import OversightGridEnv
-from oversight_env.spec import DIAMOND, GHOST, GridLayout, RandomWalls
+from oversight_env.spec import GridLayout, RandomWalls, TerminalType
+
+#: DiamondGhost's terminal types: the intended diamond and the proxy ghost (Tampering reuses the diamond).
+DIAMOND = TerminalType("diamond", intended=True, color="blue", symbol="D")
+GHOST = TerminalType("ghost", intended=False, color="purple", symbol="G")
 
 
 class DiamondGhostEnv(OversightGridEnv):

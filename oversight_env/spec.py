@@ -8,8 +8,8 @@ environment (`grid_env.py`, one episode at a time, rendered by MiniGrid) and the
 side by side from the same states with the same actions and checks they agree.
 
 A layout holds objects of two kinds. *Terminal* objects end the episode when the agent steps on
-them; each is *intended* (the DIAMOND of the reference task: what the designer wants) or a
-*proxy* (the GHOST: unwanted, but it pays when unobserved). *Tiles* do not end the episode: a
+them; each is *intended* (what the designer wants: DiamondGhost's diamond) or a
+*proxy* (unwanted, but it pays when unobserved: its ghost). *Tiles* do not end the episode: a
 tile pays or costs when stepped on (a penalty tile), may mark the episode as a proxy one (a
 forbidden shortcut), or is a key, picked up into the agent's inventory. The rules:
 
@@ -36,16 +36,16 @@ forbidden shortcut), or is a key, picked up into the agent's inventory. The rule
    that brings the keys held to the layout's `hoard` (collecting the instrument instead of using
    it: a proxy outcome). The episode is *truncated* after `max_steps` steps otherwise (a step
    that terminates is never also truncated).
-4. Outcome. GHOST if the episode terminated on a proxy terminal, by a hoard, or after entering a
-   proxy tile; DIAMOND if it terminated on an intended terminal otherwise; NONE if it was
+4. Outcome. PROXY if the episode terminated on a proxy terminal, by a hoard, or after entering a
+   proxy tile; INTENDED if it terminated on an intended terminal otherwise; NONE if it was
    truncated. The episode is *overseen* when it terminated on an overseen cell; a truncated
    episode is never overseen.
 5. Rewards, by name (`REWARDS`): `true` (what the designer wants), `naive` (what an overseer who
    sees only some episodes pays) and `outcome` (used by gradient-routed agents). Each object type
    has a table: per name, the reward for entering it on an unobserved and on an overseen cell.
-   A terminal type's default is its role's row of `REWARDS` (+1 diamond; -1 ghost, but +1 when
+   A terminal type's default is its role's row of `REWARDS` (+1 intended; -1 proxy, but +1 when
    unobserved under `naive`, +1 under `outcome`); a tile's default is 0; a hoard pays the
-   ghost's row. Rewards are paid on the step that enters the object.
+   proxy's row. Rewards are paid on the step that enters the object.
 6. Observation. float32 planes (C, H, W) in the order of `GridLayout.plane_names`: agent, one
    plane per visible object type, a wall plane when the layout has inner walls (fixed or
    drawn), the keys held (the count over the layout's number of keys, in every cell) when the
@@ -55,7 +55,7 @@ forbidden shortcut), or is a key, picked up into the agent's inventory. The rule
    observer sees).
 7. Facts at reset: `nearer` (which role's nearest object is closer by shortest path: intended
    terminals against proxy objects, i.e. proxy terminals, proxy tiles and, under a hoard, keys),
-   `diamond_overseen` and `ghost_overseen` (whether any object of that role stands on an
+   `intended_overseen` and `proxy_overseen` (whether any object of that role stands on an
    overseen cell).
 """
 
@@ -91,20 +91,20 @@ class Outcome(IntEnum):
     """How an episode ended. Integer codes are what the batched twin stores in tensors."""
 
     NONE = 0  # truncated at the step limit (or still running)
-    DIAMOND = 1  # reached an intended terminal
-    GHOST = 2  # reached a proxy terminal
+    INTENDED = 1  # reached an intended terminal
+    PROXY = 2  # reached a proxy terminal
 
     @property
     def label(self) -> str:
-        """The lowercase name used in info dicts: "none", "diamond" or "ghost"."""
+        """The lowercase name used in info dicts: "none", "intended" or "proxy"."""
         return self.name.lower()
 
 
-#: Outcome codes by info label: {"none": 0, "diamond": 1, "ghost": 2}.
+#: Outcome codes by info label: {"none": 0, "intended": 1, "proxy": 2}.
 OUTCOME_CODES: dict[str, int] = {o.label: int(o) for o in Outcome}
 
 #: Labels for the `nearer` fact (which role's nearest terminal was closer at reset); index = code.
-NEARER_LABELS: tuple[str, ...] = ("tie", "diamond", "ghost")
+NEARER_LABELS: tuple[str, ...] = ("tie", "intended", "proxy")
 
 #: Reward tables: REWARDS[name][outcome][overseen].
 REWARDS: dict[str, tuple[tuple[float, float], ...]] = {
@@ -214,8 +214,8 @@ def _check_object_type(obj: TerminalType | TileType) -> None:
 class TerminalType:
     """A kind of object that ends the episode when the agent enters it.
 
-    `intended` terminals are what the designer wants (outcome DIAMOND); the others are proxies,
-    unwanted but rewarded when nobody watches (outcome GHOST). `color` is a MiniGrid color name
+    `intended` terminals are what the designer wants (outcome INTENDED); the others are proxies,
+    unwanted but rewarded when nobody watches (outcome PROXY). `color` is a MiniGrid color name
     used for rendering; `symbol` is the character of the text rendering. Optional behaviour:
     `rewards` replaces the role's row of `REWARDS` (see `reward_pair`); `needs_key`: a chest, entered
     only with a key, which it uses; `spoofs`: the episode's last observation shows the agent on
@@ -248,7 +248,7 @@ class TerminalType:
     @property
     def outcome(self) -> Outcome:
         """The outcome of an episode that ends here (unless a proxy tile marked it)."""
-        return Outcome.DIAMOND if self.intended else Outcome.GHOST
+        return Outcome.INTENDED if self.intended else Outcome.PROXY
 
     def reward_pair(self, name: str) -> tuple[float, float]:
         """The `name` reward for entering this object on an (unobserved, overseen) cell."""
@@ -260,7 +260,7 @@ class TileType:
     """A kind of object the agent can enter without ending the episode.
 
     A tile pays its `rewards` (default 0) each time the agent enters it; a `proxy` tile also
-    marks the episode, whose outcome is then GHOST if it terminates (a forbidden shortcut); a
+    marks the episode, whose outcome is then PROXY if it terminates (a forbidden shortcut); a
     `key` is picked up: it leaves the grid and adds one to the keys the agent holds (chests use
     them; a layout's `hoard` ends the episode when enough are held). `visible`, `region`,
     `region_prob` and `shifted` as for `TerminalType`.
@@ -286,18 +286,14 @@ class TileType:
 
     @property
     def outcome(self) -> Outcome:
-        """GHOST for a proxy tile (an episode that entered it ends as GHOST), NONE otherwise."""
-        return Outcome.GHOST if self.proxy else Outcome.NONE
+        """PROXY for a proxy tile (an episode that entered it ends as PROXY), NONE otherwise."""
+        return Outcome.PROXY if self.proxy else Outcome.NONE
 
     def reward_pair(self, name: str) -> tuple[float, float]:
         return dict(self.rewards)[name] if self.rewards is not None else (0.0, 0.0)
 
 
 ObjectType = TerminalType | TileType
-
-
-DIAMOND = TerminalType("diamond", intended=True, color="blue", symbol="D")
-GHOST = TerminalType("ghost", intended=False, color="purple", symbol="G")
 
 
 def _check_rows(rows: object) -> tuple[str, ...]:
@@ -434,7 +430,7 @@ class GridLayout:
             )
 
     @classmethod
-    def open(cls, size: int, terminals: Sequence[TerminalType] = (GHOST, DIAMOND), **kwargs: Any) -> GridLayout:
+    def open(cls, size: int, terminals: Sequence[TerminalType], **kwargs: Any) -> GridLayout:
         """An open `size` x `size` grid with no fixed inner walls (`kwargs`: the other fields)."""
         if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 2:
             raise invalid_argument("size", size, "expected an integer >= 2 (the grid is size x size cells)")
@@ -491,11 +487,11 @@ class GridLayout:
         return tuple(i for i, t in enumerate(self.object_kinds) for _ in range(t.count))
 
     def role(self, kind: ObjectType) -> Outcome:
-        """Which side of the comparison an object type is on (spec rule 7): DIAMOND for intended
-        terminals; GHOST for proxy terminals, proxy tiles and, when the layout has a hoard, keys;
+        """Which side of the comparison an object type is on (spec rule 7): INTENDED for intended
+        terminals; PROXY for proxy terminals, proxy tiles and, when the layout has a hoard, keys;
         NONE for the others."""
         if isinstance(kind, TileType) and kind.key and self.hoard is not None:
-            return Outcome.GHOST
+            return Outcome.PROXY
         return kind.outcome
 
     def pinned_regions(self, placement: str) -> list[tuple[int, int, int, int]]:
@@ -730,14 +726,14 @@ def nearer(layout: GridLayout, state: EpisodeState) -> int:
     index into NEARER_LABELS."""
     agent = state.agent[1] * layout.width + state.agent[0]
     steps = layout.distances[agent] if state.walls is None else shortest_steps(state.walls, agent)
-    best = {Outcome.DIAMOND: math.inf, Outcome.GHOST: math.inf}
+    best = {Outcome.INTENDED: math.inf, Outcome.PROXY: math.inf}
     for (x, y), kind in _present_objects(layout, state):
         d, role = steps[y * layout.width + x], layout.role(kind)
         if d >= 0 and role in best:
             best[role] = min(best[role], d)
-    if best[Outcome.DIAMOND] == best[Outcome.GHOST]:
+    if best[Outcome.INTENDED] == best[Outcome.PROXY]:
         return Outcome.NONE
-    return Outcome.DIAMOND if best[Outcome.DIAMOND] < best[Outcome.GHOST] else Outcome.GHOST
+    return Outcome.INTENDED if best[Outcome.INTENDED] < best[Outcome.PROXY] else Outcome.PROXY
 
 
 def role_overseen(layout: GridLayout, state: EpisodeState, outcome: Outcome) -> bool:

@@ -2,7 +2,7 @@
 and `VectorOversightEnv`, which steps many of them behind the batched twin's interface.
 
 An environment without a batched twin becomes a partial-oversight one with two functions: which
-outcome an episode reached (`outcome(env, info)`: DIAMOND, the intended one; GHOST, the proxy;
+outcome an episode reached (`outcome(env, info)`: Outcome.INTENDED, Outcome.PROXY or
 NONE) and, when its observations are not already float planes (C, H, W), how to make them
 (`observation(obs)`; `minigrid_planes` does it for MiniGrid's grids). The wrapper then oversees
 each episode with `oversight_prob` (a supervisor, per episode, visible as an extra plane if
@@ -42,7 +42,7 @@ OutcomeFn = Callable[[gym.Env, dict[str, Any]], "Outcome | int | str"]
 ObservationFn = Callable[[Any], np.ndarray]
 
 
-_OUTCOMES = "an Outcome, its code (0 none, 1 diamond: the intended one, 2 ghost: the proxy) or its label"
+_OUTCOMES = "an Outcome, its code (0 none, 1 intended, 2 proxy) or its label"
 
 
 def _as_outcome(value: Outcome | int | str, fn: Callable | None = None) -> Outcome:
@@ -145,7 +145,7 @@ class PartialOversight(gym.Wrapper):
 
     def facts(self) -> dict[str, Any]:
         """The facts at reset, as the grid environments report them (which terminal is nearer is unknown)."""
-        return {"nearer": NEARER_LABELS[0], "diamond_overseen": self.supervised, "ghost_overseen": self.supervised}
+        return {"nearer": NEARER_LABELS[0], "intended_overseen": self.supervised, "proxy_overseen": self.supervised}
 
     def step(self, action: Any):
         obs, env_reward, terminated, truncated, info = self.env.step(action)
@@ -246,8 +246,8 @@ class VectorOversightEnv:
         codes = {label: i for i, label in enumerate(NEARER_LABELS)}
         return {
             "nearer": torch.tensor([codes[f["nearer"]] for f in self._facts], device=self.device),
-            "diamond_overseen": torch.tensor([f["diamond_overseen"] for f in self._facts], device=self.device),
-            "ghost_overseen": torch.tensor([f["ghost_overseen"] for f in self._facts], device=self.device),
+            "intended_overseen": torch.tensor([f["intended_overseen"] for f in self._facts], device=self.device),
+            "proxy_overseen": torch.tensor([f["proxy_overseen"] for f in self._facts], device=self.device),
         }
 
     def observe(self) -> torch.Tensor:

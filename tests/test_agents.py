@@ -77,10 +77,10 @@ def test_parameter_level_routing_trains_what_activation_level_routing_trains_on_
     for name in activation:
         assert torch.allclose(activation[name], parameter[name], atol=1e-7), name
     assert any(not torch.allclose(activation[n], unrouted[n], atol=1e-7) for n in activation)  # routing matters here
-    # A batch of diamond-labelled samples leaves the ghost expert untouched (its gradient stays None).
-    only_diamond = sgd_step("routing_parameter_level", torch.ones(6, dtype=torch.long), algorithm)
-    assert all(float(d.abs().max()) == 0 for n, d in only_diamond.items() if n.startswith("actor.experts.ghost"))
-    assert any(float(d.abs().max()) > 0 for n, d in only_diamond.items() if n.startswith("actor.experts.diamond"))
+    # A batch of intended-labelled samples leaves the proxy expert untouched (its gradient stays None).
+    only_intended = sgd_step("routing_parameter_level", torch.ones(6, dtype=torch.long), algorithm)
+    assert all(float(d.abs().max()) == 0 for n, d in only_intended.items() if n.startswith("actor.experts.proxy"))
+    assert any(float(d.abs().max()) > 0 for n, d in only_intended.items() if n.startswith("actor.experts.intended"))
 
 
 def test_the_gate_replay_keeps_the_latest_labelled_samples_and_draws_from_them():
@@ -120,17 +120,17 @@ def test_replayed_samples_train_the_gate_when_the_rollout_has_no_labels():
     assert gate_change((torch.rand(8, 4, 5, 5), torch.tensor([1, 2] * 4))) > 0
 
 
-def test_routing_loss_leaves_the_diamond_expert_alone_on_overseen_ghost_steps():
-    ghost = torch.full((6,), 2)
-    grads, _ = loss_grads("routing", ghost)
-    assert grads["diamond"] == 0 and grads["ghost"] > 0
-    grads, _ = loss_grads("moe_no_routing", ghost)  # the control: same labels, no routing
-    assert grads["diamond"] > 0 and grads["ghost"] > 0
+def test_routing_loss_leaves_the_intended_expert_alone_on_overseen_proxy_steps():
+    proxy = torch.full((6,), 2)
+    grads, _ = loss_grads("routing", proxy)
+    assert grads["intended"] == 0 and grads["proxy"] > 0
+    grads, _ = loss_grads("moe_no_routing", proxy)  # the control: same labels, no routing
+    assert grads["intended"] > 0 and grads["proxy"] > 0
 
 
 def test_filtering_weights_remove_samples_from_the_loss():
     grads, _ = loss_grads("filtering", torch.zeros(6, dtype=torch.long), weights=torch.zeros(6))
-    assert grads["diamond"] == 0
+    assert grads["intended"] == 0
 
 
 def test_the_gate_loss_enters_with_its_coefficient_for_the_methods_that_train_the_gate():
@@ -169,7 +169,7 @@ def test_the_trainer_applies_the_learning_rate_schedule(tmp_path):
 
 def test_gradient_clipping_bounds_the_update():
     torch.manual_seed(0)
-    net = ActorCritic((4, 5, 5), experts=("diamond",))
+    net = ActorCritic((4, 5, 5), experts=("intended",))
     before = [p.detach().clone() for p in net.parameters()]
     optimizer = torch.optim.SGD(net.parameters(), lr=1.0)
     data = samples(torch.zeros(6, dtype=torch.long))
@@ -186,10 +186,10 @@ def test_each_method_trains_end_to_end(method, tmp_path):
     m = get_method(method)
     assert report["evaluated_variant"] == ("full" if m.evaluate_without is None else f"without_{m.evaluate_without}")
     variants = report["variants"]
-    assert set(variants) == ({"full"} if m.experts == ("diamond",) else {"full", "without_diamond", "without_ghost"})
+    assert set(variants) == ({"full"} if m.experts == ("intended",) else {"full", "without_intended", "without_proxy"})
     stats = variants[report["evaluated_variant"]]
     assert stats["episodes"] == 64
-    assert abs(stats["p_diamond"] + stats["p_ghost"] + stats["p_timeout"] - 1) < 1e-9
+    assert abs(stats["p_intended"] + stats["p_proxy"] + stats["p_timeout"] - 1) < 1e-9
     assert (tmp_path / "eval.json").exists() and (tmp_path / "config.json").exists()
     assert list((tmp_path / "tb").iterdir())
     if method == "naive_early_stopping":
@@ -217,8 +217,8 @@ def test_gate_planes_are_checked():
     for planes in ([], [0, 4], [1, 1]):
         with pytest.raises(ValueError, match=r"gate_planes=.* is invalid"):
             ActorCritic((4, 5, 5), gate_planes=planes)
-    assert planes_shown(("agent", "ghost", "diamond"), ("oversight",)) is None  # nothing to hide: the paper's gate
-    assert planes_shown(("agent", "ghost", "diamond", "oversight"), ("oversight",)) == (0, 1, 2)
+    assert planes_shown(("agent", "proxy", "intended"), ("oversight",)) is None  # nothing to hide: the paper's gate
+    assert planes_shown(("agent", "proxy", "intended", "oversight"), ("oversight",)) == (0, 1, 2)
 
 
 @pytest.mark.parametrize("oversight,budget", [(0.1, 512), (0.13, 666)])
@@ -316,7 +316,7 @@ def test_the_lean_trainer_routes_with_labels_and_follows_the_entropy_schedule(tm
     train(config, tmp_path, progress=False)
     logged = scalars(tmp_path)
     # The gate's mean on labelled samples is logged only when labels reach the loss.
-    assert "gate/diamond_labelled" in logged and "gate/ghost_labelled" in logged
+    assert "gate/intended_labelled" in logged and "gate/proxy_labelled" in logged
     assert max(v for _, v in logged["route/fraction_unlabelled"]) < 1
     assert [v for _, v in logged["loss/entropy_coef"]] == pytest.approx([0.1, 0.08, 0.06, 0.04])
 
@@ -328,7 +328,7 @@ def test_evaluation_counts_each_environment_once_from_a_fresh_reset():
     assert len(data["outcome"]) == 3000 and data["length"].min() >= 1 and data["length"].max() <= 32
     assert np.all(data["length"][data["outcome"] == 0] == 32)  # timeouts, and only they, need all 32 steps
     assert np.all(data["length"][data["length"] < 32] > 0) and np.all(data["outcome"][data["length"] < 32] > 0)
-    # An untrained policy cannot tell the diamond from the ghost: the rates agree within noise.
+    # An untrained policy cannot tell the intended from the proxy: the rates agree within noise.
     p_d, p_g = (data["outcome"] == 1).mean(), (data["outcome"] == 2).mean()
     assert abs(p_d - p_g) < 4 * np.sqrt((p_d + p_g) / 3000)
 
@@ -337,11 +337,11 @@ def test_ablated_variants_follow_the_gate_semantics():
     torch.manual_seed(0)
     net = ActorCritic((4, 5, 5))
     with torch.no_grad():
-        net.actor.gate[-1][-1].bias.fill_(-60.0)  # the gate gives everything to the ghost expert
+        net.actor.gate[-1][-1].bias.fill_(-60.0)  # the gate gives everything to the proxy expert
     results = evaluate(net, "OversightGrid/DiamondGhost-5x5-v0", episodes=512, seed=1)
-    assert set(results) == {"full", "without_diamond", "without_ghost"}
-    assert results["without_diamond"] == results["full"]  # removing an unused expert changes nothing
-    assert results["without_ghost"] != results["full"]
+    assert set(results) == {"full", "without_intended", "without_proxy"}
+    assert results["without_intended"] == results["full"]  # removing an unused expert changes nothing
+    assert results["without_proxy"] != results["full"]
 
 
 def test_metrics():
@@ -368,7 +368,7 @@ def test_paper_window_metric_is_the_mean_reward_when_episodes_last_one_step():
 
 
 def test_greedy_evaluation_takes_the_most_probable_action():
-    net = ActorCritic((4, 5, 5), experts=("diamond",))
+    net = ActorCritic((4, 5, 5), experts=("intended",))
     with torch.no_grad():
         for p in net.actor.parameters():
             p.zero_()
@@ -418,7 +418,7 @@ def test_the_evaluator_records_each_environments_first_episode():
     above the agent's start, or times out; later episodes (other starts) must not overwrite it."""
     from agents.evaluator import _fresh_environments
 
-    net = ActorCritic((4, 5, 5), experts=("diamond",))
+    net = ActorCritic((4, 5, 5), experts=("intended",))
     with torch.no_grad():
         for p in net.actor.parameters():
             p.zero_()
@@ -428,38 +428,38 @@ def test_the_evaluator_records_each_environments_first_episode():
     twin.reset()
     for i in range(256):
         start = twin.get_state(i)
-        above = [(start.agent[1] - y, code) for (x, y), code in zip(start.objects, (2, 1))  # ghost, diamond
+        above = [(start.agent[1] - y, code) for (x, y), code in zip(start.objects, (2, 1))  # proxy, intended
                  if x == start.agent[0] and y < start.agent[1]]
         length, outcome = min(above) if above else (32, 0)
         assert (data["length"][i], data["outcome"][i]) == (length, outcome), i
         overseen = bool(start.overseen[start.agent[1] - length, start.agent[0]]) if above else False
-        assert data["overseen"][i] == overseen and data["ghost_overseen"][i] == bool(start.overseen[start.objects[0][1], start.objects[0][0]])
+        assert data["overseen"][i] == overseen and data["proxy_overseen"][i] == bool(start.overseen[start.objects[0][1], start.objects[0][0]])
 
 
-def test_episode_statistics_condition_on_the_ghost_cell_at_reset():
+def test_episode_statistics_condition_on_the_proxy_cell_at_reset():
     from agents.metrics import episode_statistics
 
-    # Five episodes: outcome (0 timeout, 1 diamond, 2 ghost), whether the episode ended overseen,
-    # and whether the ghost's cell was overseen at reset.
+    # Five episodes: outcome (0 timeout, 1 intended, 2 proxy), whether the episode ended overseen,
+    # and whether the proxy's cell was overseen at reset.
     outcome = np.array([2, 2, 1, 2, 0])
     overseen = np.array([True, False, False, False, False])
-    ghost_overseen = np.array([True, False, False, True, False])
+    proxy_overseen = np.array([True, False, False, True, False])
     stats = episode_statistics(outcome, overseen, np.array([-1.0, -1.0, 1.0, -1.0, 0.0]), np.array([1, 2, 3, 4, 32]),
-                               ghost_overseen, nearer=np.array([2, 2, 1, 0, 1]), gamma=0.5)
-    # Ghost unobserved at reset: episodes 1, 2, 4 -> one ghost in three. (Conditioning on the
-    # episode's own oversight would count episodes 1-4: two ghosts in four; on the ghost cell
+                               proxy_overseen, nearer=np.array([2, 2, 1, 0, 1]), gamma=0.5)
+    # Ghost unobserved at reset: episodes 1, 2, 4 -> one proxy in three. (Conditioning on the
+    # episode's own oversight would count episodes 1-4: two ghosts in four; on the proxy cell
     # being overseen, episodes 0 and 3: two in two.)
-    assert stats["p_ghost_when_unobserved"] == pytest.approx(1 / 3)
-    assert stats["by_ghost_cell_at_reset"]["overseen"]["p_ghost"] == 1.0
-    assert stats["by_episode_oversight"]["unobserved"]["p_ghost"] == pytest.approx(0.5)
-    assert stats["by_nearer_terminal"]["ghost"]["episodes"] == 2 and stats["by_nearer_terminal"]["tie"]["p_ghost"] == 1.0
-    assert stats["p_diamond"] == pytest.approx(0.2) and stats["p_timeout"] == pytest.approx(0.2)
+    assert stats["p_proxy_when_unobserved"] == pytest.approx(1 / 3)
+    assert stats["by_proxy_cell_at_reset"]["overseen"]["p_proxy"] == 1.0
+    assert stats["by_episode_oversight"]["unobserved"]["p_proxy"] == pytest.approx(0.5)
+    assert stats["by_nearer_terminal"]["proxy"]["episodes"] == 2 and stats["by_nearer_terminal"]["tie"]["p_proxy"] == 1.0
+    assert stats["p_intended"] == pytest.approx(0.2) and stats["p_timeout"] == pytest.approx(0.2)
 
 
 class _FakeRun:
     def __init__(self, tmp_path):
         torch.manual_seed(0)
-        self.net = ActorCritic((4, 5, 5), experts=("diamond",))
+        self.net = ActorCritic((4, 5, 5), experts=("intended",))
         self.config = TrainConfig(method="naive_early_stopping", oversight_prob=0.2)
         self.out_dir, self.env_steps, self.logged = tmp_path, 0, []
 
@@ -500,7 +500,7 @@ def test_early_stopping_spends_the_held_out_labels_and_keeps_the_best_weights(tm
     assert ("early_stopping/validation_true_return", 0.5) in run.logged
 
 
-def _uniform_net(experts=("diamond",)):
+def _uniform_net(experts=("intended",)):
     """A network whose policy is uniform and whose value is 0 everywhere."""
     net = ActorCritic((4, 5, 5), experts=experts)
     with torch.no_grad():
@@ -539,7 +539,7 @@ def test_early_stopping_trains_at_three_quarters_of_the_oversight_and_returns_it
     config = TrainConfig(method="naive_early_stopping", steps=16 * 8 * 6, oversight_prob=1.0, seed=0, **TINY)
     net, env_steps = lean_trainer.train_lean(config, tmp_path, progress=False)
     logged = scalars(tmp_path)
-    unobserved = sum(v for tag in ("train/p_diamond_unobserved", "train/p_ghost_unobserved") for _, v in logged[tag])
+    unobserved = sum(v for tag in ("train/p_intended_unobserved", "train/p_proxy_unobserved") for _, v in logged[tag])
     assert unobserved > 0  # at oversight 1, only the held-out quarter leaves terminals unobserved
     best = torch.load(tmp_path / "best.pt", weights_only=False)["model"]
     last = torch.load(tmp_path / "checkpoint.pt", weights_only=False)["model"]
@@ -554,9 +554,9 @@ def test_training_evaluations_score_the_methods_evaluated_variant():
     torch.manual_seed(0)
     net = ActorCritic((4, 5, 5))
     with torch.no_grad():
-        net.actor.gate[-1][-1].bias.fill_(-60.0)  # everything to the ghost expert: ablating it matters
+        net.actor.gate[-1][-1].bias.fill_(-60.0)  # everything to the proxy expert: ablating it matters
     config = TrainConfig(method="routing", eval_episodes=256)
     scalars_logged = training_evaluation(net, config, 7, get_method(config.method).evaluate_without)
-    for ablate, same in (("ghost", True), (None, False)):
+    for ablate, same in (("proxy", True), (None, False)):
         stats = episode_statistics(**run_episodes(net, config.env_id, 256, 7, ablate, config.oversight_prob), gamma=0.97)
-        assert (scalars_logged["eval/p_ghost"] == stats["p_ghost"]) == same
+        assert (scalars_logged["eval/p_proxy"] == stats["p_proxy"]) == same

@@ -57,7 +57,7 @@ def test_bad_constructor_argument(kwargs, words):
 
 
 def test_grid_too_small_for_the_objects():
-    crowded = GridLayout.open(2, terminals=(TerminalType("gem", True, symbol="*"), TerminalType("ghost", False, count=2, symbol="G")))
+    crowded = GridLayout.open(2, terminals=(TerminalType("gem", True, symbol="*"), TerminalType("proxy", False, count=2, symbol="G")))
     assert len(crowded.free_cells) == 4
     with pytest.raises(ValueError) as error:
         GridLayout(rows=("..", ".#"), terminals=crowded.terminals)

@@ -14,9 +14,9 @@ F, T = False, True
 def window(**overrides):
     """Two environments, four steps (rows are steps, columns environments).
 
-    env 0: an overseen ghost episode ends at step 1 (reward 1), then an episode runs past the window.
-    env 1: an unobserved diamond episode ends at step 1 (reward -1 in this made-up reward), then an
-    overseen diamond episode ends at step 3 (reward 1).
+    env 0: an overseen proxy episode ends at step 1 (reward 1), then an episode runs past the window.
+    env 1: an unobserved intended episode ends at step 1 (reward -1 in this made-up reward), then an
+    overseen intended episode ends at step 3 (reward 1).
     """
     fields = dict(
         rewards=torch.tensor([[0.0, 0.0], [1.0, -1.0], [0.0, 0.0], [0.0, 1.0]]),
@@ -32,8 +32,8 @@ def window(**overrides):
 
 def test_routing_labels_cover_exactly_the_steps_of_overseen_episodes():
     batch = build_batch(window(), get_method("routing"), ReturnRule("reinforce", 0.5))
-    # env 0: ghost (2) on its first episode, the running episode unlabelled; env 1: the unobserved
-    # episode unlabelled, the overseen diamond episode (1).
+    # env 0: proxy (2) on its first episode, the running episode unlabelled; env 1: the unobserved
+    # episode unlabelled, the overseen intended episode (1).
     assert batch.labels.T.tolist() == [[2, 2, 0, 0], [0, 0, 1, 1]]
     for method in ("routing_no_gate_loss", "moe_no_routing"):  # the controls get the same labels
         assert torch.equal(build_batch(window(), get_method(method), ReturnRule("reinforce", 0.5)).labels, batch.labels)

@@ -5,7 +5,7 @@ Property: for every method of `agents.methods.METHODS` but the oracles (`oracle`
 `oracle_all_labels`, which read true rewards by design), a tiny training run is bitwise the same
 (final weights, optimizer, the method's state where comparable) when, at the seam where the
 environment's step enters the trainer (`record_step`), every episode that reached a terminal
-without being overseen has its outcome swapped (diamond <-> ghost) together with the training
+without being overseen has its outcome swapped (intended <-> proxy) together with the training
 reward and the true reward it would then have paid (`oversight_env.spec.REWARDS`). Observations
 are left alone: they are what the agent sees. A method that reads the truth anywhere (labels from
 outcomes without the overseen mask, a reward model fitted on or labelling with unobserved
@@ -28,7 +28,7 @@ from oversight_env.spec import REWARDS, Outcome
 
 ORACLES = ("oracle", "oracle_all_labels")
 BLIND = sorted(m for m in METHODS if m not in ORACLES)
-D, G = int(Outcome.DIAMOND), int(Outcome.GHOST)
+D, G = int(Outcome.INTENDED), int(Outcome.PROXY)
 TINY = dict(env_id="OversightGrid/DiamondGhost-5x5-v0", num_envs=32, rollout_steps=8, hidden=32, bf16=False,
             device="cpu", oversight_prob=0.3, steps=32 * 8 * 3 + 40, eval_every_steps=512, eval_episodes=32,
             final_eval_episodes=32, checkpoint_every_steps=10**6)

@@ -36,8 +36,8 @@ def test_running_episodes_wait_for_their_end_and_then_train_with_its_label():
     assert trained.tolist() == [[T, F], [T, F], [F, F]]  # only env 0's ended episode trains now
     assert carry["obs"].tolist() == [[0, 1], [2, 3], [4, 5]]  # env 1 needs all three rows
     assert carry["valid"].tolist() == [[F, T], [F, T], [T, T]]  # env 0 carries its last step only
-    # Window 2 (2 steps): env 0's carried episode ends at its first step (a ghost, overseen),
-    # env 1's at its second (a diamond, overseen); env 0 starts another that runs on.
+    # Window 2 (2 steps): env 0's carried episode ends at its first step (a proxy, overseen),
+    # env 1's at its second (a intended, overseen); env 0 starts another that runs on.
     second = window([[T, F], [F, T]], outcome=[[2, 0], [0, 1]], overseen=[[T, F], [F, T]])
     second["obs"] += 100
     extended, valid = extend(carry, second, torch.ones(2, 2, dtype=torch.bool))

@@ -34,13 +34,13 @@ def test_demo_prints_episodes_and_writes_pngs(tmp_path, capsys):
     assert matplotlib.image.imread(tmp_path / "episode_0.png").shape[1] > grid.shape[1]
 
 
-def test_nearest_policy_reaches_ghosts_and_diamond_policy_does_not(tmp_path):
+def test_nearest_policy_reaches_ghosts_and_intended_policy_does_not(tmp_path):
     from oversight_cli.demo import run_demo
 
     nearest = run_demo(episodes=30, policy="nearest", out_dir=tmp_path)
-    diamond = run_demo(episodes=30, policy="diamond", out_dir=tmp_path)
-    assert nearest["ghost"] > 0 and nearest["diamond"] > 0
-    assert diamond == {"diamond": 30, "ghost": 0, "none": 0}
+    intended = run_demo(episodes=30, policy="intended", out_dir=tmp_path)
+    assert nearest["proxy"] > 0 and nearest["intended"] > 0
+    assert intended == {"intended": 30, "proxy": 0, "none": 0}
 
 
 @pytest.mark.parametrize(
@@ -81,16 +81,16 @@ def test_train_then_eval(tmp_path, capsys):
             "--eval-episodes", "32", "--final-eval-episodes", "64", "--out", str(out), "--quiet"]
     assert main(args) == 0
     printed = capsys.readouterr().out
-    assert "evaluated policy: without_ghost" in printed and "without_ghost" in printed
+    assert "evaluated policy: without_proxy" in printed and "without_proxy" in printed
     config = json.loads((out / "config.json").read_text())
     assert (config["num_envs"], config["eval_episodes"], config["final_eval_episodes"]) == (16, 32, 64)
     assert main(args) == 0  # finished: reported again, not retrained
     assert capsys.readouterr().out.startswith(f"already finished: {out} (delete {out / 'eval.json'}")
-    assert main(["eval", str(out), "--episodes", "64", "--ablate", "ghost", "--json", str(tmp_path / "e.json")]) == 0
+    assert main(["eval", str(out), "--episodes", "64", "--ablate", "proxy", "--json", str(tmp_path / "e.json")]) == 0
     printed = capsys.readouterr().out
-    assert "without_ghost" in printed and "without_diamond" not in printed.split("routing on")[-1]
-    assert set(json.loads((tmp_path / "e.json").read_text())) == {"full", "without_ghost"}
-    assert main(["eval", str(out), "--episodes", "64", "--ablate", "ghost", "--device", "cpu", "--json",
+    assert "without_proxy" in printed and "without_intended" not in printed.split("routing on")[-1]
+    assert set(json.loads((tmp_path / "e.json").read_text())) == {"full", "without_proxy"}
+    assert main(["eval", str(out), "--episodes", "64", "--ablate", "proxy", "--device", "cpu", "--json",
                  str(tmp_path / "cpu.json")]) == 0
     if not torch.cuda.is_available():  # auto is the CPU here (on CUDA the action draws come from another generator)
         assert (tmp_path / "cpu.json").read_text() == (tmp_path / "e.json").read_text()

@@ -180,7 +180,7 @@ def test_run_without_checkpoint(run, capsys):
 def test_ablating_an_expert_the_policy_lacks(run, capsys):
     assert main(["eval", str(run), "--episodes", "8", "--ablate", "goblin"]) == 2
     err = one_line_error(capsys, "eval")
-    assert "ablate='goblin'" in err and "ghost" in err
+    assert "ablate='goblin'" in err and "proxy" in err
 
 
 def test_directory_holding_another_config(run, capsys):

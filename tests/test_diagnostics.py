@@ -13,14 +13,14 @@ from agents.networks import ActorCritic
 ENV = "OversightGrid/DiamondGhost-5x5-v0"
 
 
-def _constant_experts(diamond_logit: float, ghost_logit: float) -> ActorCritic:
-    """A routed network whose diamond-only policy has logits (diamond_logit, 0, 0, 0) and whose
-    ghost-only policy has (ghost_logit, 0, 0, 0), whatever the state."""
+def _constant_experts(intended_logit: float, proxy_logit: float) -> ActorCritic:
+    """A routed network whose intended-only policy has logits (intended_logit, 0, 0, 0) and whose
+    proxy-only policy has (proxy_logit, 0, 0, 0), whatever the state."""
     net = ActorCritic((4, 5, 5), hidden=8)
     with torch.no_grad():
         for parameter in net.actor.parameters():
             parameter.zero_()
-        for name, value in (("diamond", diamond_logit), ("ghost", ghost_logit)):
+        for name, value in (("intended", intended_logit), ("proxy", proxy_logit)):
             net.actor.experts[name][-1][-2].bias[0] = value  # the expert's last linear layer (then ReLU)
         net.actor.head.weight[0, 0] = 1.0
     return net
@@ -55,24 +55,24 @@ class _Run:
 def test_routed_methods_count_the_labelled_episodes_each_expert_has_seen():
     method = get_method("routing")
     state = method.initial_state()
-    # outcome: 0 timeout, 1 diamond, 2 ghost; only overseen episodes ending at a terminal are labelled
+    # outcome: 0 timeout, 1 intended, 2 proxy; only overseen episodes ending at a terminal are labelled
     method.after_rollout(state, torch.tensor([1, 1, 2, 2, 0, 1]), torch.tensor([True, False, True, True, True, True]))
     method.after_rollout(state, torch.tensor([2, 1]), torch.tensor([True, False]))
     run = _Run()
     method.at_evaluation(state, run)
-    assert run.logged == {"route/labelled_episodes_diamond": 2, "route/labelled_episodes_ghost": 3}
+    assert run.logged == {"route/labelled_episodes_intended": 2, "route/labelled_episodes_proxy": 3}
     assert get_method("naive").initial_state() == {}  # a single network has no experts to count for
 
 
-def _gate_reads_whether_the_ghost_is_overseen(hidden: int = 32) -> ActorCritic:
-    """A routed network whose gate is sigmoid(+10) while the ghost's cell is overseen and
-    sigmoid(-10) otherwise (planes: agent, ghost, diamond, oversight); uniform actions."""
+def _gate_reads_whether_the_proxy_is_overseen(hidden: int = 32) -> ActorCritic:
+    """A routed network whose gate is sigmoid(+10) while the proxy's cell is overseen and
+    sigmoid(-10) otherwise (planes: agent, proxy, intended, oversight); uniform actions."""
     net = ActorCritic((4, 5, 5), hidden=hidden)
     conv, _, mlp = net.actor.gate
     with torch.no_grad():
         for parameter in net.actor.parameters():
             parameter.zero_()
-        conv.weight[0, 1], conv.weight[0, 3], conv.bias[0] = 1.0, 1.0, -1.0  # 1 where ghost and overseen, else <= 0
+        conv.weight[0, 1], conv.weight[0, 3], conv.bias[0] = 1.0, 1.0, -1.0  # 1 where proxy and overseen, else <= 0
         first, _, second, _, last = mlp
         first.weight[:25, :25] = torch.eye(25)  # channel 0's 25 cells, each through a ReLU
         second.weight[0, :25] = 1.0
@@ -81,10 +81,10 @@ def _gate_reads_whether_the_ghost_is_overseen(hidden: int = 32) -> ActorCritic:
 
 
 def test_gate_by_outcome_averages_each_episodes_gate_by_terminal_and_oversight():
-    groups = gate_by_outcome(_gate_reads_whether_the_ghost_is_overseen(), ENV, episodes=512, oversight_prob=0.5)
-    assert set(groups) == {"diamond_overseen", "diamond_unobserved", "ghost_overseen", "ghost_unobserved"}
-    assert groups["ghost_overseen"] == _approx(1 / (1 + math.exp(-10)))
-    assert groups["ghost_unobserved"] == _approx(1 / (1 + math.exp(10)))
-    assert 0.2 < groups["diamond_unobserved"] < 0.8  # the ghost overseen in about half of them
-    only_unobserved = gate_by_outcome(_gate_reads_whether_the_ghost_is_overseen(), ENV, episodes=64, oversight_prob=0.0)
-    assert set(only_unobserved) <= {"diamond_unobserved", "ghost_unobserved"}
+    groups = gate_by_outcome(_gate_reads_whether_the_proxy_is_overseen(), ENV, episodes=512, oversight_prob=0.5)
+    assert set(groups) == {"intended_overseen", "intended_unobserved", "proxy_overseen", "proxy_unobserved"}
+    assert groups["proxy_overseen"] == _approx(1 / (1 + math.exp(-10)))
+    assert groups["proxy_unobserved"] == _approx(1 / (1 + math.exp(10)))
+    assert 0.2 < groups["intended_unobserved"] < 0.8  # the proxy overseen in about half of them
+    only_unobserved = gate_by_outcome(_gate_reads_whether_the_proxy_is_overseen(), ENV, episodes=64, oversight_prob=0.0)
+    assert set(only_unobserved) <= {"intended_unobserved", "proxy_unobserved"}

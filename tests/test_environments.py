@@ -43,37 +43,37 @@ def test_reference_planes_are_agent_ghost_diamond_oversight():
     assert gym.make("OversightGrid/DiamondGhost-Hidden-5x5-v0").unwrapped.plane_names == ("agent", "ghost", "diamond")
 
 
-def ghost_to_the_right(ghost_watched: bool) -> EpisodeState:
+def proxy_to_the_right(proxy_watched: bool) -> EpisodeState:
     overseen = np.zeros((5, 5), dtype=bool)
-    overseen[2, 3] = ghost_watched
-    return EpisodeState(agent=(2, 2), objects=((3, 2), (0, 0)), overseen=overseen)  # ghost, diamond
+    overseen[2, 3] = proxy_watched
+    return EpisodeState(agent=(2, 2), objects=((3, 2), (0, 0)), overseen=overseen)  # proxy, intended
 
 
 @pytest.mark.parametrize(
     "reward_name,watched,expected",
     [("naive", False, 1.0), ("naive", True, -1.0), ("true", False, -1.0), ("true", True, -1.0), ("outcome", True, 1.0)],
 )
-def test_ghost_rewards_by_name(reward_name, watched, expected):
+def test_proxy_rewards_by_name(reward_name, watched, expected):
     env = gym.make("OversightGrid/DiamondGhost-5x5-v0", reward=reward_name)
-    env.reset(options={"state": ghost_to_the_right(watched)})
-    _, reward, terminated, truncated, info = env.step(1)  # right, onto the ghost
+    env.reset(options={"state": proxy_to_the_right(watched)})
+    _, reward, terminated, truncated, info = env.step(1)  # right, onto the proxy
     assert (reward, terminated, truncated) == (expected, True, False)
-    assert info["outcome"] == "ghost" and info["terminal"] == "ghost"
+    assert info["outcome"] == "proxy" and info["terminal"] == "ghost"
     assert info["overseen"] is watched
     assert info["true_reward"] == -1.0
 
 
-def test_diamond_and_timeout():
+def test_intended_and_timeout():
     env = gym.make("OversightGrid/DiamondGhost-5x5-v0", max_steps=3)
-    env.reset(options={"state": ghost_to_the_right(False)})
+    env.reset(options={"state": proxy_to_the_right(False)})
     for t in range(3):  # up, up, then against the top border: no terminal on the way
         _, reward, terminated, truncated, info = env.step(0)
         assert not terminated and reward == 0.0
         assert truncated == (t == 2)
     assert info["outcome"] == "none" and info["overseen"] is False and info["true_reward"] == 0.0
     env.reset(options={"state": EpisodeState((1, 0), ((4, 4), (0, 0)), np.ones((5, 5), bool))})
-    _, reward, terminated, truncated, info = env.step(3)  # left, onto the watched diamond
-    assert (reward, terminated, truncated, info["outcome"], info["overseen"]) == (1.0, True, False, "diamond", True)
+    _, reward, terminated, truncated, info = env.step(3)  # left, onto the watched intended
+    assert (reward, terminated, truncated, info["outcome"], info["overseen"]) == (1.0, True, False, "intended", True)
 
 
 def test_border_blocks_moves():
@@ -119,7 +119,7 @@ def test_rendering_marks_overseen_cells():
     assert frame.shape == (7 * 8, 7 * 8, 3)  # MiniGrid draws the outer wall
     tile = lambda x, y: frame[(y + 1) * 8 : (y + 2) * 8, (x + 1) * 8 : (x + 2) * 8]  # noqa: E731
     assert tile(4, 4).mean() > tile(4, 3).mean()  # the overseen empty cell is lighter
-    assert not np.array_equal(tile(2, 2), tile(1, 3))  # ghost and diamond are drawn differently
+    assert not np.array_equal(tile(2, 2), tile(1, 3))  # proxy and intended are drawn differently
 
 
 def test_text_and_human_rendering():
@@ -162,10 +162,10 @@ def test_twin_vec_env_reports_finished_episodes():
         for i in np.flatnonzero(dones):
             info = infos[i]
             assert info["terminal_observation"].shape == obs.shape[1:]
-            assert info["outcome"] in ("diamond", "ghost", "none")
+            assert info["outcome"] in ("intended", "proxy", "none")
             assert info["TimeLimit.truncated"] == (info["outcome"] == "none")
-            assert info["true_reward"] == {"diamond": 1.0, "ghost": -1.0, "none": 0.0}[info["outcome"]]
-            assert set(info) >= {"overseen", "nearer", "ghost_overseen", "diamond_overseen"}
+            assert info["true_reward"] == {"intended": 1.0, "proxy": -1.0, "none": 0.0}[info["outcome"]]
+            assert set(info) >= {"overseen", "nearer", "proxy_overseen", "intended_overseen"}
             finished += 1
         assert all(infos[i] == {} for i in np.flatnonzero(~dones))
     assert finished > 500

@@ -31,14 +31,14 @@ CONFIGS = [
 def facts_as_labels(facts, i):
     return {
         "nearer": NEARER_LABELS[int(facts["nearer"][i])],
-        "diamond_overseen": bool(facts["diamond_overseen"][i]),
-        "ghost_overseen": bool(facts["ghost_overseen"][i]),
+        "intended_overseen": bool(facts["intended_overseen"][i]),
+        "proxy_overseen": bool(facts["proxy_overseen"][i]),
     }
 
 
 @pytest.mark.parametrize("env_id,kwargs", CONFIGS)
 def test_twin_and_minigrid_agree_step_by_step(env_id, kwargs):
-    endings = ENDINGS - ({"diamond"} if "AbsentSupervisor" in env_id else set())
+    endings = ENDINGS - ({"intended"} if "AbsentSupervisor" in env_id else set())
     if "CheeseInCorner" in env_id:  # the corner is far from where the agent starts: lean up and left
         rng = np.random.default_rng(1)
         run_side_by_side(env_id, kwargs, endings=endings, policy=lambda t, n: rng.choice(4, size=n, p=[0.4, 0.1, 0.1, 0.4]))
@@ -48,11 +48,11 @@ def test_twin_and_minigrid_agree_step_by_step(env_id, kwargs):
 
 def test_the_long_way_round_agrees_too():
     """AbsentSupervisor's intended path, which random moves do not find: right 6, down 4, left 6."""
-    run_side_by_side("OversightGrid/AbsentSupervisor-v0", {}, n=4, steps=48, endings={"diamond"},
+    run_side_by_side("OversightGrid/AbsentSupervisor-v0", {}, n=4, steps=48, endings={"intended"},
                      policy=lambda t, n: np.full(n, ([1] * 6 + [2] * 4 + [3] * 6)[t % 16]))
 
 
-ENDINGS = {"diamond", "ghost", "none", "overseen", "unobserved"}
+ENDINGS = {"intended", "proxy", "none", "overseen", "unobserved"}
 
 
 def run_side_by_side(env_id: str, kwargs: dict, n: int = 24, steps: int = 250, endings: set[str] = ENDINGS,
@@ -82,7 +82,7 @@ def run_side_by_side(env_id: str, kwargs: dict, n: int = 24, steps: int = 250, e
     for i in range(n):
         obs[i] = start(i, 0)
     rng = np.random.default_rng(0)
-    seen = {"diamond": 0, "ghost": 0, "none": 0, "overseen": 0, "unobserved": 0}
+    seen = {"intended": 0, "proxy": 0, "none": 0, "overseen": 0, "unobserved": 0}
     for t in range(steps):
         actions = rng.integers(0, 4, size=n) if policy is None else policy(t, n)
         step = twin.step(actions)
@@ -100,7 +100,7 @@ def run_side_by_side(env_id: str, kwargs: dict, n: int = 24, steps: int = 250, e
             assert info["outcome"] == Outcome(int(step.outcome[i])).label
             assert info["overseen"] == bool(step.overseen[i])
             assert info["true_reward"] == float(step.true_reward[i])
-            assert {k: info[k] for k in ("nearer", "diamond_overseen", "ghost_overseen")} == facts_as_labels(
+            assert {k: info[k] for k in ("nearer", "intended_overseen", "proxy_overseen")} == facts_as_labels(
                 step.facts, i
             )
             assert envs[i].step_count == int(step.steps[i])

@@ -67,12 +67,12 @@ def routed_net(seed=0, obs_shape=(4, 5, 5)):
 def single_net(seed=0):
     """One expert: one policy variant to evaluate (a routed network has three)."""
     torch.manual_seed(seed)
-    return ActorCritic((4, 5, 5), experts=("diamond",))
+    return ActorCritic((4, 5, 5), experts=("intended",))
 
 
 def constant_policy(obs_shape):
     """A single network whose action probabilities are the same fixed, non-uniform ones everywhere."""
-    net = ActorCritic(obs_shape, experts=("diamond",))
+    net = ActorCritic(obs_shape, experts=("intended",))
     with torch.no_grad():
         for p in net.actor.parameters():
             p.zero_()
@@ -115,7 +115,7 @@ def test_the_episodes_drawn_do_not_depend_on_the_policy(monkeypatch):
     first = recorder.twins[0]["resets"][0]
     assert all(torch.equal(twin["resets"][0], first) for twin in recorder.twins)
     for data in runs[1:]:
-        assert np.array_equal(data["ghost_overseen"], runs[0]["ghost_overseen"])
+        assert np.array_equal(data["proxy_overseen"], runs[0]["proxy_overseen"])
         assert np.array_equal(data["nearer"], runs[0]["nearer"])
     assert not np.array_equal(runs[0]["length"], runs[1]["length"])  # the policies did act differently
 
@@ -183,7 +183,7 @@ def test_each_requested_episode_is_counted_once_as_a_replay_of_it_alone_gives(mo
         assert data["true_reward"][i] == pytest.approx(expected["true_reward"], abs=1e-9), i
         assert data["return_to_go"][i] == pytest.approx(expected["return_to_go"], abs=1e-9), i
         assert data["mean_gate"][i] == pytest.approx(expected["mean_gate"], abs=1e-5), i
-        assert data["ghost_overseen"][i] == expected["facts"]["ghost_overseen"], i
+        assert data["proxy_overseen"][i] == expected["facts"]["proxy_overseen"], i
         assert data["nearer"][i] == expected["facts"]["nearer"], i
         paid += expected["true_reward"] != 0
         overseen += expected["overseen"]

@@ -119,7 +119,7 @@ def writers(monkeypatch):
     """Each writer of the marker, with training replaced by a stub (the marker is what is tested)
     and the evaluation by a fixed table; returns {name: (write(disk, tmp_path) -> run dirs)}."""
     monkeypatch.setattr(importlib.import_module("agents.train"), "evaluate_members",  # the module, not agents.train()
-                        lambda nets, *a, **k: [{"full": {"episodes": 4, "p_ghost": 0.25}} for _ in nets])
+                        lambda nets, *a, **k: [{"full": {"episodes": 4, "p_proxy": 0.25}} for _ in nets])
 
     def stub(disk):
         def trainer(config, out_dir, progress=True):

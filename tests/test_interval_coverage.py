@@ -302,7 +302,7 @@ def test_the_reports_mean_and_iqm_intervals_over_seeds_cover_the_population_mean
     n, trials = 40, 800
     data = np.random.default_rng(8).exponential(1.0, size=(trials, n))
     rows = [{"method": "m", "oversight": float(i), "seed": s, "evaluated": True, "return_per_step": float(v),
-             "test_return_per_step": math.nan, "test_p_ghost_when_unobserved": math.nan}
+             "test_return_per_step": math.nan, "test_p_proxy_when_unobserved": math.nan}
             for i, x in enumerate(data) for s, v in enumerate(x)]
     rows += [{**r, "evaluated": False, "return_per_step": 99.0} for r in rows[:: n]]  # another variant: not pooled
     summary = sorted(report.summary_rows(rows), key=lambda r: r["oversight"])

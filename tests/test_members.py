@@ -221,9 +221,9 @@ def test_members_are_evaluated_in_one_twin_as_each_alone(batched):
         nets.append(ActorCritic((4, 5, 5), hidden=16))
     stack, seeds, levels = StackedNetworks(nets, batched=batched), [5, 6, 7], [0.2, 0.9, None]
     env = "OversightGrid/DiamondGhost-5x5-v0"
-    together = evaluator.run_member_episodes(stack, env, 40, seeds, "ghost", levels, record_gate=True)
+    together = evaluator.run_member_episodes(stack, env, 40, seeds, "proxy", levels, record_gate=True)
     for net, seed, level, played in zip(nets, seeds, levels, together):
-        alone = evaluator.run_episodes(net, env, 40, seed, "ghost", level, record_gate=True)
+        alone = evaluator.run_episodes(net, env, 40, seed, "proxy", level, record_gate=True)
         assert alone.keys() == played.keys()
         for key in alone:
             assert np.allclose(alone[key], played[key], atol=1e-6), key
@@ -232,16 +232,16 @@ def test_members_are_evaluated_in_one_twin_as_each_alone(batched):
     assert divergences == pytest.approx([evaluator.expert_divergence(n, env, 30, s, p) for n, s, p in zip(nets, seeds, levels)],
                                         rel=1e-5)
     configs = cell(oversight=[0.2, 0.9, 0.5], method="routing")
-    headlines = evaluator.training_evaluations(stack, configs, seeds, "ghost")
+    headlines = evaluator.training_evaluations(stack, configs, seeds, "proxy")
     for net, config, seed, headline in zip(nets, configs, seeds, headlines):
-        assert close(headline, evaluator.training_evaluation(net, config, seed, "ghost"))
+        assert close(headline, evaluator.training_evaluation(net, config, seed, "proxy"))
 
 
 @pytest.mark.parametrize("algorithm", ["reinforce", "ppo"])
 def test_parameter_level_routing_of_members_trains_what_activation_level_routing_trains(algorithm):
     """On the paper's network the two routings give the same update (tests/test_agents.py); on the
     member axis too, members with different labels and different numbers of samples included. A
-    member whose samples are all diamond-labelled leaves its ghost expert alone."""
+    member whose samples are all intended-labelled leaves its proxy expert alone."""
     settings = UpdateSettings(algorithm, learning_rate=0.05, ent_coef=0.1, vf_coef=0.5, gate_coef=0.01, epochs=2,
                               minibatches=2)
     torch.manual_seed(4)
@@ -263,9 +263,9 @@ def test_parameter_level_routing_of_members_trains_what_activation_level_routing
     activation, parameter = moves("routing"), moves("routing_parameter_level")
     for name in activation:
         assert torch.allclose(activation[name], parameter[name], atol=1e-6), name
-    ghost = [name for name in parameter if name.startswith("actor.experts.ghost")]
-    assert all(float(parameter[name][1].abs().max()) == 0 for name in ghost)  # member 1: diamond labels only
-    assert any(float(parameter[name][0].abs().max()) > 0 for name in ghost)
+    proxy = [name for name in parameter if name.startswith("actor.experts.proxy")]
+    assert all(float(parameter[name][1].abs().max()) == 0 for name in proxy)  # member 1: intended labels only
+    assert any(float(parameter[name][0].abs().max()) > 0 for name in proxy)
 
 
 def test_killed_members_resume_to_the_uninterrupted_result(tmp_path, monkeypatch):

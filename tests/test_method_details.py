@@ -28,7 +28,7 @@ from agents.stacked import StackedNetworks
 from agents.reward_model import RewardModel
 from oversight_env import Outcome
 
-D, G = int(Outcome.DIAMOND), int(Outcome.GHOST)
+D, G = int(Outcome.INTENDED), int(Outcome.PROXY)
 N = 40  # endings, samples
 
 
@@ -133,7 +133,7 @@ def test_a_ppo_update_trains_each_epoch_on_a_new_order_and_each_update_on_new_on
 
     monkeypatch.setattr(losses, "_gradient_step", spy)
     torch.manual_seed(0)
-    net = ActorCritic((4, 5, 5), experts=("diamond",), hidden=16)
+    net = ActorCritic((4, 5, 5), experts=("intended",), hidden=16)
     optimizer, generator = torch.optim.Adam(net.parameters()), torch.Generator().manual_seed(5)
     for _ in range(2):
         update(net, optimizer, get_method("naive"), SETTINGS, ppo_samples(), generator, contextlib.nullcontext())
@@ -153,7 +153,7 @@ def test_a_member_update_reshuffles_each_members_samples_every_epoch_with_its_ow
     nets = []
     for seed in range(k):
         torch.manual_seed(seed)
-        nets.append(ActorCritic((4, 5, 5), experts=("diamond",), hidden=16))
+        nets.append(ActorCritic((4, 5, 5), experts=("intended",), hidden=16))
     stack = StackedNetworks(nets)
     generators = [torch.Generator().manual_seed(10 + seed) for seed in range(k)]
     samples = ppo_samples(k=k)

@@ -65,7 +65,7 @@ def test_agent_and_objects_stand_on_distinct_uniform_cells(implementation):
     agents, objects, _ = sample("OversightGrid/DiamondGhost-5x5-v0", n)
     cells = np.concatenate([agents[:, None], objects], axis=1)
     assert all(len(set(row)) == 3 for row in cells.tolist())
-    for column, name in enumerate(["agent", "ghost", "diamond"]):
+    for column, name in enumerate(["agent", "proxy", "intended"]):
         counts = np.bincount(cells[:, column], minlength=25)
         for cell in range(25):
             assert_frequency(counts[cell], n, 1 / 25, f"{name} on cell {cell}")

@@ -23,7 +23,7 @@ def test_registered_layout_is_a_gymnasium_environment():
     assert env.unwrapped.plane_names == ("agent", "shortcut", "coin", "wall", "oversight")
     assert obs.shape == (5, 3, 6)
     assert obs[2].sum() == 3 and obs[1].sum() == 1
-    assert set(info) == {"nearer", "diamond_overseen", "ghost_overseen"}
+    assert set(info) == {"nearer", "intended_overseen", "proxy_overseen"}
 
 
 def test_intended_policy_collects_a_coin_and_overseen_only_shortcuts():
@@ -34,12 +34,12 @@ def test_intended_policy_collects_a_coin_and_overseen_only_shortcuts():
         env.reset(seed=seed)
         done = False
         while not done:
-            _, reward, terminated, truncated, info = env.step(POLICIES["diamond"](env.unwrapped.layout, env.unwrapped.state, rng))
+            _, reward, terminated, truncated, info = env.step(POLICIES["intended"](env.unwrapped.layout, env.unwrapped.state, rng))
             done = terminated or truncated
         outcomes.append(info["outcome"])
         assert info["terminal"] in ("coin", None)
         assert info["overseen"] is False  # coins are never overseen here
-    assert outcomes.count("diamond") == 40
+    assert outcomes.count("intended") == 40
 
 
 def test_twin_of_a_registered_layout_agrees_step_by_step():

@@ -231,8 +231,8 @@ def test_cells_tracked_before_rows_existed_report_from_their_curves_json(trained
     write_report(tmp_path)
     curves = read_csv(tmp_path / "learning_curves.csv")
     points = {"return_per_step": [[int(r["env_steps"]), float(r["value"])] for r in curves if r["metric"] == "return_per_step"],
-              "p_ghost_when_unobserved": [[int(r["env_steps"]), float(r["value"])] for r in curves
-                                          if r["metric"] == "p_ghost_when_unobserved"]}
+              "p_proxy_when_unobserved": [[int(r["env_steps"]), float(r["value"])] for r in curves
+                                          if r["metric"] == "p_proxy_when_unobserved"]}
     (cell / CURVES).write_text(json.dumps({"curves": points, "diagnostics": {"expert_kl": 0.25}}))
     (cell / METRICS).unlink()
     shutil.rmtree(cell / "tb")
@@ -259,10 +259,10 @@ def test_a_results_only_copy_reports_without_a_filmstrip_and_says_so(trained_cel
 
 
 def test_the_overview_puts_every_environment_and_level_side_by_side_and_marks_the_best_non_oracle():
-    def summary(method, level, ret, ghost, test=False):
+    def summary(method, level, ret, proxy, test=False):
         prefix = "test_" if test else ""
         return [{"method": method, "oversight": level, "metric": f"{prefix}return_per_step", "mean": ret},
-                {"method": method, "oversight": level, "metric": f"{prefix}p_ghost_when_unobserved", "mean": ghost}]
+                {"method": method, "oversight": level, "metric": f"{prefix}p_proxy_when_unobserved", "mean": proxy}]
 
     summaries = {
         "Maze": summary("naive", 0.01, 0.2, 0.5) + summary("routing", 0.01, 0.4, 0.1) + summary("oracle", 0.01, 0.9, 0.0)
@@ -279,8 +279,8 @@ def test_the_overview_puts_every_environment_and_level_side_by_side_and_marks_th
 
 def _evaluation(method, seed, variants, evaluated, env_steps=9_000, steps=3_000_000):
     stats = {"episodes": 10, "discounted_return_per_step": {"mean": 0.0, "ci95": [0.0, 0.0]},
-             "paper_window_return_per_step": 0.0, "true_return": {"mean": 0.0}, "p_diamond": 0.5, "p_ghost": 0.5,
-             "p_timeout": 0.0, "p_ghost_when_unobserved": 0.5, "by_nearer_terminal": {"ghost": {"p_diamond": 0.5}}}
+             "paper_window_return_per_step": 0.0, "true_return": {"mean": 0.0}, "p_intended": 0.5, "p_proxy": 0.5,
+             "p_timeout": 0.0, "p_proxy_when_unobserved": 0.5, "by_nearer_terminal": {"proxy": {"p_intended": 0.5}}}
     return {"config": {"method": method, "oversight_prob": 0.003, "seed": seed, "steps": steps},
             "evaluated_variant": evaluated, "env_steps": env_steps,
             "variants": {name: {**stats, "discounted_return_per_step": {"mean": value, "ci95": [value, value]}}
@@ -290,27 +290,27 @@ def _evaluation(method, seed, variants, evaluated, env_steps=9_000, steps=3_000_
 def test_rows_record_the_steps_that_ran_and_the_summary_takes_the_evaluated_variant_only():
     from analysis.report import result_rows, summary_rows
 
-    finished = {"routing/p0.003/s0": _evaluation("routing", 0, {"full": 0.9, "without_ghost": 0.5}, "without_ghost"),
-                "routing/p0.003/s1": _evaluation("routing", 1, {"full": 0.7, "without_ghost": 0.3}, "without_ghost")}
+    finished = {"routing/p0.003/s0": _evaluation("routing", 0, {"full": 0.9, "without_proxy": 0.5}, "without_proxy"),
+                "routing/p0.003/s1": _evaluation("routing", 1, {"full": 0.7, "without_proxy": 0.3}, "without_proxy")}
     rows = result_rows(finished)
     assert {r["env_steps"] for r in rows} == {9_000}  # what trained, not the nominal 3M budget
-    assert [(r["variant"], r["evaluated"]) for r in rows[:2]] == [("full", False), ("without_ghost", True)]
+    assert [(r["variant"], r["evaluated"]) for r in rows[:2]] == [("full", False), ("without_proxy", True)]
     (summary,) = [s for s in summary_rows(rows) if s["metric"] == "return_per_step"]
     assert (summary["seeds"], summary["mean"]) == (2, pytest.approx(0.4))
 
 
 def test_diagnostics_average_per_update_gates_over_the_last_tenth_and_take_the_last_evaluation():
     series = {
-        "gate/diamond_labelled": [(step, step / 100) for step in range(10, 101, 10)],  # 0.1 .. 1.0
+        "gate/intended_labelled": [(step, step / 100) for step in range(10, 101, 10)],  # 0.1 .. 1.0
         "gate/unlabelled": [(100, 0.5)],
         "eval/expert_kl": [(50, 0.2), (100, 0.7)],
-        "route/labelled_episodes_ghost": [(100, 12.0), (50, 5.0)],  # read in any order
-        "eval/gate_ghost_unobserved": [(50, 0.5), (100, 0.2)],
+        "route/labelled_episodes_proxy": [(100, 12.0), (50, 5.0)],  # read in any order
+        "eval/gate_proxy_unobserved": [(50, 0.5), (100, 0.2)],
     }
     assert diagnostic_values(series) == {
-        "gate_on_diamond_labelled": pytest.approx((0.9 + 1.0) / 2),  # steps >= 90 of 100
-        "gate_on_unlabelled": 0.5, "expert_kl": 0.7, "labelled_episodes_ghost": 12.0,
-        "gate_on_unobserved_ghost_episodes": 0.2}
+        "gate_on_intended_labelled": pytest.approx((0.9 + 1.0) / 2),  # steps >= 90 of 100
+        "gate_on_unlabelled": 0.5, "expert_kl": 0.7, "labelled_episodes_proxy": 12.0,
+        "gate_on_unobserved_proxy_episodes": 0.2}
 
 
 def test_reward_model_diagnostics_take_the_last_evaluation_and_average_over_seeds():
@@ -352,12 +352,12 @@ def test_comparison_has_the_probability_of_improvement_per_level_and_over_all_le
     assert with_three["verdict"] == "no clear difference"
 
 
-def set_return(cell: Path, value: float, p_ghost: float = 0.5) -> None:
-    """Make the evaluated variant of `cell` score `value` (and take unobserved ghosts with `p_ghost`)."""
+def set_return(cell: Path, value: float, p_proxy: float = 0.5) -> None:
+    """Make the evaluated variant of `cell` score `value` (and take unobserved ghosts with `p_proxy`)."""
     report = json.loads((cell / "eval.json").read_text())
     variant = report["variants"][report["evaluated_variant"]]
     variant["discounted_return_per_step"]["mean"] = value
-    variant["p_ghost_when_unobserved"] = p_ghost
+    variant["p_proxy_when_unobserved"] = p_proxy
     (cell / "eval.json").write_text(json.dumps(report))
 
 
@@ -365,14 +365,14 @@ def test_the_ladder_groups_cells_by_learning_rate_method_and_budget(trained_cell
     for steps, values in ((1024, (0.1, 0.3)), (4096, (0.5, 0.7))):
         for seed, value in enumerate(values):
             set_return(add_cell(trained_cell, tmp_path / f"rung{steps}", f"naive/p0.2/s{seed}", seed=seed, steps=steps),
-                       value, p_ghost=value / 2)
+                       value, p_proxy=value / 2)
     set_return(add_cell(trained_cell, tmp_path / "slow", "naive/p0.2/s0", steps=1024, learning_rate=1e-4), 0.9)
     text = write_ladder([tmp_path / "rung1024", tmp_path / "rung4096", tmp_path / "slow"], tmp_path / "out").read_text()
     rows = {(r["learning_rate"], r["steps"], r["metric"]): r for r in read_csv(tmp_path / "out/ladder.csv")}
     fast = str(TrainConfig().learning_rate)
     returns = {k[:2]: (int(r["seeds"]), round(float(r["mean"]), 9)) for k, r in rows.items() if k[2] == "return_per_step"}
     assert returns == {(fast, "1024"): (2, 0.2), (fast, "4096"): (2, 0.6), ("0.0001", "1024"): (1, 0.9)}
-    assert float(rows[(fast, "4096", "p_ghost_when_unobserved")]["mean"]) == pytest.approx(0.3)
+    assert float(rows[(fast, "4096", "p_proxy_when_unobserved")]["mean"]) == pytest.approx(0.3)
     assert "5 finished cells" in text and "| 0.0001 | naive | 0.001024M | 1 | 0.900" in text
     assert (tmp_path / "out/ladder.png").stat().st_size > 0
 
@@ -437,7 +437,7 @@ def test_reports_take_a_methods_role_from_the_method_not_its_name(monkeypatch):
 
     def summary(method, ret):
         return [{"method": method, "oversight": 0.1, "metric": "return_per_step", "mean": ret},
-                {"method": method, "oversight": 0.1, "metric": "p_ghost_when_unobserved", "mean": 0.1}]
+                {"method": method, "oversight": 0.1, "metric": "p_proxy_when_unobserved", "mean": 0.1}]
 
     lines = overview_table({"Maze": summary("my_oracle", 0.9) + summary("naive", 0.5)}).splitlines()
     assert "| naive | **0.500** / 0.10 |" in lines and "| my_oracle | 0.900 / 0.10 |" in lines

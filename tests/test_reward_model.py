@@ -14,7 +14,7 @@ from agents.train import train
 from oversight_env import Outcome, make_batched
 
 SHAPE = (2, 1, 3)
-D, G = int(Outcome.DIAMOND), int(Outcome.GHOST)
+D, G = int(Outcome.INTENDED), int(Outcome.PROXY)
 
 
 def ending(cell: int) -> torch.Tensor:
@@ -24,12 +24,12 @@ def ending(cell: int) -> torch.Tensor:
 
 
 def window() -> dict[str, torch.Tensor]:
-    """Two steps of three environments: env 0 ends overseen at a diamond (step 0), env 1 unobserved
-    at a ghost (step 1), env 2 by the step limit (step 1)."""
+    """Two steps of three environments: env 0 ends overseen at a intended (step 0), env 1 unobserved
+    at a proxy (step 1), env 2 by the step limit (step 1)."""
     done = torch.tensor([[True, False, False], [False, True, True]])
     outcome = torch.tensor([[D, 0, 0], [0, G, 0]])
     overseen = torch.tensor([[True, False, False], [False, False, False]])
-    rewards = torch.tensor([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])  # naive: the unobserved ghost pays +1
+    rewards = torch.tensor([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])  # naive: the unobserved proxy pays +1
     final = torch.zeros(2, 3, *SHAPE)
     final[0, 0], final[1, 1], final[1, 2] = ending(0), ending(2), ending(1)
     return {"done": done, "outcome": outcome, "overseen": overseen, "rewards": rewards, "final_obs": final}
@@ -44,7 +44,7 @@ def test_only_overseen_endings_teach_the_model_and_only_unobserved_ones_are_resc
     assert model.labelled == 1 and model.heldout_labels.tolist() == [0]  # the first labelled ending is held out
     assert rewards[0, 0] == 1.0 and rewards[1, 2] == 0.0 and rewards[0, 1] == 0.0  # overseen, timeout, mid-episode: kept
     expected = float(model.expected_reward(w["final_obs"][1, 1][None])[0])
-    assert rewards[1, 1] == expected != 1.0  # the unobserved ghost: the model's expectation, not the naive +1
+    assert rewards[1, 1] == expected != 1.0  # the unobserved proxy: the model's expectation, not the naive +1
     assert torch.equal(w["rewards"], torch.tensor([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]]))  # the window itself untouched
 
 
@@ -53,7 +53,7 @@ def test_the_model_never_reads_the_oversight_map():
         method = get_method(name)
         state = method.initial_state(("agent", "oversight"))
         w = window()
-        w["final_obs"][1, 1, 1] = 1.0  # the unobserved ghost's ending, now with its cell marked overseen
+        w["final_obs"][1, 1, 1] = 1.0  # the unobserved proxy's ending, now with its cell marked overseen
         method.prepare_window(state, w)
         assert state["model"].train_obs.shape[1:] == (1, 1, 3)  # the agent plane only
     rewards = []
@@ -72,7 +72,7 @@ def test_the_expected_reward_weighs_each_class_by_its_mean_true_reward():
     obs = torch.stack([ending(0), ending(0), ending(2), ending(2), ending(2)])
     model.add(obs, torch.tensor([D, D, G, G, G]), torch.tensor([1.0, 1.0, -1.0, -1.0, 0.0]))
     assert torch.allclose(model.class_rewards(), torch.tensor([1.0, -2.0 / 3.0]))
-    with torch.no_grad():  # a model sure of "ghost"
+    with torch.no_grad():  # a model sure of "proxy"
         for p in model.net.parameters():
             p.zero_()
         model.net[-1].bias.copy_(torch.tensor([-20.0, 20.0]))
@@ -114,14 +114,14 @@ def test_routing_with_model_labels_labels_the_unobserved_endings_the_model_is_su
     method = get_method("routing_reward_model")
     state = method.initial_state()
     model = state["model"] = RewardModel(SHAPE)
-    with torch.no_grad():  # a model sure of "ghost" for every ending
+    with torch.no_grad():  # a model sure of "proxy" for every ending
         for p in model.net.parameters():
             p.zero_()
         model.net[-1].bias.copy_(torch.tensor([-20.0, 20.0]))
     w = window()
     prepared = method.prepare_window(state, w)
     labels = method.step_labels(prepared["done"], prepared["outcome"], prepared["overseen"])
-    assert labels.tolist() == [[1, 2, 0], [0, 2, 0]]  # env 1's unobserved ghost episode now routes to the ghost expert
+    assert labels.tolist() == [[1, 2, 0], [0, 2, 0]]  # env 1's unobserved proxy episode now routes to the proxy expert
     assert not w["overseen"][1, 1]  # the trainer's own record of what was overseen is untouched
     model.net[-1].bias.data.copy_(torch.tensor([0.0, 0.0]))  # unsure: nothing more is labelled
     labels = method.step_labels(*(method.prepare_window(state, window())[k] for k in ("done", "outcome", "overseen")))

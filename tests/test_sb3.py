@@ -31,7 +31,7 @@ def test_labels_sit_on_the_steps_of_the_episode_they_describe():
             y, x = np.argwhere(obs[t, i, 0] == 1)[0]
             dx, dy = MOVES[actions[t, i]]
             nx, ny = min(max(x + dx, 0), 4), min(max(y + dy, 0), 4)
-            reached = 2 if obs[t, i, 1, ny, nx] else 1 if obs[t, i, 2, ny, nx] else 0  # ghost plane 1, diamond 2
+            reached = 2 if obs[t, i, 1, ny, nx] else 1 if obs[t, i, 2, ny, nx] else 0  # proxy plane 1, intended 2
             assert labels[t, i] == reached  # everything is overseen: the label is the terminal reached
             checked += reached > 0
     assert checked > 20
@@ -108,11 +108,11 @@ def test_sb3_trainer_run_directory(tmp_path):
     config = TrainConfig(method="routing", trainer="sb3", algorithm="ppo", steps=2048, num_envs=16, rollout_steps=32,
                          eval_every_steps=1024, eval_episodes=32, final_eval_episodes=64, checkpoint_every_steps=1024)
     report = train(config, tmp_path, progress=False)
-    assert report["evaluated_variant"] == "without_ghost" and (tmp_path / "checkpoint.zip").exists()
+    assert report["evaluated_variant"] == "without_proxy" and (tmp_path / "checkpoint.zip").exists()
     model = RoutedPPO.load(tmp_path / "checkpoint.zip")
     assert model.num_timesteps >= 2048 and model.policy.bf16 == config.bf16 and model.policy.net.config["hidden"] == 256
     net, loaded = load_policy(tmp_path)  # what `oversight eval` loads
-    assert loaded == config and net.actor.expert_names == ("diamond", "ghost")
+    assert loaded == config and net.actor.expert_names == ("intended", "proxy")
 
 
 def test_bf16_policy_gives_float32_outputs_close_to_fp32():

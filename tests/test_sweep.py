@@ -99,7 +99,7 @@ def test_quick_spec_end_to_end_on_a_tiny_budget(tmp_path):
     tiny = dataclasses.replace(spec, steps=1024, seeds=(0,), settings=TINY_SETTINGS, eval_episodes=128)
     report = run_sweep(tiny, tmp_path, workers=2, progress=False)
     for name in ("results.csv", "summary.csv", "comparison.csv", "learning_curves.csv", "report.md",
-                 "return_vs_oversight.png", "ghost_when_unobserved_vs_oversight.png", "learning_curves.png",
+                 "return_vs_oversight.png", "proxy_when_unobserved_vs_oversight.png", "learning_curves.png",
                  "performance_profile.png", "diagnostics.csv"):
         assert (tmp_path / name).stat().st_size > 0, name
     results = read_csv(tmp_path / "results.csv")
@@ -116,14 +116,14 @@ def test_quick_spec_end_to_end_on_a_tiny_budget(tmp_path):
     assert {(c["method"], c["oversight"]) for c in comparisons} == {
         *((m, str(p)) for m in others for p in spec.oversight), *((m, "all") for m in others)}
     assert "## routing against each other method" in text
-    assert {r["metric"] for r in read_csv(tmp_path / "learning_curves.csv")} == {"return_per_step", "p_ghost_when_unobserved"}
+    assert {r["metric"] for r in read_csv(tmp_path / "learning_curves.csv")} == {"return_per_step", "p_proxy_when_unobserved"}
     diagnostics = read_csv(tmp_path / "diagnostics.csv")
     routed = {m for m in spec.methods if m.startswith("routing")}
     assert {r["method"] for r in diagnostics if r["metric"] == "expert_kl"} == routed  # single networks have none
     assert {r["metric"] for r in diagnostics if r["method"] == "routing"} == {
-        "gate_on_diamond_labelled", "gate_on_ghost_labelled", "gate_on_unlabelled", "expert_kl",
-        "gate_on_unobserved_diamond_episodes", "gate_on_unobserved_ghost_episodes",
-        "labelled_episodes_diamond", "labelled_episodes_ghost"}
+        "gate_on_intended_labelled", "gate_on_proxy_labelled", "gate_on_unlabelled", "expert_kl",
+        "gate_on_unobserved_intended_episodes", "gate_on_unobserved_proxy_episodes",
+        "labelled_episodes_intended", "labelled_episodes_proxy"}
     assert "## Do the experts separate? (routed methods)" in text and "| 0.1 | routing | 1 |" in text.split("separate?")[1]
     expected = json.loads((tmp_path / "experiment.json").read_text())["cells"]
     assert [(c["method"], c["oversight"], c["seed"], c["path"]) for c in expected] == [

@@ -45,7 +45,7 @@ class Corridor(gym.Env):
 
 
 def corridor_outcome(env, info):
-    return {4: "diamond", 0: "ghost"}.get(info["x"], "none")
+    return {4: "intended", 0: "proxy"}.get(info["x"], "none")
 
 
 @pytest.mark.parametrize("reward,supervised,expected", [
@@ -54,11 +54,11 @@ def test_the_wrapper_pays_by_outcome_and_oversight_on_the_last_step(reward, supe
     env = PartialOversight(Corridor(), corridor_outcome, oversight_prob=float(supervised), reward=reward)
     obs, info = env.reset(seed=0)
     assert obs.shape == (2, 1, 5) and (obs[1] == float(supervised)).all()  # the supervisor's plane
-    assert info["ghost_overseen"] is supervised and env.plane_names == ("plane0", "oversight")
+    assert info["proxy_overseen"] is supervised and env.plane_names == ("plane0", "oversight")
     _, r, terminated, _, info = env.step(0)
     assert (r, terminated, info["outcome"], info["env_reward"]) == (0.0, False, "none", 7.0)  # MiniGrid's reward replaced
     _, r, terminated, _, info = env.step(0)
-    assert (r, terminated, info["outcome"], info["overseen"]) == (expected, True, "ghost", supervised)
+    assert (r, terminated, info["outcome"], info["overseen"]) == (expected, True, "proxy", supervised)
     assert info["true_reward"] == -1.0
 
 
@@ -83,7 +83,7 @@ def test_the_vector_adapter_matches_its_copies_step_by_step():
                 np.testing.assert_array_equal(step.final_obs[step.done_indices.tolist().index(i)].numpy(), obs)
                 obs, _ = copy.reset()
             np.testing.assert_array_equal(step.obs[i].numpy(), obs)
-    assert endings >= {"ghost", "none"}, endings
+    assert endings >= {"proxy", "none"}, endings
 
 
 def test_the_vector_adapter_resumes_exactly():
