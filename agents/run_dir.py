@@ -6,6 +6,7 @@
     <run>/metrics.jsonl  the same scalars as rows {"step", "tag", "value"}: what reports read
     <run>/checkpoint.pt  the lean trainer's latest state (checkpoint.zip: the SB3 trainer's)
     <run>/best.pt        early stopping's chosen weights
+    <run>/episode.json   one episode of the evaluated policy, for reports (`agents.episodes`)
     <run>/eval.json      the final evaluation: the run is finished when it exists
 
 Every damaged or missing file gives a one-line error naming the file.

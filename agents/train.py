@@ -1,7 +1,8 @@
 """`train(config, out_dir)`: one entry point for every trainer, with resume and finished-run reuse;
 `train_members(configs, out_dirs)`: the same for the cells of one method and environment (seeds,
 oversight levels) trained as one program, the members of `agents.lean_trainer.train_members`;
-`write_evaluation(s)`: the final evaluation of every variant, written as the run's `eval.json`."""
+`write_evaluation(s)`: the final evaluation of every variant, written as the run's `eval.json`, and
+one episode of the evaluated policy, recorded for reports (`agents.episodes`)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from agents.config import TrainConfig
+from agents.episodes import EPISODE, record_episode
 from agents.evaluator import evaluate_members, variant_name
 from agents.files import write_json_atomic
 from agents.methods import get_method
@@ -108,7 +110,7 @@ def write_evaluations(nets: Sequence[ActorCritic], configs: Sequence[TrainConfig
         progress=progress,
     )
     reports, code = [], code_version()
-    for member, out_dir, steps, variants in zip(configs, out_dirs, env_steps, evaluations):
+    for net, member, out_dir, steps, variants in zip(nets, configs, out_dirs, env_steps, evaluations):
         report = {
             "config": member.to_json(),
             "evaluated_variant": variant_name(method.evaluate_without),
@@ -116,6 +118,7 @@ def write_evaluations(nets: Sequence[ActorCritic], configs: Sequence[TrainConfig
             "variants": variants,
             "code": code,  # the commit that produced it (agents.provenance)
         }
-        write_json_atomic(out_dir / EVALUATION, report)
+        write_json_atomic(out_dir / EPISODE, record_episode(net, member, method.evaluate_without))
+        write_json_atomic(out_dir / EVALUATION, report)  # last: the run is finished when it exists
         reports.append(report)
     return reports

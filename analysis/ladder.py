@@ -3,7 +3,9 @@
 A sweep's experiment has one budget and one learning rate (`runs/ladder_*.toml`, one per rung);
 the ladder draws several experiments together at one oversight level. Cells are grouped by
 learning rate, method and budget (their `steps`), pooled over seeds; the cells may differ in
-nothing else (another environment or setting would make the rungs incomparable).
+nothing else (another environment or setting would make the rungs incomparable). An experiment
+whose cells are gone is read from its tracked `results_tidy.csv`, with the settings its
+`experiment.json` records.
 
 Writes into DIR:
 - `ladder.csv`: per learning rate, method and budget, over seeds, the mean and the interquartile
@@ -27,17 +29,12 @@ import numpy as np
 
 from agents.files import atomic_write, write_csv
 from analysis.figures import method_colors, save_figure
-from analysis.report import (
-    POOLED_OVER,
-    RESAMPLES,
-    SUMMARY_METRICS,
-    Evaluations,
-    check_poolable,
-    read_cells,
-    result_rows,
-    summary_rows,
-)
-from analysis.statistics import format_interval
+from agents.run_dir import read_json
+from analysis.loading import POOLED_OVER, check_poolable, read_cells, result_rows
+from analysis.metrics import HEADLINE, METRICS
+from analysis.statistics import RESAMPLES, format_interval
+from analysis.tables import summary_rows
+from analysis.tidy import TIDY, read_tidy
 from oversight_env.spec import invalid_argument
 
 RUNG_SETTINGS = ("steps", "learning_rate")  # what the rungs of a ladder may differ in, besides the pooled
@@ -45,42 +42,59 @@ LADDER_COLUMNS = ["learning_rate", "method", "steps", "metric", "seeds", "mean",
                   "iqm_ci_low", "iqm_ci_high"]
 
 
-def read_ladder(run_dirs: list[Path], oversight: float | None,
-                seeds: list[int] | None = None) -> tuple[Evaluations, float]:
+Rung = dict[str, tuple[dict[str, Any], list[dict[str, Any]]]]  # cell -> (its config, its result rows)
+
+
+def rung_cells(run_dir: Path) -> Rung:
+    """The finished cells of one experiment: each one's config and result rows, read from the cells,
+    or, where they are gone, from the tracked tidy table and the settings `experiment.json` says
+    every cell shared."""
+    cells, _ = read_cells(run_dir)
+    if cells:
+        return {f"{run_dir.as_posix()}/{cell}": (report["config"], result_rows({cell: report})) for cell, report in cells.items()}
+    record = read_json(run_dir / "experiment.json") if (run_dir / "experiment.json").exists() else {}
+    if not (run_dir / TIDY).exists() or "config" not in record:
+        raise invalid_argument("run_dir", str(run_dir), "holds no finished cell (no readable eval.json below it), nor a "
+                               f"{TIDY} with an experiment.json that records its settings")
+    found: Rung = {}
+    for row in read_tidy(run_dir / TIDY)[0]:
+        cell = f"{run_dir.as_posix()}/{row['method']}/p{row['oversight']:g}/s{row['seed']}"
+        config = {**record["config"], "method": row["method"], "oversight_prob": row["oversight"], "seed": row["seed"]}
+        found.setdefault(cell, (config, []))[1].append(row)
+    return found
+
+
+def read_ladder(run_dirs: list[Path], oversight: float | None, seeds: list[int] | None = None) -> tuple[Rung, float]:
     """The finished cells of every run directory at one oversight level (the only one they have
     when `oversight` is None), keyed `<run dir>/<cell>`, and that level; only the cells of `seeds`
     when given (so that every rung is measured on the same seeds)."""
-    finished: Evaluations = {}
+    finished: Rung = {}
     for run_dir in run_dirs:
         if not Path(run_dir).is_dir():
             raise invalid_argument("run_dir", str(run_dir), "no such directory")
-        cells, _ = read_cells(run_dir)
-        if not cells:
-            raise invalid_argument("run_dir", str(run_dir), "holds no finished cell (no readable eval.json below it)")
-        finished.update({f"{run_dir.as_posix()}/{cell}": report for cell, report in cells.items()})
-    levels = sorted({report["config"]["oversight_prob"] for report in finished.values()})
+        finished.update(rung_cells(Path(run_dir)))
+    levels = sorted({config["oversight_prob"] for config, _ in finished.values()})
     if oversight is None:
         if len(levels) > 1:
             raise invalid_argument("oversight", None, f"the cells have several levels {levels}: choose one with --oversight")
         oversight = levels[0]
     if oversight not in levels:
         raise invalid_argument("oversight", oversight, f"no finished cell has it; the cells' levels: {levels}")
-    at_level = {cell: r for cell, r in finished.items() if r["config"]["oversight_prob"] == oversight}
+    at_level = {cell: entry for cell, entry in finished.items() if entry[0]["oversight_prob"] == oversight}
     if seeds is not None:
-        have = sorted({r["config"]["seed"] for r in at_level.values()})
+        have = sorted({config["seed"] for config, _ in at_level.values()})
         if not set(seeds) <= set(have):
             raise invalid_argument("seeds", seeds, f"no finished cell at this level has seed(s) "
                                    f"{sorted(set(seeds) - set(have))}; the cells' seeds: {have}")
-        at_level = {cell: r for cell, r in at_level.items() if r["config"]["seed"] in seeds}
+        at_level = {cell: entry for cell, entry in at_level.items() if entry[0]["seed"] in seeds}
     return at_level, oversight
 
 
-def ladder_rows(finished: Evaluations) -> list[dict[str, Any]]:
+def ladder_rows(finished: Rung) -> list[dict[str, Any]]:
     """`summary_rows` per learning rate and budget: one row per (learning rate, method, budget, metric)."""
     by_rung: dict[tuple[float, int], list[dict[str, Any]]] = defaultdict(list)
-    for report in finished.values():
-        rung = (report["config"]["learning_rate"], report["config"]["steps"])
-        by_rung[rung].extend(result_rows({"cell": report}))
+    for config, rows in finished.values():
+        by_rung[(config["learning_rate"], config["steps"])].extend(rows)
     rows = []
     for (learning_rate, steps), results in by_rung.items():
         for row in summary_rows(results):
@@ -94,10 +108,11 @@ def plot_ladder(rows: list[dict[str, Any]], path: Path) -> None:
     column per learning rate."""
     rates = sorted({r["learning_rate"] for r in rows}, reverse=True)
     colors = method_colors(sorted({r["method"] for r in rows}))
-    fig, axes = plt.subplots(len(SUMMARY_METRICS), len(rates), figsize=(4.6 * len(rates), 3.3 * len(SUMMARY_METRICS)),
+    fig, axes = plt.subplots(len(HEADLINE), len(rates), figsize=(4.6 * len(rates), 3.3 * len(HEADLINE)),
                              squeeze=False, sharex=True, sharey="row")
     for column, rate in enumerate(rates):
-        for line, (metric, label) in enumerate(SUMMARY_METRICS.items()):
+        for line, metric in enumerate(HEADLINE):
+            label = METRICS[metric].label
             ax = axes[line][column]
             for method, color in colors.items():
                 pts = sorted((r["steps"], r["mean"], r["ci_low"], r["ci_high"]) for r in rows
@@ -149,7 +164,8 @@ def write_ladder(run_dirs: list[str | Path], out: str | Path, oversight: float |
     if not run_dirs:
         raise invalid_argument("run_dirs", [], "expected at least one experiment directory")
     finished, oversight = read_ladder(run_dirs, oversight, seeds)
-    check_poolable(" ".join(d.as_posix() for d in run_dirs), finished, POOLED_OVER | set(RUNG_SETTINGS), "run_dirs")
+    check_poolable(" ".join(d.as_posix() for d in run_dirs), {cell: {"config": config} for cell, (config, _) in finished.items()},
+                   POOLED_OVER | set(RUNG_SETTINGS), "run_dirs")
     rows = ladder_rows(finished)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)

@@ -5,7 +5,8 @@ environment, whole or with an expert ablated (`--ablate`), scored with the true 
 environment id: a scripted policy plays it (`agents.scripted`: nearest, intended, random; an
 environment registered with `register_partial_oversight` has only random). Each frame is
 MiniGrid's picture of the whole grid, overseen cells highlighted, with a caption; the last frame of
-an episode says how it ended. `filmstrip` lays frames side by side in a PNG (the report's
+an episode says how it ended. `replay` draws an episode recorded at a run's final evaluation
+(`agents.episodes`) from its actions. `filmstrip` lays frames side by side in a PNG (the report's
 "What the policies do" and `oversight demo` use it).
 """
 
@@ -20,14 +21,14 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
-import torch
 from PIL import Image, ImageDraw
 
-from agents.evaluator import evaluating
+from agents.episodes import Policy, network_policy
 from agents.files import atomic_write
 from agents.policies import load_policy
 from agents.scripted import POLICIES
 from oversight_env import make_oversight_env
+from oversight_env.env_ids import import_env_module
 from oversight_env.spec import invalid_argument
 
 Frame = tuple[np.ndarray, str]  # an RGB picture and its caption
@@ -56,7 +57,7 @@ def record(
             raise invalid_argument("ablate", ablate, f"expected one of the run's experts {list(experts)}")
         env_id, kwargs = config.env_id, {**config.env_kwargs, "oversight_prob": config.oversight_prob}
         title = f"{config.method} at {100 * config.oversight_prob:g}% oversight" + (f", without {ablate}" if ablate else "")
-        act = _network_policy(net, ablate, seed, greedy)
+        act = network_policy(net, ablate, seed, greedy)
     else:
         if ablate is not None:
             raise invalid_argument("ablate", ablate, "only a trained routed policy (a run directory) has experts to ablate")
@@ -70,36 +71,46 @@ def record(
     env = make_oversight_env(env_id, **{**kwargs, "reward": "true"}, render_mode="rgb_array")
     if act is None:
         act = _scripted_policy(env, policy, seed)
-    rng_seed = seed
-    recorded = []
-    for episode in range(episodes):
-        obs, _ = env.reset(seed=rng_seed + episode)
-        frames = [(env.render(), f"episode {episode + 1}, start")]
-        done, steps = False, 0
-        while not done:
-            obs, _, terminated, truncated, info = env.step(act(env, obs))
-            done, steps = terminated or truncated, steps + 1
-            caption = f"step {steps}"
-            if done:
-                seen = "overseen" if info["overseen"] else "unobserved"
-                caption = "timed out" if info["outcome"] == "none" else f"{info['outcome']} ({seen}), step {steps}"
-            frames.append((env.render(), caption))
-        recorded.append(frames)
+    recorded = [episode_frames(env, act, seed + episode, f"episode {episode + 1}") for episode in range(episodes)]
     env.close()
     return recorded, f"{env_id}: {title}"
 
 
-def _network_policy(net: Any, ablate: str | None, seed: int, greedy: bool):
-    generator = torch.Generator().manual_seed(seed)
+def episode_frames(env: Any, act: Policy, seed: int, name: str) -> list[Frame]:
+    """The frames of one episode of `env` (made with render_mode "rgb_array") from reset `seed`
+    under the policy `act`, captioned; the last says how the episode ended."""
+    obs, _ = env.reset(seed=seed)
+    frames = [(env.render(), f"{name}, start")]
+    done, steps = False, 0
+    while not done:
+        obs, _, terminated, truncated, info = env.step(act(env, obs))
+        done, steps = terminated or truncated, steps + 1
+        caption = f"step {steps}"
+        if done:
+            seen = "overseen" if info["overseen"] else "unobserved"
+            caption = "timed out" if info["outcome"] == "none" else f"{info['outcome']} ({seen}), step {steps}"
+        frames.append((env.render(), caption))
+    return frames
 
-    def act(env: Any, obs: np.ndarray) -> int:
-        with torch.no_grad(), evaluating(net, ablate):
-            logits = net(torch.as_tensor(obs)[None]).logits.float()
-        if greedy:
-            return int(logits.argmax())
-        return int(torch.multinomial(torch.softmax(logits, dim=-1), 1, generator=generator))
 
-    return act
+def replay(config: dict[str, Any], episode: dict[str, Any]) -> list[Frame]:
+    """The frames of an episode recorded at a run's final evaluation (`agents.episodes`), its
+    actions replayed from its seed on the environment of the run's `config` (eval.json's)."""
+    for module in config.get("imports", []):
+        import_env_module(module, "imports")
+    env = make_oversight_env(config["env_id"], **{**config.get("env_kwargs", {}), "oversight_prob": config["oversight_prob"],
+                                                  "reward": "true"}, render_mode="rgb_array")
+    actions = iter(episode["actions"])
+    try:
+        frames = episode_frames(env, lambda env, obs: next(actions), episode["seed"], "episode")
+    except StopIteration:
+        frames = None
+    finally:
+        env.close()
+    if frames is None or next(actions, None) is not None:
+        raise invalid_argument("episode", f"{len(episode['actions'])} actions", "the recorded episode does not replay "
+                               "on this environment (it ends elsewhere): was the environment changed?")
+    return frames
 
 
 def _scripted_policy(env: Any, policy: str, seed: int):

@@ -19,16 +19,17 @@ from typing import Any
 
 from agents.files import write_csv
 from agents.legacy_names import modern_name
+from analysis.metrics import FINAL_METRICS
 from oversight_env.spec import invalid_argument
 
 TIDY = "results_tidy.csv"
 TIDY_COLUMNS = ["kind", "method", "oversight", "seed", "variant", "env_steps", "metric", "value", "config_hash", "commit"]
 KEY = ("method", "oversight", "seed")
-# The final evaluation's columns that are values (the others say which cell and variant a row is).
-FINAL_METRICS = ("evaluated", "episodes", "return_per_step", "return_per_step_ci_low", "return_per_step_ci_high",
-                 "paper_window_return_per_step", "true_return", "p_intended", "p_proxy", "p_timeout",
-                 "p_proxy_when_unobserved", "p_intended_when_proxy_nearer", "test_return_per_step",
-                 "test_p_proxy_when_unobserved")
+
+
+def final_values() -> list[str]:
+    """The final evaluation's columns that are values (the others say which cell and variant a row is)."""
+    return ["evaluated", *(m.name for m in FINAL_METRICS)]
 
 
 def config_hash(config: dict[str, Any]) -> str:
@@ -52,7 +53,7 @@ def tidy_rows(finished: dict[str, dict[str, Any]], rows: list[dict[str, Any]], c
 
     out = []
     for row in rows:
-        for metric in FINAL_METRICS:
+        for metric in final_values():
             out.append(tagged({"kind": "final", **{k: row[k] for k in KEY}, "variant": row["variant"],
                                "env_steps": row["env_steps"], "metric": metric, "value": float(row[metric])}))
     for row in curves:
@@ -98,7 +99,7 @@ def read_tidy(path: Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]], l
         raise invalid_argument("file", str(path), f"holds a row that is not a result ({error})") from None
     rows = list(results.values())
     for row in rows:
-        for metric in FINAL_METRICS:
+        for metric in final_values():
             row.setdefault(metric, math.nan)
     return rows, curves, diagnostics
 

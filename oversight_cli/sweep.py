@@ -252,8 +252,12 @@ def experiment_record(spec: ExperimentSpec, env: str | None = None) -> dict[str,
                 "envs": [{"name": e.name, "id": e.id, "kwargs": e.kwargs} for e in spec.envs]}
     cells = [c for c in spec.cells() if c.env == env]
     entry = spec.env_of(cells[0])
+    # The settings every cell shares (all but method, oversight and seed): what the tidy table's rows
+    # were trained with, for readers that have only the table (the ladder).
+    shared = {k: v for k, v in spec.config(cells[0]).to_json().items() if k not in ("method", "oversight_prob", "seed")}
     return {"name": spec.name if env is None else f"{spec.name}/{env}", "description": spec.description,
             "env_id": entry.id, "env_kwargs": entry.kwargs, "preset": spec.preset, "steps": spec.config(cells[0]).steps,
+            "config": shared,
             "cells": [{"method": c.method, "oversight": c.oversight, "seed": c.seed,
                        "path": c.path() if env is None else c.path().removeprefix(f"{env}/")} for c in cells]}
 

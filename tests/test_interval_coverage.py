@@ -27,7 +27,7 @@ import numpy as np
 import pytest
 
 from agents.metrics import discounted_return_per_step, mean_ci, wilson
-from analysis import aggregate, report
+from analysis import aggregate, tables
 from analysis.statistics import interquartile_mean, probability_of_improvement_ci, stratified_bootstrap_ci
 
 Z = 1.959963984540054  # the standard normal's 97.5% quantile, kept apart from the code's own constant
@@ -295,8 +295,8 @@ def fast_bootstrap(groups, statistic, resamples=RESAMPLES, seed=0, confidence=0.
 
 
 def test_the_reports_mean_and_iqm_intervals_over_seeds_cover_the_population_mean_and_iqm(monkeypatch):
-    monkeypatch.setattr(report, "stratified_bootstrap_ci", fast_bootstrap)
-    monkeypatch.setattr(report, "SUMMARY_METRICS", {"return_per_step": "return per step"})
+    monkeypatch.setattr(tables, "stratified_bootstrap_ci", fast_bootstrap)
+    monkeypatch.setattr(tables, "HEADLINE", ("return_per_step",))
     a, b = math.log(4 / 3), math.log(4)
     iqm = 2 * ((a + 1) * 0.75 - (b + 1) * 0.25)
     n, trials = 40, 800
@@ -305,7 +305,7 @@ def test_the_reports_mean_and_iqm_intervals_over_seeds_cover_the_population_mean
              "test_return_per_step": math.nan, "test_p_proxy_when_unobserved": math.nan}
             for i, x in enumerate(data) for s, v in enumerate(x)]
     rows += [{**r, "evaluated": False, "return_per_step": 99.0} for r in rows[:: n]]  # another variant: not pooled
-    summary = sorted(report.summary_rows(rows), key=lambda r: r["oversight"])
+    summary = sorted(tables.summary_rows(rows), key=lambda r: r["oversight"])
     assert len(summary) == trials and all(r["seeds"] == n for r in summary)
     for key, truth, estimate in (("ci", 1.0, data.mean(1)), ("iqm_ci", iqm, interquartile_mean(data))):
         hits, width = simulate([(r[f"{key}_low"], r[f"{key}_high"]) for r in summary], estimate, truth)
@@ -317,24 +317,24 @@ def test_the_reports_mean_and_iqm_intervals_over_seeds_cover_the_population_mean
 def test_the_reports_difference_interval_covers_the_difference_of_means():
     n_a, n_b, trials, rng = 30, 50, 1500, np.random.default_rng(9)
     datasets = [(rng.normal(1.0, 1.0, n_a), rng.normal(0.0, 2.0, n_b)) for _ in range(trials)]
-    ci = [report.difference_ci(a, b, RESAMPLES, seed=i) for i, (a, b) in enumerate(datasets)]
+    ci = [tables.difference_ci(a, b, RESAMPLES, seed=i) for i, (a, b) in enumerate(datasets)]
     hits, width = simulate(ci, np.array([a.mean() - b.mean() for a, b in datasets]), 1.0)
     assert_coverage(hits, NOMINAL, BOOTSTRAP_ALLOWANCE, "difference of means")
     assert_width(width, 0.08, "difference of means")
 
 
 def test_the_comparison_rows_hold_the_difference_and_improvement_intervals_of_their_own_runs(monkeypatch):
-    monkeypatch.setattr(report, "stratified_bootstrap_ci", fast_bootstrap)
+    monkeypatch.setattr(tables, "stratified_bootstrap_ci", fast_bootstrap)
     rng = np.random.default_rng(10)
     runs = {(m, p): rng.normal(mu + p, 1.0, 6) for m, mu in (("routing", 1.0), ("naive", 0.0)) for p in (0.1, 0.5)}
     rows = [{"method": m, "oversight": p, "evaluated": True, "return_per_step": float(v)}
             for (m, p), values in runs.items() for v in values]
     rows += [{"method": "naive", "oversight": 0.1, "evaluated": False, "return_per_step": 50.0}]  # not the evaluated variant
-    out = {r["oversight"]: r for r in report.comparison_rows(rows)}
-    assert set(out) == {0.1, 0.5, report.ALL_LEVELS}
+    out = {r["oversight"]: r for r in tables.comparison_rows(rows)}
+    assert set(out) == {0.1, 0.5, tables.ALL_LEVELS}
     for p in (0.1, 0.5):
         a, b = runs[("routing", p)], runs[("naive", p)]
-        assert (out[p]["ci_low"], out[p]["ci_high"]) == report.difference_ci(a, b)
+        assert (out[p]["ci_low"], out[p]["ci_high"]) == tables.difference_ci(a, b)
         assert (out[p]["p_improvement_ci_low"], out[p]["p_improvement_ci_high"]) == probability_of_improvement_ci([a], [b])
     both = [runs[("routing", p)] for p in (0.1, 0.5)], [runs[("naive", p)] for p in (0.1, 0.5)]
     assert (out["all"]["p_improvement_ci_low"], out["all"]["p_improvement_ci_high"]) == probability_of_improvement_ci(*both)

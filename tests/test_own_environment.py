@@ -143,7 +143,7 @@ def test_a_specs_imports_reach_every_cell(tmp_path, monkeypatch):
 
 def test_runs_recorded_before_imports_existed_resume_and_pool_with_new_ones(tmp_path):
     from agents.run_dir import prepare_run_dir
-    from analysis.report import check_poolable
+    from analysis.loading import check_poolable
 
     config = TrainConfig(method="naive")
     old = {k: v for k, v in config.to_json().items() if k != "imports"}  # a config.json written before the setting

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from analysis.metrics import FINAL_METRICS, METRICS
 from oversight_cli.main import build_parser
 
 ROOT = Path(__file__).parents[1]
@@ -25,7 +26,13 @@ def test_python_example_runs(index, tmp_path, monkeypatch):
     name, code = BLOCKS[index]
     for long, short in SHORTER.items():
         code = code.replace(long, short)
-    exec(compile(code, f"{name} python example {index}", "exec"), {})
+    registered = list(FINAL_METRICS)  # an example may register a metric: not for the other tests
+    try:
+        exec(compile(code, f"{name} python example {index}", "exec"), {})
+    finally:
+        FINAL_METRICS[:] = registered
+        METRICS.clear()
+        METRICS.update({m.name: m for m in registered})
 
 
 @pytest.mark.parametrize("index", range(len(COMMANDS)))

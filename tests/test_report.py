@@ -7,6 +7,7 @@ import math
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -14,12 +15,14 @@ from agents.config import TrainConfig
 from agents.train import train
 from analysis.ladder import write_ladder
 from agents.logger import METRICS
-from analysis.report import (
-    CURVES,
-    diagnostic_values,
-    overview_table,
-    write_report,
-)
+from agents.episodes import EPISODE
+from analysis.loading import CURVES, diagnostic_values
+from analysis import metrics as registry
+from analysis.metrics import Metric, at, register_metric
+from analysis.render import record, replay
+from analysis.report import write_report
+from analysis.tidy import TIDY
+from analysis.tables import overview_table
 from oversight_cli.spec import load_spec
 from oversight_cli.sweep import experiment_record
 
@@ -120,7 +123,7 @@ def test_a_setting_one_cell_lacks_and_another_has_is_refused_in_every_order(lack
     import itertools
     import re
 
-    from analysis.report import check_poolable
+    from analysis.loading import check_poolable
 
     base = TrainConfig(method="naive", oversight_prob=0.2).to_json()
     assert lacking in base
@@ -244,18 +247,36 @@ def test_cells_tracked_before_rows_existed_report_from_their_curves_json(trained
     assert f"- naive/p0.2/s0: {CURVES} is damaged" in write_report(tmp_path).read_text()
 
 
-def test_a_results_only_copy_reports_without_a_filmstrip_and_says_so(trained_cell, tmp_path, capsys):
-    """Tracked results keep eval.json, config.json and metrics.jsonl: the filmstrip needs a checkpoint."""
+def test_filmstrips_replay_the_episode_recorded_at_evaluation_without_the_policy(trained_cell, tmp_path, capsys):
+    """A copy of the results without checkpoints still draws each method's episode (nothing loads a
+    policy); a cell that recorded none (trained before episodes were recorded) gets none, said so."""
     for seed in (0, 1):
         cell = add_cell(trained_cell, tmp_path, f"naive/p0.2/s{seed}", seed=seed)
-        for name in {p.name for p in cell.iterdir()} - {"eval.json", "config.json", METRICS}:
+        for name in {p.name for p in cell.iterdir()} - {"eval.json", "config.json", METRICS, EPISODE}:
             shutil.rmtree(cell / name) if (cell / name).is_dir() else (cell / name).unlink()
     text = write_report(tmp_path).read_text()
-    assert "episode_naive.png" not in text and not (tmp_path / "episode_naive.png").exists()
-    assert "report: no filmstrip of naive: none of its cells kept a checkpoint" in capsys.readouterr().err
+    assert "![naive](episode_naive.png)" in text and (tmp_path / "episode_naive.png").exists()
     assert "Incomplete learning curves" not in text and len(read_csv(tmp_path / "learning_curves.csv")) == 8
-    shutil.copy(trained_cell / "checkpoint.pt", tmp_path / "naive/p0.2/s1")  # one cell with its checkpoint: drawn
-    assert "![naive](episode_naive.png)" in write_report(tmp_path).read_text()
+    for seed in (0, 1):
+        (tmp_path / f"naive/p0.2/s{seed}" / EPISODE).unlink()
+    (tmp_path / "episode_naive.png").unlink()
+    text = write_report(tmp_path).read_text()
+    assert "episode_naive.png" not in text and not (tmp_path / "episode_naive.png").exists()
+    assert "report: no filmstrip of naive: none of its cells recorded an episode" in capsys.readouterr().err
+
+
+def test_a_recorded_episode_replays_to_what_the_policy_plays(trained_cell):
+    """The recorded actions, replayed from the recorded seed, give the frames the trained policy
+    gives when it plays from that seed itself (`oversight render`)."""
+    episode = json.loads((trained_cell / EPISODE).read_text())
+    config = json.loads((trained_cell / "eval.json").read_text())["config"]
+    replayed = replay(config, episode)
+    (played,), _ = record(trained_cell, episodes=1, seed=episode["seed"])
+    assert len(replayed) == len(played) == len(episode["actions"]) + 1
+    assert all(np.array_equal(a, b) for (a, _), (b, _) in zip(replayed, played))
+    assert [caption for _, caption in replayed[1:]] == [caption for _, caption in played[1:]]
+    with pytest.raises(ValueError, match="does not replay"):
+        replay(config, {**episode, "actions": episode["actions"] + [0]})
 
 
 def test_the_overview_puts_every_environment_and_level_side_by_side_and_marks_the_best_non_oracle():
@@ -288,7 +309,8 @@ def _evaluation(method, seed, variants, evaluated, env_steps=9_000, steps=3_000_
 
 
 def test_rows_record_the_steps_that_ran_and_the_summary_takes_the_evaluated_variant_only():
-    from analysis.report import result_rows, summary_rows
+    from analysis.loading import result_rows
+    from analysis.tables import summary_rows
 
     finished = {"routing/p0.003/s0": _evaluation("routing", 0, {"full": 0.9, "without_proxy": 0.5}, "without_proxy"),
                 "routing/p0.003/s1": _evaluation("routing", 1, {"full": 0.7, "without_proxy": 0.3}, "without_proxy")}
@@ -314,7 +336,7 @@ def test_diagnostics_average_per_update_gates_over_the_last_tenth_and_take_the_l
 
 
 def test_reward_model_diagnostics_take_the_last_evaluation_and_average_over_seeds():
-    from analysis.report import reward_model_table
+    from analysis.tables import reward_model_table
 
     series = {"reward_model/heldout_accuracy": [(100, 0.9), (50, 0.6)], "reward_model/unobserved_accuracy": [(50, 0.7), (100, 0.5)]}
     assert diagnostic_values(series) == {"model_heldout_accuracy": 0.9, "model_unobserved_accuracy": 0.5}
@@ -331,7 +353,7 @@ def test_reward_model_diagnostics_take_the_last_evaluation_and_average_over_seed
 
 
 def test_comparison_has_the_probability_of_improvement_per_level_and_over_all_levels():
-    from analysis.report import ALL_LEVELS, comparison_rows
+    from analysis.tables import ALL_LEVELS, comparison_rows
 
     def row(method, oversight, seed, score):
         return {"method": method, "oversight": oversight, "seed": seed, "evaluated": True, "return_per_step": score}
@@ -375,6 +397,31 @@ def test_the_ladder_groups_cells_by_learning_rate_method_and_budget(trained_cell
     assert float(rows[(fast, "4096", "p_proxy_when_unobserved")]["mean"]) == pytest.approx(0.3)
     assert "5 finished cells" in text and "| 0.0001 | naive | 0.001024M | 1 | 0.900" in text
     assert (tmp_path / "out/ladder.png").stat().st_size > 0
+
+
+def test_the_ladder_of_tracked_tables_is_the_ladder_of_the_cells(trained_cell, tmp_path):
+    """Experiments whose cells are gone give the same ladder from their results_tidy.csv and the
+    settings their experiment.json records (as `oversight sweep` writes it)."""
+    rungs = []
+    for steps, values in ((1024, (0.1, 0.3)), (4096, (0.5, 0.7))):
+        rung = tmp_path / f"rung{steps}"
+        for seed, value in enumerate(values):
+            set_return(add_cell(trained_cell, rung, f"naive/p0.2/s{seed}", seed=seed, steps=steps), value, p_proxy=value / 2)
+        config = json.loads((rung / "naive/p0.2/s0/eval.json").read_text())["config"]
+        shared = {k: v for k, v in config.items() if k not in ("method", "oversight_prob", "seed")}
+        (rung / "experiment.json").write_text(json.dumps({"name": rung.name, "description": "", "config": shared}))
+        write_report(rung)
+        tracked = tmp_path / "tracked" / rung.name
+        tracked.mkdir(parents=True)
+        for name in (TIDY, "experiment.json"):
+            shutil.copy(rung / name, tracked / name)
+        rungs.append((rung, tracked))
+    write_ladder([cells for cells, _ in rungs], tmp_path / "from_cells")
+    write_ladder([tracked for _, tracked in rungs], tmp_path / "from_tables")
+    assert (tmp_path / "from_tables/ladder.csv").read_text() == (tmp_path / "from_cells/ladder.csv").read_text()
+    (rungs[0][1] / "experiment.json").write_text(json.dumps({"name": "old", "description": ""}))  # before it recorded settings
+    with pytest.raises(ValueError, match="experiment.json that records its settings"):
+        write_ladder([tracked for _, tracked in rungs], tmp_path / "out")
 
 
 def test_the_ladder_can_keep_only_the_seeds_every_rung_has(trained_cell, tmp_path):
@@ -429,7 +476,7 @@ def test_reports_take_a_methods_role_from_the_method_not_its_name(monkeypatch):
     import dataclasses
 
     from agents.methods import METHODS
-    from analysis.report import comparison_rows
+    from analysis.tables import comparison_rows
 
     monkeypatch.setitem(METHODS, "my_oracle", dataclasses.replace(METHODS["naive"], name="my_oracle", reads_true_rewards=True))
     monkeypatch.setitem(METHODS, "my_method", dataclasses.replace(METHODS["naive"], name="my_method", report_reference=True))
@@ -474,3 +521,24 @@ def test_the_tracked_tidy_table_rebuilds_every_table_without_the_cells(trained_c
     (tmp_path / TIDY).write_text("kind,method\nfinal,naive\n")
     with pytest.raises(ValueError, match=rf"^file='.*{TIDY}' is invalid: expected the columns"):
         write_report(tmp_path)
+
+
+def test_a_registered_metric_is_reported_from_the_cells_and_from_the_tidy_table(trained_cell, tmp_path):
+    add_cell(trained_cell, tmp_path / "cells", "naive/p0.2/s0")
+    registered = list(registry.FINAL_METRICS)
+    try:
+        register_metric(Metric("mean_length", "mean episode length", at("mean_length"), higher_is_better=False))
+        with pytest.raises(ValueError, match="mean_length"):
+            register_metric(Metric("mean_length", "again", at("mean_length")))
+        write_report(tmp_path / "cells")
+        results = read_csv(tmp_path / "cells" / "results.csv")
+        variants = json.loads((trained_cell / "eval.json").read_text())["variants"]
+        assert {r["variant"]: float(r["mean_length"]) for r in results} == {v: s["mean_length"] for v, s in variants.items()}
+        (tmp_path / "table").mkdir()
+        shutil.copy(tmp_path / "cells" / TIDY, tmp_path / "table" / TIDY)
+        write_report(tmp_path / "table")  # the cells are gone: the column comes back from the table
+        assert (tmp_path / "table" / "results.csv").read_text() == (tmp_path / "cells" / "results.csv").read_text()
+    finally:
+        registry.FINAL_METRICS[:] = registered
+        registry.METRICS.clear()
+        registry.METRICS.update({m.name: m for m in registered})

@@ -13,14 +13,8 @@ from pathlib import Path
 import pytest
 
 from agents.run_dir import locked
-from analysis.report import (
-    RESULT_COLUMNS,
-    SUMMARY_COLUMNS,
-    bootstrap_ci,
-    comparison_rows,
-    comparison_table,
-    interquartile_mean,
-)
+from analysis.statistics import interquartile_mean
+from analysis.tables import SUMMARY_COLUMNS, bootstrap_ci, comparison_rows, comparison_table, result_columns
 from oversight_cli.spec import load_spec
 from oversight_cli.sweep import run_sweep
 from analysis.sweep_log import read_sweep_log
@@ -103,7 +97,7 @@ def test_quick_spec_end_to_end_on_a_tiny_budget(tmp_path):
                  "performance_profile.png", "diagnostics.csv"):
         assert (tmp_path / name).stat().st_size > 0, name
     results = read_csv(tmp_path / "results.csv")
-    assert list(results[0]) == RESULT_COLUMNS
+    assert list(results[0]) == result_columns()
     evaluated = [r for r in results if r["evaluated"] == "True"]
     assert {(r["method"], float(r["oversight"])) for r in evaluated} == {(m, p) for m in spec.methods for p in spec.oversight}
     summary = read_csv(tmp_path / "summary.csv")
