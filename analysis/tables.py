@@ -23,14 +23,16 @@ from analysis.statistics import (
     stratified_bootstrap_ci,
 )
 
-def result_columns() -> list[str]:
-    """results.csv's columns: which cell and variant a row is, then every registered metric."""
-    return [*ROW_KEYS, *(m.name for m in FINAL_METRICS)]
 SUMMARY_COLUMNS = ["method", "oversight", "metric", "seeds", "mean", "ci_low", "ci_high", "iqm", "iqm_ci_low", "iqm_ci_high"]
 COMPARISON_COLUMNS = ["reference", "method", "oversight", "difference", "ci_low", "ci_high", "verdict",
                       "p_improvement", "p_improvement_ci_low", "p_improvement_ci_high"]
 ALL_LEVELS = "all"  # the comparison row over every oversight level (each level a stratum)
 DIAGNOSTIC_COLUMNS = ["method", "oversight", "seed", "metric", "value"]
+
+
+def result_columns() -> list[str]:
+    """results.csv's columns: which cell and variant a row is, then every registered metric."""
+    return [*ROW_KEYS, *(m.name for m in FINAL_METRICS)]
 
 
 def bootstrap_ci(values: np.ndarray, resamples: int = RESAMPLES, seed: int = 0) -> tuple[float, float]:
@@ -116,29 +118,27 @@ def _values_by_method_and_level(diagnostics: list[dict[str, Any]],
 
 
 def diagnostics_table(diagnostics: list[dict[str, Any]]) -> str:
-    """Per method and oversight level, the mean over seeds of each diagnostic (routed methods only)."""
-    shown = diagnostics_of("experts")
-    metrics = [d.name for d in shown]
-    table = _values_by_method_and_level(diagnostics, metrics)
-    lines = ["| oversight | method | seeds | " + " | ".join(d.label for d in shown) + " |",
-             "|---:|---|---:" + "|---:" * len(metrics) + "|"]
-    for (method, oversight), values in table.items():
-        if "expert_kl" not in values:
-            continue  # a single network: nothing to separate
-        cells = [f"{np.mean(values[m]):.3g}" if values.get(m) else "" for m in metrics]
-        lines.append(f"| {oversight:g} | {method} | {len(values['expert_kl'])} | " + " | ".join(cells) + " |")
-    return "\n".join(lines) if len(lines) > 2 else ""
+    """Per method and oversight level, the mean over seeds of each diagnostic of the experts (routed
+    methods only: a single network has nothing to separate)."""
+    return _group_table(diagnostics, "experts", only_with="expert_kl")
 
 
 def reward_model_table(diagnostics: list[dict[str, Any]]) -> str:
     """Per method and oversight level, the mean over seeds of each reward-model diagnostic (the
     methods with a reward model only)."""
-    shown = diagnostics_of("reward_model")
+    return _group_table(diagnostics, "reward_model")
+
+
+def _group_table(diagnostics: list[dict[str, Any]], group: str, only_with: str | None = None) -> str:
+    """The markdown table of one group of diagnostics (`analysis.metrics.DIAGNOSTICS`); rows lacking
+    `only_with` left out; empty when no row is left."""
+    shown = diagnostics_of(group)
     metrics = [d.name for d in shown]
-    table = _values_by_method_and_level(diagnostics, metrics)
     lines = ["| oversight | method | seeds | " + " | ".join(d.label for d in shown) + " |",
              "|---:|---|---:" + "|---:" * len(metrics) + "|"]
-    for (method, oversight), values in table.items():
+    for (method, oversight), values in _values_by_method_and_level(diagnostics, metrics).items():
+        if only_with is not None and only_with not in values:
+            continue
         seeds = max(len(v) for v in values.values())
         cells = [f"{np.mean(values[m]):.3g}" if values.get(m) else "" for m in metrics]
         lines.append(f"| {oversight:g} | {method} | {seeds} | " + " | ".join(cells) + " |")

@@ -153,7 +153,7 @@ MUTANTS: list[tuple[str, str, str, str, list[str]]] = [
      'return {**env_kwargs, "placement": "test"} if has_placement_shift(env_id, env_kwargs) else env_kwargs',
      "return env_kwargs", ["tests/test_aggregate.py"]),
     ("ladder: --seeds keeps every seed", "analysis/ladder.py",
-     'if r["config"]["seed"] in seeds}', 'if r["config"]["seed"] in seeds or True}', ["tests/test_report.py"]),
+     'if entry[0]["seed"] in seeds}', 'if entry[0]["seed"] in seeds or True}', ["tests/test_report.py"]),
     ("wrapper: oversight without a supervisor", "oversight_env/wrappers.py",
      "overseen = outcome != Outcome.NONE and self.supervised", "overseen = outcome != Outcome.NONE", WRAPPERS),
     ("wrapper: the last observation is the next episode's first", "oversight_env/wrappers.py",
@@ -804,6 +804,11 @@ MUTANTS: list[tuple[str, str, str, str, list[str]]] = [
      ["tests/test_report.py", "tests/test_render.py"]),
     ("[episodes] recorded from another seed than it says", 'agents/episodes.py',
      '    obs, _ = env.reset(seed=EPISODE_SEED)', '    obs, _ = env.reset(seed=EPISODE_SEED + 1)', ["tests/test_report.py"]),
+    ("[analysis] the ladder of tracked tables ignores a rung's recorded settings", 'analysis/ladder.py',
+     'config = {**record["config"], "method": row["method"]', 'config = {"method": row["method"]', ["tests/test_report.py"]),
+    ("[analysis] a generated ladder block never compared with its data", 'analysis/results_page.py',
+     'data = ladder_overview(list(source)) if isinstance(source, tuple) else experiment_overview(source)',
+     'data = match["body"][:-1] if isinstance(source, tuple) else experiment_overview(source)', ["tests/test_results_page.py"]),
 ]
 
 
