@@ -5,7 +5,9 @@ check that a test goes red for each. Not collected by pytest (no `test_` prefix)
 
 Each mutant replaces one exact snippet of one file (the snippet must occur exactly once), runs
 the named test files with `-x`, restores the file, and reports "caught" (a test failed) or
-"SURVIVED". The file is restored even when the run is interrupted. Every snippet is checked
+"SURVIVED". Each set of test files first runs on the unchanged code, and a set that fails there
+stops everything (BASELINE RED): a copy of the tree without `.git` fails the tests that check a
+result records its commit, so run it in a git worktree (`git worktree add /tmp/mutants HEAD`). The file is restored even when the run is interrupted. Every snippet is checked
 against the code before anything runs: a stale one (the code changed under it) is reported as
 STALE and the others still run; `--check` only does that check (tests/test_mutants_table.py runs
 it with the suite).
@@ -823,6 +825,24 @@ def stale(mutant: tuple[str, str, str, str, list[str]]) -> str | None:
     return None if count == 1 else f"its snippet occurs {count} times in {file}, not once"
 
 
+def pytest_fails(tests: list[str]) -> bool:
+    """Whether `tests` (run with -x) fail, or hang past `TIMEOUT_SECONDS`."""
+    try:
+        result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", *tests],
+                                cwd=ROOT, capture_output=True, text=True, timeout=TIMEOUT_SECONDS)
+    except subprocess.TimeoutExpired:  # the bug made a test hang (a refused value trains forever): never green
+        return True
+    return result.returncode != 0
+
+
+def red_baselines(chosen: list[tuple[str, str, str, str, list[str]]]) -> list[str]:
+    """The test sets of `chosen` that fail on the unchanged code: a mutant "caught" by one of them
+    says nothing (a copy of the tree without .git, say, fails every test that checks a commit is
+    recorded). Run them in a git worktree."""
+    sets = sorted({tuple(t for t in m[4] if (ROOT / t).exists()) for m in chosen})
+    return [" ".join(tests) for tests in sets if pytest_fails(list(tests))]
+
+
 def run(mutant: tuple[str, str, str, str, list[str]]) -> tuple[bool, float]:
     """Plant the mutant, run its tests with -x, restore the file: (a test failed, seconds)."""
     kind, file, original, mutated, tests = mutant
@@ -834,12 +854,7 @@ def run(mutant: tuple[str, str, str, str, list[str]]) -> tuple[bool, float]:
     started = time.perf_counter()
     try:
         path.write_text(text.replace(original, mutated))
-        try:
-            result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", *tests],
-                                    cwd=ROOT, capture_output=True, text=True, timeout=TIMEOUT_SECONDS)
-            caught = result.returncode != 0
-        except subprocess.TimeoutExpired:  # the bug made a test hang (a refused value trains forever): never green
-            caught = True
+        caught = pytest_fails(tests)
     finally:
         path.write_text(text)
     return caught, time.perf_counter() - started
@@ -859,6 +874,11 @@ def main() -> None:
     if args.check:
         print(f"{len(chosen) - len(stale_ones)} of {len(chosen)} mutants match the code")
         raise SystemExit(1 if stale_ones else 0)
+    red = red_baselines([m for i, m in enumerate(chosen) if i not in stale_ones])
+    if red:
+        for tests in red:
+            print(f"BASELINE RED: {tests} fail on the unchanged code; no mutant can be judged by them", file=sys.stderr)
+        raise SystemExit(2)
     lines = ["| # | bug planted | file | tests run | result |", "|---:|---|---|---|---|"]
     survived = 0
     for i, mutant in enumerate(chosen):
