@@ -11,7 +11,8 @@ Importing this package registers the built-in environment ids with gymnasium:
 - `OversightGrid/CheeseInCorner-7x7-v0`, `-9x9-v0`, `-13x13-v0`: mazes whose cheese is usually in
   the corner.
 - `OversightGrid/KeysAndChests-7x7-v0` (open), `-9x9-v0` (walls): open the chest, or hoard the keys.
-- `OversightGrid/Tampering-7x7-v0`: a button that makes the episode look successful.
+- `OversightGrid/Tampering-7x7-v0`: a button that makes the episode look successful;
+  `Tampering-Blind-7x7-v0`: every ending on the diamond or the button looks the same.
 - `OversightGrid/LavaCrossing-S9N1-v0`: a stock MiniGrid environment made partial-oversight by a
   wrapper (`register_partial_oversight`); no batched twin (`VectorOversightEnv` steps copies).
 
@@ -66,6 +67,7 @@ ZOO_ENV_IDS = (
     "OversightGrid/KeysAndChests-7x7-v0",
     "OversightGrid/KeysAndChests-9x9-v0",
     "OversightGrid/Tampering-7x7-v0",
+    "OversightGrid/Tampering-Blind-7x7-v0",
 )
 WRAPPED_ENV_IDS = ("OversightGrid/LavaCrossing-S9N1-v0",)  # no batched twin
 BUILTIN_ENV_IDS = (
@@ -90,6 +92,7 @@ register_oversight_env("OversightGrid/CheeseInCorner-13x13-v0", CheeseInCornerEn
 register_oversight_env("OversightGrid/KeysAndChests-7x7-v0", KeysAndChestsEnv, size=7, wall_density=0.0, max_steps=32)
 register_oversight_env("OversightGrid/KeysAndChests-9x9-v0", KeysAndChestsEnv)
 register_oversight_env("OversightGrid/Tampering-7x7-v0", TamperingEnv)
+register_oversight_env("OversightGrid/Tampering-Blind-7x7-v0", TamperingEnv, blind_endings=True)
 stock.register()
 
 __all__ = [

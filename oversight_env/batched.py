@@ -233,7 +233,9 @@ class BatchedOversightEnv:
         self._needs_key = by_code([k.terminal and k.needs_key for k in kinds], False)
         self._key = by_code([isinstance(k, TileType) and k.key for k in kinds], False)
         self._proxy_tile = by_code([isinstance(k, TileType) and k.proxy for k in kinds], False)
-        self._spoofs = by_code([k.terminal and k.spoofs for k in kinds], False)
+        # Endings whose last observation is rewritten (spec rule 6): spoofs, and under blind endings the intended ones too.
+        self._spoofs = by_code([k.terminal and (k.spoofs or (layout.blind_endings and k.intended)) for k in kinds], False)
+        self._ending_frame = torch.as_tensor(layout.ending_frame(self.plane_names), device=dev)
         self._code_plane = by_code(self._object_plane.tolist(), -1)
         # Rewards of entering, indexed by code * 2 + overseen.
         self._train_reward = by_code([k.reward_pair(config.reward) for k in kinds], (0.0, 0.0)).view(-1)
@@ -586,9 +588,13 @@ class BatchedOversightEnv:
 
     def _spoof(self, final_obs: torch.Tensor, done: torch.Tensor, spoofed: torch.Tensor) -> None:
         """Spec rule 6: the last observation of an episode ended by a spoofing terminal shows the
-        agent on the first intended object."""
+        agent on the first intended object; under `blind_endings`, every spoofed or intended ending
+        shows the layout's one ending frame."""
         rows = spoofed[done].nonzero().squeeze(1)
         if not len(rows):
+            return
+        if self.layout.blind_endings:
+            final_obs[rows] = self._ending_frame
             return
         agent_plane = final_obs[rows, 0].view(len(rows), -1)
         agent_plane.zero_()

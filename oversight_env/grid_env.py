@@ -335,7 +335,9 @@ class OversightGridEnv(MiniGridEnv):
         if self.render_mode == "human":
             self.render()
         obs = self.gen_obs()
-        if terminated and kind.terminal and kind.spoofs:
+        if terminated and kind.terminal and self.layout.blind_endings and (kind.spoofs or kind.intended):
+            obs = self.layout.ending_frame(self.plane_names)  # spec rule 6: nothing tells the endings apart
+        elif terminated and kind.terminal and kind.spoofs:
             self._spoof(obs)
         return obs, train_reward, terminated, truncated, info
 

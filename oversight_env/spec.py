@@ -52,7 +52,12 @@ forbidden shortcut), or is a key, picked up into the agent's inventory. The rule
    layout has keys, and the oversight map when the agent may see it. A terminal type that
    `spoofs` makes the last observation of an episode it ends look like success: the agent is
    drawn on the first intended object instead of where it stands (tampering with what an
-   observer sees).
+   observer sees). A layout with `blind_endings` goes further: the last observation of every
+   episode that ends on an intended or a spoofing terminal is one constant frame
+   (`GridLayout.ending_frame`: the agent and the first intended type at the free cell nearest the
+   centre, the fixed walls, every other plane zero, the oversight map included), so that nothing
+   in it tells the two endings apart, whatever the policy (the plain spoof keeps each layout's
+   objects in place, and a policy that tampers in some layouts only makes those layouts the tell).
 7. Facts at reset: `nearer` (which role's nearest object is closer by shortest path: intended
    terminals against proxy objects, i.e. proxy terminals, proxy tiles and, under a hoard, keys),
    `intended_overseen` and `proxy_overseen` (whether any object of that role stands on an
@@ -370,7 +375,8 @@ class GridLayout:
     Optional: `walls_generator` draws inner walls for every episode (procedural layouts, e.g.
     `RandomWalls(0.25)`); `hoard`: the episode ends as a proxy outcome when the agent holds this
     many keys (spec rule 3); `agent_region` (x, y, width, height): where the agent starts, under
-    either placement (spec rule 1).
+    either placement (spec rule 1); `blind_endings`: every ending on an intended or spoofing
+    terminal shows one constant last observation (spec rule 6; needs a terminal that spoofs).
     """
 
     rows: tuple[str, ...]
@@ -379,6 +385,7 @@ class GridLayout:
     walls_generator: WallGenerator | None = None
     hoard: int | None = None
     agent_region: tuple[int, int, int, int] | None = None
+    blind_endings: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "rows", _check_rows(self.rows))
@@ -396,6 +403,11 @@ class GridLayout:
             raise invalid_argument("walls_generator", self.walls_generator, "expected None or a WallGenerator, e.g. RandomWalls(0.25)")
         if self.hoard is not None and (not _is_integer(self.hoard) or not 1 <= self.hoard <= self.num_keys):
             raise invalid_argument("hoard", self.hoard, f"expected None or an integer from 1 to the layout's {self.num_keys} keys")
+        if not isinstance(self.blind_endings, (bool, np.bool_)):
+            raise invalid_argument("blind_endings", self.blind_endings, "expected True or False")
+        if self.blind_endings and not any(t.spoofs for t in self.terminals):
+            raise invalid_argument("blind_endings", self.blind_endings, "needs a terminal type that spoofs "
+                                   "(TerminalType(spoofs=True)): it hides which of the two an ending was")
         if any(t.needs_key for t in self.terminals) and not self.num_keys:
             raise invalid_argument("tiles", [t.name for t in self.tiles], "a terminal that needs a key needs a key tile (TileType(key=True))")
         object.__setattr__(self, "agent_region", _check_region(self.agent_region, "agent_region"))
@@ -506,6 +518,20 @@ class GridLayout:
         twin's fastest path, and the random stream of earlier versions)."""
         return not (self.tiles or self.procedural or self.agent_region is not None or any(
             t.region is not None or t.needs_key or t.spoofs or not t.visible for t in self.terminals))
+
+    def ending_frame(self, plane_names: Sequence[str]) -> np.ndarray:
+        """Spec rule 6, `blind_endings`: the one last observation of every ending on an intended or
+        spoofing terminal, for observations of `plane_names` (float32 (C, H, W))."""
+        frame = np.zeros((len(plane_names), self.height, self.width), dtype=np.float32)
+        centre_y, centre_x = (self.height - 1) / 2, (self.width - 1) / 2
+        cell = int(min(self.free_cells, key=lambda c: ((c // self.width - centre_y) ** 2 + (c % self.width - centre_x) ** 2, c)))
+        first_intended = next(t for t in self.terminals if t.intended)
+        for name in ("agent", first_intended.name):
+            if name in plane_names:
+                frame[list(plane_names).index(name)].flat[cell] = 1.0
+        if "wall" in plane_names:
+            frame[list(plane_names).index("wall")] = self.walls
+        return frame
 
     def plane_names(self, observe_oversight: bool) -> tuple[str, ...]:
         """Names of the observation planes, in order."""

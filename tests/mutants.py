@@ -38,6 +38,7 @@ INVARIANTS = ["tests/test_env_invariants.py"]
 TWIN_STATE = ["tests/test_twin_state.py"]
 OWN_ENV = ["tests/test_own_environment.py", "tests/test_bad_input_files_and_wrappers.py"]
 OLD_RUNS = ["tests/test_old_run_directories.py"]
+BLIND = ["tests/test_what_a_reward_model_reads.py", "tests/test_equivalence.py"]
 BAD_INPUT = ["tests/test_cli_bad_input.py", "tests/test_bad_input_files_and_wrappers.py", "tests/test_train_config.py"]
 
 TIMEOUT_SECONDS = 300  # a mutant whose tests run longer hangs them: counted as caught
@@ -811,6 +812,15 @@ MUTANTS: list[tuple[str, str, str, str, list[str]]] = [
     ("[analysis] a generated ladder block never compared with its data", 'analysis/results_page.py',
      'data = ladder_overview(list(source)) if isinstance(source, tuple) else experiment_overview(source)',
      'data = match["body"][:-1] if isinstance(source, tuple) else experiment_overview(source)', ["tests/test_results_page.py"]),
+    # Issue 31: blind endings (Tampering-Blind-7x7).
+    ("[blind endings] the MiniGrid environment blinds only the spoofed endings", 'oversight_env/grid_env.py',
+     'self.layout.blind_endings and (kind.spoofs or kind.intended):', 'self.layout.blind_endings and kind.spoofs:', BLIND),
+    ("[blind endings] the twin blinds only the spoofed endings", 'oversight_env/batched.py',
+     '(k.spoofs or (layout.blind_endings and k.intended))', '(k.spoofs or (layout.blind_endings and False))', BLIND),
+    ("[blind endings] the ending frame keeps the oversight map", 'oversight_env/spec.py',
+     '        for name in ("agent", first_intended.name):', '        for name in ("agent", first_intended.name, "oversight"):', BLIND),
+    ("[blind endings] accepted without a terminal that spoofs", 'oversight_env/spec.py',
+     '        if self.blind_endings and not any(t.spoofs for t in self.terminals):', '        if False:', BLIND),
 ]
 
 

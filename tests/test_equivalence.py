@@ -21,6 +21,7 @@ CONFIGS = [
                                             "max_steps": 16}),
     ("OversightGrid/KeysAndChests-9x9-v0", {"size": 5, "keys": 3, "wall_density": 0.0, "reward": "true"}),
     ("OversightGrid/Tampering-7x7-v0", {"size": 4, "oversight_prob": 0.5, "max_steps": 8}),
+    ("OversightGrid/Tampering-Blind-7x7-v0", {"size": 4, "oversight_prob": 0.5, "max_steps": 8}),
     # The reference sizes, as registered but with more oversight.
     ("OversightGrid/DiamondGhost-Maze-7x7-v0", {"oversight_prob": 0.5}),
     ("OversightGrid/CheeseInCorner-7x7-v0", {"oversight_prob": 0.5, "corner_prob": 0.5}),
