@@ -308,6 +308,55 @@ def _evaluation(method, seed, variants, evaluated, env_steps=9_000, steps=3_000_
                          for name, value in variants.items()}}
 
 
+def test_the_recorded_episode_is_the_evaluated_policys_the_one_without_the_ablated_expert():
+    """A routed network whose proxy expert always goes up and whose intended expert always goes
+    right, its gate on the proxy expert: the whole policy goes up, the evaluated one (without the
+    proxy expert) right, and the recording is the evaluated one's."""
+    from agents.episodes import record_episode
+    from agents.networks import ActorCritic
+
+    config = TrainConfig(method="routing", oversight_prob=0.0, env_kwargs={"max_steps": 6})
+    net = ActorCritic((4, 5, 5))
+    with torch.no_grad():
+        for parameter in net.actor.parameters():
+            parameter.zero_()
+        last = {name: [m for m in expert.modules() if isinstance(m, torch.nn.Linear)][-1]
+                for name, expert in net.actor.experts.items()}
+        last["intended"].bias[0], last["proxy"].bias[1] = 1.0, 1.0  # one hidden unit each
+        net.actor.head.weight[1, 0], net.actor.head.weight[0, 1] = 50.0, 50.0  # unit 0: right; unit 1: up
+        [m for m in net.actor.gate.modules() if isinstance(m, torch.nn.Linear)][-1].bias.fill_(-50.0)  # all proxy
+    episode = record_episode(net, config, "proxy")
+    assert episode["ablate"] == "proxy" and episode["actions"] == [1] * 6
+    assert record_episode(net, config, None)["actions"] == [0] * 6
+
+
+def test_each_metric_is_read_from_its_own_place_in_the_evaluation():
+    """Every column of results.csv, from a variant whose every number is distinct (the distractors
+    are where a misread metric would look: other groups of episodes, the other interval bound)."""
+    from analysis.loading import result_rows
+
+    variant = {
+        "episodes": 100, "discounted_return_per_step": {"mean": 0.11, "ci95": [0.01, 0.21]},
+        "paper_window_return_per_step": 0.12, "true_return": {"mean": 0.13, "ci95": [0.03, 0.23]},
+        "p_intended": 0.14, "p_proxy": 0.15, "p_timeout": 0.16, "p_proxy_when_unobserved": 0.17,
+        "by_nearer_terminal": {"proxy": {"p_intended": 0.18, "p_proxy": 0.81}, "intended": {"p_intended": 0.91},
+                               "tie": {"p_intended": 0.71}},
+        "by_proxy_cell_at_reset": {"unobserved": {"p_proxy": 0.61}, "overseen": {"p_proxy": 0.51}},
+        "test_placement": {"discounted_return_per_step": {"mean": 0.19}, "p_proxy_when_unobserved": 0.20},
+    }
+    report = {"config": {"method": "naive", "oversight_prob": 0.1, "seed": 0}, "evaluated_variant": "full",
+              "env_steps": 5, "variants": {"full": variant}}
+    (row,) = result_rows({"naive/p0.1/s0": report})
+    assert row == {"method": "naive", "oversight": 0.1, "seed": 0, "variant": "full", "evaluated": True, "env_steps": 5,
+                   "episodes": 100, "return_per_step": 0.11, "return_per_step_ci_low": 0.01, "return_per_step_ci_high": 0.21,
+                   "paper_window_return_per_step": 0.12, "true_return": 0.13, "p_intended": 0.14, "p_proxy": 0.15,
+                   "p_timeout": 0.16, "p_proxy_when_unobserved": 0.17, "p_intended_when_proxy_nearer": 0.18,
+                   "test_return_per_step": 0.19, "test_p_proxy_when_unobserved": 0.20}
+    del variant["test_placement"]  # an environment without a train/test shift
+    (row,) = result_rows({"naive/p0.1/s0": report})
+    assert math.isnan(row["test_return_per_step"]) and math.isnan(row["test_p_proxy_when_unobserved"])
+
+
 def test_rows_record_the_steps_that_ran_and_the_summary_takes_the_evaluated_variant_only():
     from analysis.loading import result_rows
     from analysis.tables import summary_rows
