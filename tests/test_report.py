@@ -553,6 +553,12 @@ def test_the_tracked_tidy_table_rebuilds_every_table_without_the_cells(trained_c
     for method, shift in (("naive", 0.0), ("routing", 0.1)):
         for seed in range(3):
             cell = add_cell(trained_cell, tmp_path, f"{method}/p0.2/s{seed}", method=method, seed=seed)
+            if method == "routing":  # a routed cell: the whole policy and the evaluated one, without the proxy expert
+                report = json.loads((cell / "eval.json").read_text())
+                report["variants"]["without_proxy"] = json.loads(json.dumps(report["variants"]["full"]))
+                report["variants"]["full"]["discounted_return_per_step"]["mean"] = -0.5
+                report["evaluated_variant"] = "without_proxy"
+                (cell / "eval.json").write_text(json.dumps(report))
             set_return(cell, 0.3 + shift + seed / 100)
             with (cell / METRICS).open("a") as rows:
                 rows.write(json.dumps({"step": 1000, "tag": "eval/expert_kl", "value": seed / 10}) + "\n")
