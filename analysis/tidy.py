@@ -5,7 +5,7 @@ config hash and the commit that produced it.
 
 A report writes it beside its other tables from the cells, and rebuilds every table and figure
 from it alone where the cells are gone: an experiment's tracked results are this one file (the
-filmstrips, which play a trained policy, need the cells' checkpoints).
+filmstrips, which replay the episodes the cells recorded, need the cells).
 """
 
 from __future__ import annotations
