@@ -16,6 +16,7 @@ from agents.config import TrainConfig
 from agents.evaluator import evaluating
 from agents.networks import ActorCritic
 from oversight_env import make_oversight_env
+from oversight_env.env_ids import import_env_module
 
 EPISODE = "episode.json"
 EPISODE_SEED = 0  # the reset seed of every recorded episode
@@ -39,11 +40,19 @@ def network_policy(net: ActorCritic, ablate: str | None, seed: int, greedy: bool
     return act
 
 
+def episode_env(config: dict[str, Any], render_mode: str | None = None) -> Any:
+    """The environment of a run's `config` (its JSON form, as eval.json keeps it) in which episodes
+    are recorded and replayed: the run's oversight level, scored with the true reward."""
+    for module in config.get("imports", []):
+        import_env_module(module, "imports")
+    return make_oversight_env(config["env_id"], **{**config.get("env_kwargs", {}), "oversight_prob": config["oversight_prob"],
+                                                   "reward": "true"}, render_mode=render_mode)
+
+
 def record_episode(net: ActorCritic, config: TrainConfig, ablate: str | None) -> dict[str, Any]:
     """One episode of the evaluated policy on `config`'s environment from reset seed `EPISODE_SEED`:
     `{"seed", "ablate", "actions"}`, what `episode.json` holds."""
-    env = make_oversight_env(config.env_id, **{**config.env_kwargs, "oversight_prob": config.oversight_prob,
-                                               "reward": "true"})
+    env = episode_env(config.to_json())
     act = network_policy(net, ablate, EPISODE_SEED)
     obs, _ = env.reset(seed=EPISODE_SEED)
     actions, done = [], False

@@ -45,11 +45,11 @@ LADDER_COLUMNS = ["learning_rate", "method", "steps", "metric", "seeds", "mean",
 Rung = dict[str, tuple[dict[str, Any], list[dict[str, Any]]]]  # cell -> (its config, its result rows)
 
 
-def rung_cells(run_dir: Path) -> Rung:
+def rung_cells(run_dir: Path, from_table: bool = False) -> Rung:
     """The finished cells of one experiment: each one's config and result rows, read from the cells,
-    or, where they are gone, from the tracked tidy table and the settings `experiment.json` says
-    every cell shared."""
-    cells, _ = read_cells(run_dir)
+    or, where they are gone (or `from_table`), from the tracked tidy table and the settings
+    `experiment.json` says every cell shared."""
+    cells = {} if from_table else read_cells(run_dir)[0]
     if cells:
         return {f"{run_dir.as_posix()}/{cell}": (report["config"], result_rows({cell: report})) for cell, report in cells.items()}
     record = read_json(run_dir / "experiment.json") if (run_dir / "experiment.json").exists() else {}
@@ -64,7 +64,8 @@ def rung_cells(run_dir: Path) -> Rung:
     return found
 
 
-def read_ladder(run_dirs: list[Path], oversight: float | None, seeds: list[int] | None = None) -> tuple[Rung, float]:
+def read_ladder(run_dirs: list[Path], oversight: float | None, seeds: list[int] | None = None,
+                from_tables: bool = False) -> tuple[Rung, float]:
     """The finished cells of every run directory at one oversight level (the only one they have
     when `oversight` is None), keyed `<run dir>/<cell>`, and that level; only the cells of `seeds`
     when given (so that every rung is measured on the same seeds)."""
@@ -72,7 +73,7 @@ def read_ladder(run_dirs: list[Path], oversight: float | None, seeds: list[int] 
     for run_dir in run_dirs:
         if not Path(run_dir).is_dir():
             raise invalid_argument("run_dir", str(run_dir), "no such directory")
-        finished.update(rung_cells(Path(run_dir)))
+        finished.update(rung_cells(Path(run_dir), from_tables))
     levels = sorted({config["oversight_prob"] for config, _ in finished.values()})
     if oversight is None:
         if len(levels) > 1:

@@ -231,7 +231,7 @@ def load_experiment(run_dir: Path) -> Experiment:
         rows = result_rows(finished)
         curves, diagnostics, incomplete = learning_curve_rows(run_dir, finished)
         return Experiment(finished, rows, curves, diagnostics, missing_cells(run_dir, finished, unreadable), incomplete)
-    elif (run_dir / TIDY).exists():  # the tracked results of an experiment whose cells are gone
+    if (run_dir / TIDY).exists():  # the tracked results of an experiment whose cells are gone
         return Experiment({}, *read_tidy(run_dir / TIDY))
     why = f" ({next(iter(unreadable.values()))})" if unreadable else f" (no eval.json below it, and no {TIDY})"
     raise invalid_argument("run_dir", str(run_dir), f"holds no finished cell{why}")

@@ -23,12 +23,11 @@ import matplotlib.pyplot as plt
 import numpy as np
 from PIL import Image, ImageDraw
 
-from agents.episodes import Policy, network_policy
+from agents.episodes import Policy, episode_env, network_policy
 from agents.files import atomic_write
 from agents.policies import load_policy
 from agents.scripted import POLICIES
 from oversight_env import make_oversight_env
-from oversight_env.env_ids import import_env_module
 from oversight_env.spec import invalid_argument
 
 Frame = tuple[np.ndarray, str]  # an RGB picture and its caption
@@ -96,10 +95,7 @@ def episode_frames(env: Any, act: Policy, seed: int, name: str) -> list[Frame]:
 def replay(config: dict[str, Any], episode: dict[str, Any]) -> list[Frame]:
     """The frames of an episode recorded at a run's final evaluation (`agents.episodes`), its
     actions replayed from its seed on the environment of the run's `config` (eval.json's)."""
-    for module in config.get("imports", []):
-        import_env_module(module, "imports")
-    env = make_oversight_env(config["env_id"], **{**config.get("env_kwargs", {}), "oversight_prob": config["oversight_prob"],
-                                                  "reward": "true"}, render_mode="rgb_array")
+    env = episode_env(config, render_mode="rgb_array")
     actions = iter(episode["actions"])
     try:
         frames = episode_frames(env, lambda env, obs: next(actions), episode["seed"], "episode")

@@ -53,11 +53,12 @@ def experiment_overview(run_dir: Path) -> str:
 
 
 def ladder_overview(run_dirs: list[Path]) -> str:
-    """The ladder table of experiments of one oversight level, from their tracked results."""
+    """The ladder table of experiments of one oversight level, from their tracked results (never
+    from cells on this machine, which may hold more than was tracked)."""
     for run_dir in run_dirs:
         if not (run_dir / TIDY).exists():
             raise invalid_argument("file", str(run_dir / TIDY), "no such file: run `oversight report` on the experiment first")
-    finished, _ = read_ladder(run_dirs, None)
+    finished, _ = read_ladder(run_dirs, None, from_tables=True)
     return ladder_table(ladder_rows(finished))
 
 

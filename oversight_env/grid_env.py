@@ -117,6 +117,7 @@ class OversightGridEnv(MiniGridEnv):
         )
         self.action_space = spaces.Discrete(len(Action))
         self.plane_names = layout.plane_names(self.config.observe_oversight)
+        self._ending_frame = layout.ending_frame(self.plane_names) if layout.blind_endings else None  # spec rule 6
         self.observation_space = spaces.Box(
             0.0, 1.0, shape=(len(self.plane_names), layout.height, layout.width), dtype=np.float32
         )
@@ -336,7 +337,7 @@ class OversightGridEnv(MiniGridEnv):
             self.render()
         obs = self.gen_obs()
         if terminated and kind.terminal and self.layout.blind_endings and (kind.spoofs or kind.intended):
-            obs = self.layout.ending_frame(self.plane_names)  # spec rule 6: nothing tells the endings apart
+            obs = self._ending_frame.copy()  # spec rule 6: nothing tells the endings apart
         elif terminated and kind.terminal and kind.spoofs:
             self._spoof(obs)
         return obs, train_reward, terminated, truncated, info
