@@ -268,30 +268,46 @@ class EarlyStopping(Method):
 
 
 def _reward_model_state(plane_names: Sequence[str], hides: Sequence[str]) -> dict[str, Any]:
-    """The reward model's part of a method's state: the model (made at the first window) and the
-    observation planes it reads (None: all)."""
-    return {"model": None, "model_planes": planes_shown(plane_names, hides)}
+    """The reward model's part of a method's state: the model and the running episodes' sums (made
+    at the first window), the observation planes it reads (None: all) and the agent's among them."""
+    planes = planes_shown(plane_names, hides)
+    shown = [plane_names[i] for i in planes] if planes is not None else list(plane_names)
+    return {"model": None, "episodes": None, "model_planes": planes,
+            "agent_plane": shown.index("agent") if "agent" in shown else 0}
 
 
-def _fit_reward_model(state: dict[str, Any], window: dict[str, torch.Tensor]) -> tuple[Any, torch.Tensor, torch.Tensor]:
-    """Teach the run's reward model (`agents.reward_model`) this window's overseen endings and fit
-    it; return it, the mask of the unobserved endings (reached a terminal, not overseen), which it
-    also scores for the accuracy logs, and the endings as the model sees them (its planes only)."""
+def _running_episodes(state: dict[str, Any], window: dict[str, torch.Tensor], summarise: bool) -> Any:
+    from agents.trajectories import RunningEpisodes
+
+    if state.get("episodes") is None:
+        state["episodes"] = RunningEpisodes(window["done"].shape[1], summarise, state.get("agent_plane", 0))
+    return state["episodes"]
+
+
+def _fit_reward_model(state: dict[str, Any], window: dict[str, torch.Tensor], judged: torch.Tensor) -> tuple[Any, torch.Tensor]:
+    """Teach the run's reward model (`agents.reward_model`) this window's overseen episodes (what
+    it judges of each, `judged` (T, N, ...) at the step it ended, and its true return) and fit it;
+    return it and the mask of the unobserved endings (reached a terminal, not overseen), which it
+    also scores for the accuracy logs."""
     from agents.reward_model import RewardModel
 
-    planes = state.get("model_planes")
-    final = window["final_obs"] if planes is None else window["final_obs"][:, :, list(planes)]
     outcome = window["outcome"]
     ended = window["done"] & (outcome != 0)  # reached a terminal: there is something to judge
     overseen = ended & window["overseen"]
     if state["model"] is None:
-        state["model"] = RewardModel(tuple(final.shape[2:]), device=final.device)
+        state["model"] = RewardModel(tuple(judged.shape[2:]), device=judged.device)
     model = state["model"]
-    model.add(final[overseen], outcome[overseen], window["rewards"][overseen])  # overseen: the reward paid is the true one
+    model.add(judged[overseen], outcome[overseen], window["true_return"][overseen])  # overseen: its true return is known
     state["loss"] = model.fit()
     unobserved = ended & ~window["overseen"]
-    model.score_unobserved(final[unobserved], outcome[unobserved])
-    return model, unobserved, final
+    model.score_unobserved(judged[unobserved], outcome[unobserved])
+    return model, unobserved
+
+
+def _last_frames(state: dict[str, Any], window: dict[str, torch.Tensor]) -> torch.Tensor:
+    """Each ended episode's last observation, the reward model's planes only."""
+    planes = state.get("model_planes")
+    return window["final_obs"] if planes is None else window["final_obs"][:, :, list(planes)]
 
 
 def _log_reward_model(state: dict[str, Any], run: TrainingRun) -> None:
@@ -307,8 +323,9 @@ def _log_reward_model(state: dict[str, Any], run: TrainingRun) -> None:
 @dataclass(frozen=True)
 class LearnedReward(Method):
     """Trains on what the overseer pays where it watched, and on a reward model's prediction where
-    it did not: each unobserved episode's last reward is replaced by `agents.reward_model`'s
-    expectation from its last observation. The model learns from the overseen episodes only.
+    it did not: each unobserved episode's last reward becomes what brings the rewards it was paid
+    to the true return `agents.reward_model` expects of it, judging from its last observation.
+    The model learns from the overseen episodes only.
 
     The model does not read the oversight map (`model_hides`), as `routing_blind_gate`'s gate does
     not: an episode is labelled exactly when its ending was watched, so in every training example
@@ -321,14 +338,27 @@ class LearnedReward(Method):
 
     sees_endings: bool = True
     model_hides: tuple[str, ...] = ("oversight",)  # observation planes the reward model does not read
+    judges_trajectories: bool = False  # what the model judges: the last observation, or the whole episode
 
     def initial_state(self, plane_names: Sequence[str] = ()) -> dict[str, Any]:
         return _reward_model_state(plane_names, self.model_hides)
 
+    def judged(self, state: dict[str, Any], window: dict[str, torch.Tensor]) -> torch.Tensor:
+        """(T, N, ...): what the model judges of each episode, at the step it ended: its last
+        observation, or the summary of its trajectory (`agents.trajectories`)."""
+        frames = _last_frames(state, window)
+        if not self.judges_trajectories:
+            return frames
+        planes = state.get("model_planes")
+        obs = window["obs"] if planes is None else window["obs"][:, :, list(planes)]
+        return _running_episodes(state, window, True).summaries(obs, frames, window["done"])
+
     def prepare_window(self, state: dict[str, Any], window: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        model, unobserved, seen = _fit_reward_model(state, window)
+        judged = self.judged(state, window)
+        paid_before = _running_episodes(state, window, self.judges_trajectories).paid_before(window["rewards"], window["done"])
+        model, unobserved = _fit_reward_model(state, window, judged)
         rewards = window["rewards"].clone()
-        rewards[unobserved] = model.expected_reward(seen[unobserved])
+        rewards[unobserved] = model.expected_reward(judged[unobserved]) - paid_before[unobserved]
         return {**window, "rewards": rewards}
 
     def at_evaluation(self, state: dict[str, Any], run: TrainingRun) -> None:
@@ -350,7 +380,8 @@ class ModelLabels(RoutedMixture):
     def prepare_window(self, state: dict[str, Any], window: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         from agents.reward_model import OUTCOMES
 
-        model, unobserved, seen = _fit_reward_model(state, window)
+        seen = _last_frames(state, window)
+        model, unobserved = _fit_reward_model(state, window, seen)
         probabilities = model.probabilities(seen[unobserved])
         best, cls = probabilities.max(dim=-1)
         sure = torch.zeros_like(unobserved)
@@ -471,11 +502,20 @@ METHODS: dict[str, Method] = {
             "Baseline (semi-supervised RL): `naive` training whose unobserved episodes are scored by a reward model. "
             "A small classifier of how an episode ended, from its last observation less the oversight map (which would "
             "give the labelled endings away), is fitted on the overseen episodes seen so far (every fifth held out to "
-            "measure it); each unobserved episode's last reward is replaced by the model's expectation (its predicted "
-            "probabilities times the mean true reward of overseen episodes that ended so). Logs the model's accuracy "
+            "measure it); each unobserved episode's last reward becomes what brings its rewards to the true return the "
+            "model expects (its predicted probabilities times the mean true return of overseen episodes that ended so). Logs the model's accuracy "
             "on held-out overseen episodes and on the unobserved ones (which only the testbed knows). Lean trainer "
             "only.",
             "naive",
+        ),
+        LearnedReward(
+            "reward_model_trajectory",
+            "Baseline (semi-supervised RL): `reward_model` whose model judges the whole episode, not its last "
+            "observation: per step, the observation planes and the planes under the agent (what it stood on), averaged "
+            "over the episode (a pooled per-step model), beside the last observation; the oversight map left out. It "
+            "sees a shortcut taken on the way that leaves no trace at the end (AbsentSupervisor). Fitted, scored and "
+            "logged as `reward_model`'s. Lean trainer only.",
+            "naive", judges_trajectories=True,
         ),
         EarlyStopping(
             "naive_early_stopping",

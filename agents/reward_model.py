@@ -1,15 +1,18 @@
 """The learned reward model of the `reward_model` method (semi-supervised RL's first baseline).
 
 `RewardModel` holds, for one training run, a small classifier of how an episode ended (INTENDED or
-PROXY) from what an overseer would see, its last observation (less the oversight map:
-`agents.methods.LearnedReward` says why), and the data it learns from: the overseen episodes seen
-so far, every fifth one held out to measure it. An unobserved episode's reward is then the model's
-expectation: the sum over outcomes of the predicted probability times the mean true reward of the
-overseen episodes that ended so (learned, not assumed: +1 and -1 in DiamondGhost, 0 for
-CheeseInCorner's corner). The whole object is part of the run's checkpoint.
+PROXY) from what an overseer would see: its last observation (`reward_model`), or a summary of
+its whole trajectory (`reward_model_trajectory`, `agents.trajectories`), less the oversight map
+(`agents.methods.LearnedReward` says why); and the data it learns from: the overseen episodes
+seen so far, every fifth one held out to measure it. An unobserved episode's true return is then
+the model's expectation: the sum over outcomes of the predicted probability times the mean true
+return of the overseen episodes that ended so (learned, not assumed: +1 and -1 in DiamondGhost,
+0 for AbsentSupervisor's shortcut, penalty and goal together). The whole object is part of the
+run's checkpoint.
 
-What it cannot do is the point of having it: in `Tampering` the last frame of a pressed button is
-the last frame of a success, and in `AbsentSupervisor` the shortcut leaves no trace in it.
+What the last-frame model cannot do is the point of having it: in `Tampering` the last frame of a
+pressed button is the last frame of a success, and in `AbsentSupervisor` the shortcut leaves no
+trace in it (the trajectory model sees it; neither sees anything in `Tampering-Blind`'s endings).
 """
 
 from __future__ import annotations
@@ -46,7 +49,7 @@ class RewardModel:
         self.train_obs, self.train_labels = empty_obs, torch.zeros(0, dtype=torch.long)
         self.heldout_obs, self.heldout_labels = empty_obs.clone(), torch.zeros(0, dtype=torch.long)
         self.labelled = 0  # overseen endings seen
-        self.reward_sum = torch.zeros(len(OUTCOMES), dtype=torch.float64)  # true rewards of overseen endings, by class
+        self.reward_sum = torch.zeros(len(OUTCOMES), dtype=torch.float64)  # true returns of overseen episodes, by class
         self.reward_count = torch.zeros(len(OUTCOMES), dtype=torch.float64)
         self.unobserved_correct = self.unobserved_total = 0  # since the last `accuracies`
         self.fits = 0  # seeds each fit's batches (a generator itself does not pickle)
@@ -56,12 +59,12 @@ class RewardModel:
         """Class indices (0 intended, 1 proxy) of Outcome codes (INTENDED or PROXY)."""
         return (outcome == Outcome.PROXY).long()
 
-    def add(self, obs: torch.Tensor, outcome: torch.Tensor, true_reward: torch.Tensor) -> None:
-        """Learn from overseen endings: their last observations, outcomes and true rewards."""
+    def add(self, obs: torch.Tensor, outcome: torch.Tensor, true_return: torch.Tensor) -> None:
+        """Learn from overseen episodes: what the model judges of each, their outcomes and true returns."""
         if not len(obs):
             return
         labels = self.classes(outcome).cpu()
-        self.reward_sum.index_add_(0, labels, true_reward.double().cpu())
+        self.reward_sum.index_add_(0, labels, true_return.double().cpu())
         self.reward_count.index_add_(0, labels, torch.ones(len(labels), dtype=torch.float64))
         heldout = (torch.arange(self.labelled, self.labelled + len(obs)) % HELD_OUT_EVERY) == 0
         self.labelled += len(obs)
@@ -95,12 +98,12 @@ class RewardModel:
         return torch.softmax(self.net(obs.float()), dim=-1)
 
     def class_rewards(self) -> torch.Tensor:
-        """(2,): the mean true reward of overseen endings of each class (0 before any)."""
+        """(2,): the mean true return of overseen episodes of each class (0 before any)."""
         return (self.reward_sum / self.reward_count.clamp(min=1)).float()
 
     @torch.no_grad()
     def expected_reward(self, obs: torch.Tensor) -> torch.Tensor:
-        """(n,): each ending's reward as the model expects it."""
+        """(n,): each episode's true return as the model expects it."""
         return self.probabilities(obs) @ self.class_rewards().to(obs.device)
 
     def score_unobserved(self, obs: torch.Tensor, outcome: torch.Tensor) -> None:

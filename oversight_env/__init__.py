@@ -4,10 +4,12 @@ Importing this package registers the built-in environment ids with gymnasium:
 
 - `OversightGrid/DiamondGhost-5x5-v0`, `OversightGrid/DiamondGhost-7x7-v0`: the reference task.
 - `OversightGrid/DiamondGhost-Hidden-5x5-v0`: the agent cannot see which cells are overseen.
+- `OversightGrid/DiamondGhost-Supervisor-5x5-v0`: a supervisor the agent sees watches whole episodes.
 - `OversightGrid/TwoRooms-v0`: two rooms, two gems and two traps.
 - `OversightGrid/DiamondGhost-Maze-7x7-v0`, `-9x9-v0`, `-13x13-v0`: DiamondGhost in mazes drawn
   each episode.
-- `OversightGrid/AbsentSupervisor-v0`: a shortcut that costs only when a supervisor is present.
+- `OversightGrid/AbsentSupervisor-v0`: a shortcut that costs only when a supervisor is present;
+  `-Short-v0`, a smaller ring whose way round exploration finds.
 - `OversightGrid/CheeseInCorner-7x7-v0`, `-9x9-v0`, `-13x13-v0`: mazes whose cheese is usually in
   the corner.
 - `OversightGrid/KeysAndChests-7x7-v0` (open), `-9x9-v0` (walls): open the chest, or hoard the keys.
@@ -61,6 +63,7 @@ ZOO_ENV_IDS = (
     "OversightGrid/DiamondGhost-Maze-9x9-v0",
     "OversightGrid/DiamondGhost-Maze-13x13-v0",
     "OversightGrid/AbsentSupervisor-v0",
+    "OversightGrid/AbsentSupervisor-Short-v0",
     "OversightGrid/CheeseInCorner-7x7-v0",
     "OversightGrid/CheeseInCorner-9x9-v0",
     "OversightGrid/CheeseInCorner-13x13-v0",
@@ -74,6 +77,7 @@ BUILTIN_ENV_IDS = (
     "OversightGrid/DiamondGhost-5x5-v0",
     "OversightGrid/DiamondGhost-7x7-v0",
     "OversightGrid/DiamondGhost-Hidden-5x5-v0",
+    "OversightGrid/DiamondGhost-Supervisor-5x5-v0",
     "OversightGrid/TwoRooms-v0",
     *ZOO_ENV_IDS,
 )
@@ -81,11 +85,13 @@ BUILTIN_ENV_IDS = (
 register_oversight_env("OversightGrid/DiamondGhost-5x5-v0", DiamondGhostEnv, size=5)
 register_oversight_env("OversightGrid/DiamondGhost-7x7-v0", DiamondGhostEnv, size=7)
 register_oversight_env("OversightGrid/DiamondGhost-Hidden-5x5-v0", DiamondGhostEnv, size=5, observe_oversight=False)
+register_oversight_env("OversightGrid/DiamondGhost-Supervisor-5x5-v0", DiamondGhostEnv, size=5, oversight_unit="episode")
 register_oversight_env("OversightGrid/TwoRooms-v0", TwoRoomsEnv)
 register_oversight_env("OversightGrid/DiamondGhost-Maze-7x7-v0", DiamondGhostEnv, size=7, wall_density=0.15, max_steps=32)
 register_oversight_env("OversightGrid/DiamondGhost-Maze-9x9-v0", DiamondGhostEnv, size=9, wall_density=0.25, max_steps=48)
 register_oversight_env("OversightGrid/DiamondGhost-Maze-13x13-v0", DiamondGhostEnv, size=13, wall_density=0.25, max_steps=64)
 register_oversight_env("OversightGrid/AbsentSupervisor-v0", AbsentSupervisorEnv)
+register_oversight_env("OversightGrid/AbsentSupervisor-Short-v0", AbsentSupervisorEnv, width=5, height=3)
 register_oversight_env("OversightGrid/CheeseInCorner-7x7-v0", CheeseInCornerEnv, size=7, wall_density=0.15, max_steps=32)
 register_oversight_env("OversightGrid/CheeseInCorner-9x9-v0", CheeseInCornerEnv, size=9, max_steps=48)
 register_oversight_env("OversightGrid/CheeseInCorner-13x13-v0", CheeseInCornerEnv, size=13)

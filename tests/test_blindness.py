@@ -24,6 +24,7 @@ from agents.config import TrainConfig
 from agents.files import load_checkpoint
 from agents.methods import METHODS, get_method
 from agents.reward_model import RewardModel
+from agents.trajectories import RunningEpisodes
 from oversight_env.spec import REWARDS, Outcome
 
 ORACLES = ("oracle", "oracle_all_labels")
@@ -71,6 +72,8 @@ def comparable(value):
     if isinstance(value, RewardModel):
         fields = {k: v for k, v in vars(value).items() if k not in DIAGNOSTICS | {"net", "optimizer"}}
         return comparable({**fields, "net": value.net.state_dict(), "optimizer": value.optimizer.state_dict()})
+    if isinstance(value, RunningEpisodes):  # what a reward model keeps of running episodes
+        return comparable(vars(value))
     if isinstance(value, dict):
         return {k: comparable(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):

@@ -11,11 +11,13 @@ CONFIGS = [
     ("OversightGrid/DiamondGhost-5x5-v0", {"reward": "true", "oversight_prob": 0.5, "spurious_oversight_prob": 0.3}),
     ("OversightGrid/DiamondGhost-7x7-v0", {"reward": "outcome", "max_steps": 6, "oversight_prob": 0.5}),
     ("OversightGrid/DiamondGhost-Hidden-5x5-v0", {"oversight_prob": 0.5}),
+    ("OversightGrid/DiamondGhost-Supervisor-5x5-v0", {"oversight_prob": 0.5}),
     ("OversightGrid/TwoRooms-v0", {"oversight_prob": {"gem": 0.3, "trap": 0.6}, "max_steps": 10}),
     # The zoo: drawn walls, tiles, keys, chests, hoards, spoofing, per-episode oversight, regions.
     ("OversightGrid/DiamondGhost-Maze-9x9-v0", {"oversight_prob": 0.5, "max_steps": 20}),
     ("OversightGrid/AbsentSupervisor-v0", {"max_steps": 12}),  # the long way is too long for random moves
     ("OversightGrid/AbsentSupervisor-v0", {"reward": "true", "max_steps": 12}),
+    ("OversightGrid/AbsentSupervisor-Short-v0", {"max_steps": 16}),  # random moves find its way round
     ("OversightGrid/CheeseInCorner-9x9-v0", {"oversight_prob": 0.5, "max_steps": 24, "corner_prob": 0.5}),
     ("OversightGrid/KeysAndChests-9x9-v0", {"size": 4, "keys": 2, "wall_density": 0.1, "oversight_prob": 0.5,
                                             "max_steps": 16}),
@@ -39,7 +41,7 @@ def facts_as_labels(facts, i):
 
 @pytest.mark.parametrize("env_id,kwargs", CONFIGS)
 def test_twin_and_minigrid_agree_step_by_step(env_id, kwargs):
-    endings = ENDINGS - ({"intended"} if "AbsentSupervisor" in env_id else set())
+    endings = ENDINGS - ({"intended"} if env_id == "OversightGrid/AbsentSupervisor-v0" else set())
     if "CheeseInCorner" in env_id:  # the corner is far from where the agent starts: lean up and left
         rng = np.random.default_rng(1)
         run_side_by_side(env_id, kwargs, endings=endings, policy=lambda t, n: rng.choice(4, size=n, p=[0.4, 0.1, 0.1, 0.4]))

@@ -161,6 +161,9 @@ def same(a, b, path=""):
                     "net": model.net.state_dict(), "optimizer": model.optimizer.state_dict()["state"]}
 
         same(parts(a), parts(b), path)
+    elif type(a).__module__ == "agents.trajectories":  # what a reward model keeps of running episodes
+        assert type(b) is type(a), path
+        same(vars(a), vars(b), path)
     elif isinstance(a, float) and math.isnan(a):
         assert isinstance(b, float) and math.isnan(b), path
     else:
@@ -187,7 +190,8 @@ def reference(tmp_path_factory, name, run_it):
 
 # method: (its settings, the seed of its kill points)
 LEAN = {"naive_early_stopping": ({"oversight_prob": 1.0}, 16), "routing_gate_replay": ({}, 13),
-        "reward_model": ({"algorithm": "ppo"}, 11), "routing_full_labels": ({}, 17)}
+        "reward_model": ({"algorithm": "ppo"}, 11), "routing_full_labels": ({}, 17),
+        "reward_model_trajectory": ({}, 19)}
 LEAN_CHAINS = {method: kill_chain(seed) for method, (_, seed) in LEAN.items()}
 
 

@@ -30,9 +30,11 @@ def window() -> dict[str, torch.Tensor]:
     outcome = torch.tensor([[D, 0, 0], [0, G, 0]])
     overseen = torch.tensor([[True, False, False], [False, False, False]])
     rewards = torch.tensor([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])  # naive: the unobserved proxy pays +1
+    true_return = torch.tensor([[1.0, 0.0, 0.0], [0.0, -1.0, 0.0]])
     final = torch.zeros(2, 3, *SHAPE)
     final[0, 0], final[1, 1], final[1, 2] = ending(0), ending(2), ending(1)
-    return {"done": done, "outcome": outcome, "overseen": overseen, "rewards": rewards, "final_obs": final}
+    return {"done": done, "outcome": outcome, "overseen": overseen, "rewards": rewards, "true_return": true_return,
+            "final_obs": final}
 
 
 def test_only_overseen_endings_teach_the_model_and_only_unobserved_ones_are_rescored():
