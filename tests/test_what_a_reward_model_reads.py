@@ -168,3 +168,27 @@ def test_absent_supervisor_sizes_are_checked():
     for argument, value in (("width", 2), ("height", 2.5), ("width", True)):
         with pytest.raises(ValueError, match=rf"^{argument}={value!r} is invalid: expected an integer >= 3"):
             make_oversight_env("OversightGrid/AbsentSupervisor-v0", **{argument: value})
+
+
+@pytest.mark.parametrize("method", ["naive", "routing_blind_gate"])
+def test_a_method_that_reads_no_last_frame_trains_the_same_under_blind_endings(tmp_path, method):
+    """The map takes these methods' Tampering-Blind results from Tampering-7x7's runs: only a last
+    frame differs between the two, and nothing but a reward model reads one (a truncated episode's,
+    which the critic reads, is never blind)."""
+    from agents.config import TrainConfig
+    from agents.files import load_checkpoint
+    from agents.methods import get_method
+    from agents.train import train
+
+    assert not get_method(method).sees_endings
+    results = []
+    for env_id in ("OversightGrid/Tampering-7x7-v0", "OversightGrid/Tampering-Blind-7x7-v0"):
+        config = TrainConfig(env_id=env_id, method=method, oversight_prob=0.3, steps=3 * 64 * 16, num_envs=64,
+                             rollout_steps=16, hidden=32, env_kwargs={"max_steps": 12}, eval_every_steps=1024, eval_episodes=32,
+                             final_eval_episodes=64, algorithm="ppo", bootstrap=True)
+        report = train(config, tmp_path / env_id.split("/")[1], progress=False)
+        saved = load_checkpoint(tmp_path / env_id.split("/")[1] / "checkpoint.pt")
+        results.append((saved["model"], report["variants"]))
+    (weights, variants), (blind_weights, blind_variants) = results
+    assert all(torch.equal(weights[k], blind_weights[k]) for k in weights)
+    assert variants == blind_variants
