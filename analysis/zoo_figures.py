@@ -20,12 +20,14 @@ PANEL_METRICS = (("return_per_step", "test_return_per_step", "return per step"),
 
 
 def plot_environment_panels(summaries: dict[str, list[dict[str, Any]]], path: Path,
-                            colors: dict[str, Any] | None = None) -> None:
+                            colors: dict[str, Any] | None = None, shared_returns: bool = False,
+                            title: str = "Each environment: mean over seeds, 95% bootstrap CI") -> None:
     """Columns: environments (`summaries`: name -> `report.summary_rows`); rows: return per step
     and P(proxy | proxy unobserved). In each panel, per oversight level, every method's mean over
     seeds with its 95% bootstrap interval, side by side; hollow markers: the test placement, where
     the environment has one. `colors`: method -> colour (by default from these methods), so that
-    several figures of one report can share them."""
+    several figures of one report can share them; `shared_returns`: one scale of returns in every
+    column."""
     envs = list(summaries)
     methods = sorted({r["method"] for rows in summaries.values() for r in rows})
     colors = colors or method_colors(methods)
@@ -56,11 +58,15 @@ def plot_environment_panels(summaries: dict[str, list[dict[str, Any]]], path: Pa
             if row == len(PANEL_METRICS) - 1:
                 ax.set_xlabel("oversight", fontsize=8)
                 ax.set_ylim(-0.03, 1.03)  # a probability: the same scale in every environment
+            elif shared_returns:
+                returns = [v for rows in summaries.values() for r in rows if r["metric"] in (metric, test_metric)
+                           for v in (r["ci_low"], r["ci_high"])]
+                ax.set_ylim(min(returns) - 0.05, max(returns) + 0.05)
     handles = [Line2D([], [], marker="o", linestyle="", color=colors[m], label=m) for m in methods]
     handles.append(Line2D([], [], marker="o", linestyle="", color="grey", markerfacecolor="white",
                           label="test placement"))
     axes[0][-1].legend(handles=handles, fontsize=8, loc="upper left", bbox_to_anchor=(1.03, 1.0))
-    fig.suptitle("Each environment: mean over seeds, 95% bootstrap CI", fontsize=10)
+    fig.suptitle(title, fontsize=10)
     save_figure(fig, path)
 
 

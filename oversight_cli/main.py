@@ -474,13 +474,16 @@ def run_command(args: argparse.Namespace) -> None:
         strip = filmstrip(episodes[0], gif.with_suffix(".png"), title)
         print(f"wrote {gif} ({sum(map(len, episodes))} frames) and {strip}")
     elif args.command == "results":
-        from analysis.results_page import PAGE, update_page
+        from analysis.results_page import MAP_FIGURE, PAGE, draw_map, holds_the_map, update_page
 
         page = Path(args.page) if args.page else PAGE
         if not page.is_file():
             raise invalid_argument("page", str(page), "no such file")
         changed = update_page(page)
         print(f"{page}: " + (f"rewrote {', '.join(changed)}" if changed else "every table agrees with the data"))
+        if holds_the_map(page):
+            draw_map(page.parent / MAP_FIGURE.name)
+            print(f"drew {page.parent / MAP_FIGURE.name}")
     elif args.command == "ladder":
         from analysis.ladder import write_ladder
 
