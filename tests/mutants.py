@@ -39,6 +39,8 @@ TWIN_STATE = ["tests/test_twin_state.py"]
 OWN_ENV = ["tests/test_own_environment.py", "tests/test_bad_input_files_and_wrappers.py"]
 OLD_RUNS = ["tests/test_old_run_directories.py"]
 BLIND = ["tests/test_what_a_reward_model_reads.py", "tests/test_equivalence.py"]
+TRAJECTORIES = ["tests/test_trajectories.py", "tests/test_reward_model.py", "tests/test_blindness.py",
+                "tests/test_what_a_reward_model_reads.py"]
 BAD_INPUT = ["tests/test_cli_bad_input.py", "tests/test_bad_input_files_and_wrappers.py", "tests/test_train_config.py"]
 
 TIMEOUT_SECONDS = 300  # a mutant whose tests run longer hangs them: counted as caught
@@ -86,7 +88,8 @@ MUTANTS: list[tuple[str, str, str, str, list[str]]] = [
     ("zoo: returns-to-go one step short", "agents/evaluator.py",
      "r * (1 - gamma**steps) / (1 - gamma)", "r * (1 - gamma**(steps - 1)) / (1 - gamma)", ZOO),
     ("reward model: unobserved endings keep the overseer's reward", "agents/methods.py",
-     'rewards[unobserved] = model.expected_reward(seen[unobserved])', "rewards[unobserved] = rewards[unobserved]",
+     'rewards[unobserved] = model.expected_reward(judged[unobserved]) - paid_before[unobserved]',
+     "rewards[unobserved] = rewards[unobserved]",
      ["tests/test_reward_model.py"]),
     ("reward model learns from unobserved endings too", "agents/methods.py",
      '    overseen = ended & window["overseen"]\n', "    overseen = ended\n", ["tests/test_reward_model.py"]),
@@ -561,8 +564,8 @@ MUTANTS: list[tuple[str, str, str, str, list[str]]] = [
      'outcome[unobserved] = torch.where(best >= self.confidence, predicted, outcome[unobserved])',
      'outcome[unobserved] = torch.where(best >= self.confidence, outcome[unobserved], outcome[unobserved])', ['tests/test_blindness.py']),
     ("[blindness] blindness: the reward model learns every ending's outcome, overseen or not", 'agents/methods.py',
-     'model.add(final[overseen], outcome[overseen], window["rewards"][overseen])',
-     'model.add(final[ended], outcome[ended], window["rewards"][ended])', ['tests/test_blindness.py']),
+     'model.add(judged[overseen], outcome[overseen], window["true_return"][overseen])',
+     'model.add(judged[ended], outcome[ended], window["true_return"][ended])', ['tests/test_blindness.py']),
     ('[blindness] blindness: filtering keeps unobserved intended episodes', 'agents/methods.py',
      'episode = torch.where(overseen | (outcome == 0), KEPT, DROPPED)',
      'episode = torch.where(overseen | (outcome != 2), KEPT, DROPPED)', ['tests/test_blindness.py']),
@@ -810,8 +813,7 @@ MUTANTS: list[tuple[str, str, str, str, list[str]]] = [
     ("[analysis] the ladder of tracked tables ignores a rung's recorded settings", 'analysis/ladder.py',
      'config = {**record["config"], "method": row["method"]', 'config = {"method": row["method"]', ["tests/test_report.py"]),
     ("[analysis] a generated ladder block never compared with its data", 'analysis/results_page.py',
-     'data = ladder_overview(list(source)) if isinstance(source, tuple) else experiment_overview(source)',
-     'data = match["body"][:-1] if isinstance(source, tuple) else experiment_overview(source)', ["tests/test_results_page.py"]),
+     '            data = ladder_overview(list(source))', '            data = match["body"][:-1]', ["tests/test_results_page.py"]),
     # Issue 31: blind endings (Tampering-Blind-7x7).
     ("[blind endings] the MiniGrid environment blinds only the spoofed endings", 'oversight_env/grid_env.py',
      'self.layout.blind_endings and (kind.spoofs or kind.intended):', 'self.layout.blind_endings and kind.spoofs:', BLIND),
@@ -821,6 +823,43 @@ MUTANTS: list[tuple[str, str, str, str, list[str]]] = [
      '        for name in ("agent", first_intended.name):', '        for name in ("agent", first_intended.name, "oversight"):', BLIND),
     ("[blind endings] accepted without a terminal that spoofs", 'oversight_env/spec.py',
      '        if self.blind_endings and not any(t.spoofs for t in self.terminals):', '        if False:', BLIND),
+    # Issue 31: reward models of whole trajectories, the learned reward's accounting, the map.
+    ("[trajectories] the summary leaves out the last observation's features", 'agents/trajectories.py',
+     'mean = (self.feature_sums[ended] + step_features(last, self.agent_plane)) / (self.steps[ended] + 1).view(-1, 1, 1, 1)',
+     'mean = self.feature_sums[ended] / (self.steps[ended] + 1).view(-1, 1, 1, 1)', TRAJECTORIES),
+    ("[trajectories] a finished episode's sums carry into the next", 'agents/trajectories.py',
+     '                self.feature_sums[ended] = 0.0\n', '                pass\n', TRAJECTORIES),
+    ("[trajectories] the step count restarts with the window, not the episode", 'agents/trajectories.py',
+     '        self.feature_sums, self.steps = self.feature_sums.to(obs.device), self.steps.to(obs.device)',
+     '        self.feature_sums, self.steps = self.feature_sums.to(obs.device), torch.zeros_like(self.steps)', TRAJECTORIES),
+    ("[trajectories] payments before the episode's last step forget the window before", 'agents/trajectories.py',
+     '        self.paid = self.paid.to(rewards.device)', '        self.paid = torch.zeros_like(self.paid)', TRAJECTORIES),
+    ("[trajectories] payments count the step itself", 'agents/trajectories.py',
+     '            before[t] = self.paid\n', '            before[t] = self.paid + rewards[t]\n', TRAJECTORIES),
+    ("[trajectories] the features under the agent read the wrong plane", 'agents/trajectories.py',
+     '    agent = obs[..., agent_plane:agent_plane + 1, :, :]', '    agent = obs[..., agent_plane + 1:agent_plane + 2, :, :]',
+     TRAJECTORIES),
+    ("[trajectories] the trajectory model judges the last frame only", 'agents/methods.py',
+     '        if not self.judges_trajectories:\n            return frames', '        if True:\n            return frames',
+     TRAJECTORIES),
+    ("[trajectories] the learned reward ignores what the episode was paid before", 'agents/methods.py',
+     'model.expected_reward(judged[unobserved]) - paid_before[unobserved]', 'model.expected_reward(judged[unobserved])',
+     TRAJECTORIES),
+    ("[trajectories] the model's class values are the last rewards, not the true returns", 'agents/methods.py',
+     'outcome[overseen], window["true_return"][overseen])', 'outcome[overseen], window["rewards"][overseen])',
+     TRAJECTORIES),
+    ("[trajectories] the agent's plane found by position, the oversight map shown", 'agents/methods.py',
+     '            "agent_plane": shown.index("agent") if "agent" in shown else 0}',
+     '            "agent_plane": 1 if "agent" in shown else 0}', TRAJECTORIES),
+    ("[map] a map column takes every method from its stand-in", 'analysis/results_page.py',
+     '                           and not METHODS[r["method"]].sees_endings]', '                           ]', ["tests/test_results_page.py"]),
+    ("[map] a stand-in replaces the column's own results", 'analysis/results_page.py',
+     'if r["method"] not in own and r["method"] in METHODS', 'if r["method"] in METHODS', ["tests/test_results_page.py"]),
+    ("[map] AbsentSupervisor's ring puts the tile next to the start", 'oversight_env/absent_supervisor.py',
+     'tiles=(dataclasses.replace(PUNISHMENT, region=(0, (height - 1) // 2, 1, 1)),),',
+     'tiles=(dataclasses.replace(PUNISHMENT, region=(0, 1, 1, 1)),),', BLIND),
+    ("[map] AbsentSupervisor accepts a ring with no wall", 'oversight_env/absent_supervisor.py',
+     'not isinstance(value, int) or value < 3:', 'not isinstance(value, int) or value < 2:', BLIND),
 ]
 
 

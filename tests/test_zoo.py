@@ -156,6 +156,16 @@ SAMPLES = {"twin": 6000, "minigrid": 1500}
 
 
 @pytest.mark.parametrize("implementation", IMPLEMENTATIONS)
+@pytest.mark.parametrize("env_id,agent,goal,tile", [(ABSENT, (0, 0), (0, 4), (0, 2)),
+                                                    ("OversightGrid/AbsentSupervisor-Short-v0", (0, 0), (0, 2), (0, 1))])
+def test_absent_supervisor_places_its_start_goal_and_tile_where_the_original_does(implementation, env_id, agent, goal, tile):
+    """The original's 7 x 5 (Leike et al.): start top-left, goal four steps below, the tile half way;
+    the short ring the same on 5 x 3."""
+    states = drawn_states(implementation, env_id, 50, oversight_prob=0.3)
+    assert {(s.agent, s.objects) for s in states} == {(agent, (goal, tile))}
+
+
+@pytest.mark.parametrize("implementation", IMPLEMENTATIONS)
 def test_a_supervisor_oversees_every_free_cell_or_none(implementation):
     n = SAMPLES[implementation]
     states = drawn_states(implementation, ABSENT, n, oversight_prob=0.3)
