@@ -82,10 +82,11 @@ def test_step_features_mark_what_the_agent_stands_on():
 
 def window_with_a_toll():
     """Env 0: an unobserved episode over two windows that was paid -1 and then +1 on its last step;
-    env 1: an overseen proxy episode (true return -1), env 2: an overseen intended one (+1)."""
+    env 1: an overseen proxy episode whose last step paid +1 (true return -1: a penalty earlier),
+    env 2: an overseen intended one (+1)."""
     shape = (2, 1, 3)
     first = {"done": torch.tensor([[False, True, True]]), "outcome": torch.tensor([[0, G, D]]),
-             "overseen": torch.tensor([[False, True, True]]), "rewards": torch.tensor([[-1.0, -1.0, 1.0]]),
+             "overseen": torch.tensor([[False, True, True]]), "rewards": torch.tensor([[-1.0, 1.0, 1.0]]),
              "true_return": torch.tensor([[-1.0, -1.0, 1.0]]), "obs": torch.zeros(1, 3, *shape),
              "final_obs": torch.zeros(1, 3, *shape)}
     second = {"done": torch.tensor([[True, False, False]]), "outcome": torch.tensor([[G, 0, 0]]),
@@ -101,9 +102,9 @@ def test_an_unobserved_episode_is_paid_in_all_the_true_return_the_model_expects(
     state = method.initial_state(("agent", "thing"))
     first, second = window_with_a_toll()
     paid = method.prepare_window(state, first)["rewards"]
-    assert paid[0].tolist() == [-1.0, -1.0, 1.0]  # nothing ended unobserved: as paid
+    assert paid[0].tolist() == [-1.0, 1.0, 1.0]  # nothing ended unobserved: as paid
     model = state["model"]
-    assert model.class_rewards().tolist() == [1.0, -1.0]  # the overseen episodes' true returns
+    assert model.class_rewards().tolist() == [1.0, -1.0]  # the overseen episodes' true returns, not last rewards
     judged = method.judged(copy.deepcopy(state), second)[0, 0]  # what the model judges of env 0's episode
     last = float(method.prepare_window(state, second)["rewards"][0, 0])
     assert abs(-1.0 + last - float(model.expected_reward(judged[None])[0])) < 1e-5
@@ -126,3 +127,15 @@ def test_the_trajectory_model_sees_the_way_the_last_frame_model_does_not():
         seen_a = method.judged(a, second)[0, 0]
         seen_b = method.judged(b, plain)[0, 0]
         assert (not torch.equal(seen_a, seen_b)) == differs
+
+
+def test_the_trajectory_model_finds_the_agent_plane_by_name():
+    method = get_method("reward_model_trajectory")
+    state = method.initial_state(("oversight", "thing", "agent"))
+    assert state["model_planes"] == (1, 2) and state["agent_plane"] == 1  # among the planes the model reads
+    obs = torch.zeros(1, 1, 3, 1, 2)
+    obs[0, 0, 2, 0, 1] = 1.0  # the agent on cell 1 ...
+    obs[0, 0, 1, 0, :] = 1.0  # ... where a thing lies, as on cell 0
+    window = {"obs": obs, "final_obs": obs.clone(), "done": torch.tensor([[True]])}
+    summary = method.judged(state, window)[0, 0]  # thing, agent; under the agent: thing, agent; last: thing, agent
+    assert summary[2].tolist() == [[0.0, 1.0]]  # the thing it stood on, not the one beside it
