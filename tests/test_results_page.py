@@ -6,7 +6,7 @@ import re
 import pytest
 
 from oversight_cli.main import main
-from analysis.results_page import PAGE, ROOT, Map, MapColumn, generated_blocks, map_summaries, update_page
+from analysis.results_page import PAGE, ROOT, Map, MapColumn, generated_blocks, map_rows, map_summaries, update_page
 from agents.methods import METHODS
 
 
@@ -57,6 +57,8 @@ def test_a_map_column_takes_from_its_stand_in_only_the_methods_that_read_no_last
     own = [r for r in summaries["with its own"] if r["method"] == "reward_model"]
     assert {r["mean"] for r in own} == {r["mean"] for r in map_summaries(Map((MapColumn("own", ROOT / "runs" / "map_diamondghost"),)))["own"]}
     assert {r["method"] for r in summaries["with its own"]} == without | {"reward_model"}
+    own_and_stand_in = map_rows(Map((MapColumn("both", *zoo, same_without_endings=zoo),)))["both"]
+    assert len(own_and_stand_in) == len(map_rows(Map((MapColumn("own", *zoo),)))["own"])  # its own rows win, none twice
 
 
 def test_a_block_naming_no_tracked_experiment_is_one_line(tmp_path):
