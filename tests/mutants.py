@@ -858,7 +858,7 @@ MUTANTS: list[tuple[str, str, str, str, list[str]]] = [
      'if r["method"] not in own\n', 'if True\n', ["tests/test_results_page.py"]),
     ("[map] AbsentSupervisor's ring puts the tile next to the start", 'oversight_env/absent_supervisor.py',
      'tiles=(dataclasses.replace(PUNISHMENT, region=(0, (height - 1) // 2, 1, 1)),),',
-     'tiles=(dataclasses.replace(PUNISHMENT, region=(0, 1, 1, 1)),),', BLIND),
+     'tiles=(dataclasses.replace(PUNISHMENT, region=(0, 1, 1, 1)),),', ["tests/test_zoo.py", *BLIND]),
     ("[map] AbsentSupervisor accepts a ring with no wall", 'oversight_env/absent_supervisor.py',
      'not isinstance(value, int) or value < 3:', 'not isinstance(value, int) or value < 2:', BLIND),
     ("[map] the answer judges routing against its best baseline only", 'analysis/results_page.py',
