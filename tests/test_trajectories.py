@@ -129,13 +129,17 @@ def test_the_trajectory_model_sees_the_way_the_last_frame_model_does_not():
         assert (not torch.equal(seen_a, seen_b)) == differs
 
 
-def test_the_trajectory_model_finds_the_agent_plane_by_name():
+@pytest.mark.parametrize("names", [("oversight", "thing", "agent"), ("agent", "oversight", "thing")])
+def test_the_trajectory_model_finds_the_agent_plane_by_name(names):
     method = get_method("reward_model_trajectory")
-    state = method.initial_state(("oversight", "thing", "agent"))
-    assert state["model_planes"] == (1, 2) and state["agent_plane"] == 1  # among the planes the model reads
-    obs = torch.zeros(1, 1, 3, 1, 2)
-    obs[0, 0, 2, 0, 1] = 1.0  # the agent on cell 1 ...
-    obs[0, 0, 1, 0, :] = 1.0  # ... where a thing lies, as on cell 0
-    window = {"obs": obs, "final_obs": obs.clone(), "done": torch.tensor([[True]])}
-    summary = method.judged(state, window)[0, 0]  # thing, agent; under the agent: thing, agent; last: thing, agent
-    assert summary[2].tolist() == [[0.0, 1.0]]  # the thing it stood on, not the one beside it
+    state = method.initial_state(names)
+    shown = [n for n in names if n != "oversight"]
+    assert state["agent_plane"] == shown.index("agent")  # among the planes the model reads
+    obs = torch.zeros(1, 1, 2, 1, 2)  # the model's planes, in `shown`'s order
+    obs[0, 0, shown.index("agent"), 0, 1] = 1.0  # the agent on cell 1 ...
+    obs[0, 0, shown.index("thing"), 0, :] = 1.0  # ... where a thing lies, as on cell 0
+    full = torch.zeros(1, 1, 3, 1, 2)
+    full[:, :, [names.index(n) for n in shown]] = obs
+    window = {"obs": full, "final_obs": full.clone(), "done": torch.tensor([[True]])}
+    summary = method.judged(state, window)[0, 0]  # the planes' means, the same under the agent, the last frame
+    assert summary[2 + shown.index("thing")].tolist() == [[0.0, 1.0]]  # the thing it stood on, not the one beside it
