@@ -27,7 +27,7 @@ from agents.files import atomic_write
 from agents.run_dir import read_json
 from analysis.ladder import ladder_rows, ladder_table, read_ladder
 from agents.methods import METHODS, ROUTED, reads_true_rewards
-from analysis.metrics import COMPARED
+from analysis.metrics import COMPARED, HEADLINE
 from analysis.tables import comparison_rows, overview_table, summary_rows
 from analysis.tidy import TIDY, read_tidy
 from oversight_env.spec import invalid_argument
@@ -118,14 +118,16 @@ def map_summaries(columns: Map) -> dict[str, list[dict]]:
 
 
 def _mean_ci(summary: list[dict], method: str, level: float) -> str:
-    (row,) = [r for r in summary if r["method"] == method and r["oversight"] == level and r["metric"] == COMPARED]
-    return f"{row['mean']:.3f} [{row['ci_low']:.3f}, {row['ci_high']:.3f}] (n={row['seeds']})"
+    """`method`'s mean return per step [95% CI] (n) at `level`, then its mean P(proxy | proxy unobserved)."""
+    row, proxy = ([r for r in summary if r["method"] == method and r["oversight"] == level and r["metric"] == metric][0]
+                  for metric in HEADLINE)
+    return f"{row['mean']:.3f} [{row['ci_low']:.3f}, {row['ci_high']:.3f}] (n={row['seeds']}), proxy {proxy['mean']:.2f}"
 
 
 def map_answer(columns: Map) -> str:
     """Per column and oversight level: the best routing variant (by mean return per step, among the
     methods with two routed experts), the best method without routing and without the oracles'
-    labels, each with its 95% interval, their difference with its interval, and the verdict of the
+    labels, each with its 95% interval and how often it takes an unobserved proxy, their difference with its interval, and the verdict of the
     routing variant against every such method: "routing beats every baseline" (better than each),
     "<method> beats routing" (the best of those it is worse than), or "no clear difference"; and the
     baselines the column has (a column still waiting for some says so here)."""
