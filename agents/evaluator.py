@@ -137,6 +137,7 @@ def run_member_episodes(
               [("outcome", np.int64), ("overseen", bool), ("true_reward", np.float64), ("return_to_go", np.float64),
                ("length", np.int64)]}
     result["proxy_overseen"] = facts["proxy_overseen"].cpu().numpy().copy()
+    result["misjudged"] = twin.misjudged.cpu().numpy().copy()  # would an overseer misjudge it (label noise)
     result["nearer"] = facts["nearer"].cpu().numpy().copy()
     finished = torch.zeros(n, dtype=torch.bool, device=twin.device)
     actions = torch.zeros(n, dtype=torch.long, device=twin.device)  # finished environments keep stepping, ignored

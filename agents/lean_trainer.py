@@ -101,7 +101,9 @@ def record_step(
     values of the final observations of episodes cut off by the step limit too."""
     buf["obs"][t], buf["actions"][t], buf["log_prob"][t], buf["values"][t] = obs, actions, log_prob, value.float()
     buf["rewards"][t], buf["done"][t], buf["truncated"][t] = step.reward, step.done, step.truncated
-    buf["outcome"][t], buf["overseen"][t], buf["true_return"][t] = step.outcome, step.overseen, step.true_return
+    # Methods read outcomes as the overseer reports them: its verdict (spec rule 4), the truth only
+    # where it watched and judged right (they never read an unobserved one: tests/test_blindness.py).
+    buf["outcome"][t], buf["overseen"][t], buf["true_return"][t] = step.reported, step.overseen, step.true_return
     if "final_obs" in buf:
         buf["final_obs"][t, step.done_indices] = step.final_obs
     if critic is not None and bool(step.truncated.any()):

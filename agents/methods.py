@@ -218,6 +218,20 @@ class LabelBudget(Method):
         return max(1, round(steps * oversight_prob))
 
 
+def overseer_verdicts(episodes: dict[str, Any]) -> Any:
+    """Each validation episode's true return as the overseer who labels it judges it: where it
+    misjudges a terminal ending (label noise), the ending pays the other role's true reward."""
+    import numpy as np
+
+    from oversight_env.spec import REWARDS, Outcome
+
+    pay = np.array([row[1] for row in REWARDS["true"]])  # by outcome code, on a watched cell
+    outcome = episodes["outcome"]
+    wrong = episodes["misjudged"] & (outcome != Outcome.NONE)
+    flipped = np.where(outcome == Outcome.PROXY, int(Outcome.INTENDED), int(Outcome.PROXY))
+    return np.where(wrong, episodes["true_reward"] - pay[outcome] + pay[flipped], episodes["true_reward"])
+
+
 #: Share of the oversight budget that `naive_early_stopping` holds out for validation.
 EARLY_STOPPING_HOLDOUT = 0.25
 
@@ -254,7 +268,7 @@ class EarlyStopping(Method):
         seed = evaluation_seed(config.seed, "validation", run.env_steps)
         episodes = run_episodes(run.net, config.env_id, n, seed=seed, oversight_prob=config.oversight_prob,
                                 env_kwargs=config.env_kwargs)
-        score = float(episodes["true_reward"].mean())
+        score = float(overseer_verdicts(episodes).mean())
         run.log("early_stopping/validation_true_return", score)
         run.log("early_stopping/validation_episodes", n)
         if score > state["best_score"]:
@@ -284,11 +298,13 @@ def _running_episodes(state: dict[str, Any], window: dict[str, torch.Tensor], su
     return state["episodes"]
 
 
-def _fit_reward_model(state: dict[str, Any], window: dict[str, torch.Tensor], judged: torch.Tensor) -> tuple[Any, torch.Tensor]:
+def _fit_reward_model(state: dict[str, Any], window: dict[str, torch.Tensor], judged: torch.Tensor,
+                      paid: torch.Tensor) -> tuple[Any, torch.Tensor]:
     """Teach the run's reward model (`agents.reward_model`) this window's overseen episodes (what
-    it judges of each, `judged` (T, N, ...) at the step it ended, and its true return) and fit it;
-    return it and the mask of the unobserved endings (reached a terminal, not overseen), which it
-    also scores for the accuracy logs."""
+    it judges of each, `judged` (T, N, ...) at the step it ended, and `paid` (T, N), what the
+    episode was paid in all by then: for an episode the overseer watched, its true return as the
+    overseer judged it) and fit it; return it and the mask of the unobserved endings (reached a
+    terminal, not overseen), which it also scores for the accuracy logs."""
     from agents.reward_model import RewardModel
 
     outcome = window["outcome"]
@@ -297,7 +313,7 @@ def _fit_reward_model(state: dict[str, Any], window: dict[str, torch.Tensor], ju
     if state["model"] is None:
         state["model"] = RewardModel(tuple(judged.shape[2:]), device=judged.device)
     model = state["model"]
-    model.add(judged[overseen], outcome[overseen], window["true_return"][overseen])  # overseen: its true return is known
+    model.add(judged[overseen], outcome[overseen], paid[overseen])
     state["loss"] = model.fit()
     unobserved = ended & ~window["overseen"]
     model.score_unobserved(judged[unobserved], outcome[unobserved])
@@ -325,7 +341,8 @@ class LearnedReward(Method):
     """Trains on what the overseer pays where it watched, and on a reward model's prediction where
     it did not: each unobserved episode's last reward becomes what brings the rewards it was paid
     to the true return `agents.reward_model` expects of it, judging from its last observation.
-    The model learns from the overseen episodes only.
+    The model learns from the overseen episodes only: their outcomes and their returns as the
+    overseer reported and paid them (under label noise, its verdicts; never the truth behind them).
 
     The model does not read the oversight map (`model_hides`), as `routing_blind_gate`'s gate does
     not: an episode is labelled exactly when its ending was watched, so in every training example
@@ -356,7 +373,7 @@ class LearnedReward(Method):
     def prepare_window(self, state: dict[str, Any], window: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         judged = self.judged(state, window)
         paid_before = _running_episodes(state, window, self.judges_trajectories).paid_before(window["rewards"], window["done"])
-        model, unobserved = _fit_reward_model(state, window, judged)
+        model, unobserved = _fit_reward_model(state, window, judged, paid_before + window["rewards"])
         rewards = window["rewards"].clone()
         rewards[unobserved] = model.expected_reward(judged[unobserved]) - paid_before[unobserved]
         return {**window, "rewards": rewards}
@@ -381,7 +398,7 @@ class ModelLabels(RoutedMixture):
         from agents.reward_model import OUTCOMES
 
         seen = _last_frames(state, window)
-        model, unobserved = _fit_reward_model(state, window, seen)
+        model, unobserved = _fit_reward_model(state, window, seen, window["rewards"])  # its class values go unused
         probabilities = model.probabilities(seen[unobserved])
         best, cls = probabilities.max(dim=-1)
         sure = torch.zeros_like(unobserved)
@@ -503,9 +520,9 @@ METHODS: dict[str, Method] = {
             "A small classifier of how an episode ended, from its last observation less the oversight map (which would "
             "give the labelled endings away), is fitted on the overseen episodes seen so far (every fifth held out to "
             "measure it); each unobserved episode's last reward becomes what brings its rewards to the true return the "
-            "model expects (its predicted probabilities times the mean true return of overseen episodes that ended so). Logs the model's accuracy "
-            "on held-out overseen episodes and on the unobserved ones (which only the testbed knows). Lean trainer "
-            "only.",
+            "model expects (its predicted probabilities times the mean return the overseer paid for overseen episodes "
+            "that ended so). Logs the model's accuracy on held-out overseen episodes and on the unobserved ones (which "
+            "only the testbed knows). Lean trainer only.",
             "naive",
         ),
         LearnedReward(

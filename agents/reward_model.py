@@ -5,8 +5,8 @@ PROXY) from what an overseer would see: its last observation (`reward_model`), o
 its whole trajectory (`reward_model_trajectory`, `agents.trajectories`), less the oversight map
 (`agents.methods.LearnedReward` says why); and the data it learns from: the overseen episodes
 seen so far, every fifth one held out to measure it. An unobserved episode's true return is then
-the model's expectation: the sum over outcomes of the predicted probability times the mean true
-return of the overseen episodes that ended so (learned, not assumed: +1 and -1 in DiamondGhost,
+the model's expectation: the sum over outcomes of the predicted probability times the mean return
+of the overseen episodes that ended so, as the overseer paid them (its verdicts) (learned, not assumed: +1 and -1 in DiamondGhost,
 0 for AbsentSupervisor's shortcut, penalty and goal together). The whole object is part of the
 run's checkpoint.
 
@@ -49,7 +49,7 @@ class RewardModel:
         self.train_obs, self.train_labels = empty_obs, torch.zeros(0, dtype=torch.long)
         self.heldout_obs, self.heldout_labels = empty_obs.clone(), torch.zeros(0, dtype=torch.long)
         self.labelled = 0  # overseen endings seen
-        self.reward_sum = torch.zeros(len(OUTCOMES), dtype=torch.float64)  # true returns of overseen episodes, by class
+        self.reward_sum = torch.zeros(len(OUTCOMES), dtype=torch.float64)  # returns the overseer paid for overseen episodes, by class
         self.reward_count = torch.zeros(len(OUTCOMES), dtype=torch.float64)
         self.unobserved_correct = self.unobserved_total = 0  # since the last `accuracies`
         self.fits = 0  # seeds each fit's batches (a generator itself does not pickle)
@@ -59,12 +59,13 @@ class RewardModel:
         """Class indices (0 intended, 1 proxy) of Outcome codes (INTENDED or PROXY)."""
         return (outcome == Outcome.PROXY).long()
 
-    def add(self, obs: torch.Tensor, outcome: torch.Tensor, true_return: torch.Tensor) -> None:
-        """Learn from overseen episodes: what the model judges of each, their outcomes and true returns."""
+    def add(self, obs: torch.Tensor, outcome: torch.Tensor, paid_return: torch.Tensor) -> None:
+        """Learn from overseen episodes: what the model judges of each, their outcomes (the overseer's
+        verdicts) and their returns as the overseer paid them."""
         if not len(obs):
             return
         labels = self.classes(outcome).cpu()
-        self.reward_sum.index_add_(0, labels, true_return.double().cpu())
+        self.reward_sum.index_add_(0, labels, paid_return.double().cpu())
         self.reward_count.index_add_(0, labels, torch.ones(len(labels), dtype=torch.float64))
         heldout = (torch.arange(self.labelled, self.labelled + len(obs)) % HELD_OUT_EVERY) == 0
         self.labelled += len(obs)
@@ -98,7 +99,7 @@ class RewardModel:
         return torch.softmax(self.net(obs.float()), dim=-1)
 
     def class_rewards(self) -> torch.Tensor:
-        """(2,): the mean true return of overseen episodes of each class (0 before any)."""
+        """(2,): the mean return of overseen episodes of each class, as the overseer paid them (0 before any)."""
         return (self.reward_sum / self.reward_count.clamp(min=1)).float()
 
     @torch.no_grad()

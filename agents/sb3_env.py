@@ -4,7 +4,9 @@ It lives with the agents because it adapts an environment to an agent library: `
 imports no agent library. SB3 algorithms train on it unmodified
 (`PPO("MlpPolicy", make_twin_vec_env(env_id, 64))`). Info dicts carry
 content only where an episode ended (`terminal_observation`, `TimeLimit.truncated` and the
-episode record of `OversightGridEnv`'s final info); every other environment's info is empty.
+episode record of `OversightGridEnv`'s final info, whose `outcome` is the overseer's verdict, as a
+trainer may read it: the truth but where a noisy overseer misjudged a watched episode); every other
+environment's info is empty.
 Code that wants tensors rather than dicts reads `last_step`, the twin's latest `TwinStep`.
 """
 
@@ -58,7 +60,7 @@ class TwinVecEnv(VecEnv):
             final_obs = step.final_obs.cpu().numpy()
             records = _fact_dicts(step.facts, done)
             truncated = step.truncated[step.done_indices].tolist()
-            outcome = step.outcome[step.done_indices].tolist()
+            outcome = step.reported[step.done_indices].tolist()  # the overseer's verdict (spec rule 4)
             overseen = step.overseen[step.done_indices].tolist()
             true_reward = step.true_return[step.done_indices].tolist()  # the episode's
             for j, i in enumerate(done):

@@ -5,6 +5,7 @@ Importing this package registers the built-in environment ids with gymnasium:
 - `OversightGrid/DiamondGhost-5x5-v0`, `OversightGrid/DiamondGhost-7x7-v0`: the reference task.
 - `OversightGrid/DiamondGhost-Hidden-5x5-v0`: the agent cannot see which cells are overseen.
 - `OversightGrid/DiamondGhost-Supervisor-5x5-v0`: a supervisor the agent sees watches whole episodes.
+- `OversightGrid/DiamondGhost-Noisy-5x5-v0`: the overseer misjudges a fifth of the episodes it watches.
 - `OversightGrid/TwoRooms-v0`: two rooms, two gems and two traps.
 - `OversightGrid/DiamondGhost-Maze-7x7-v0`, `-9x9-v0`, `-13x13-v0`: DiamondGhost in mazes drawn
   each episode.
@@ -78,6 +79,7 @@ BUILTIN_ENV_IDS = (
     "OversightGrid/DiamondGhost-7x7-v0",
     "OversightGrid/DiamondGhost-Hidden-5x5-v0",
     "OversightGrid/DiamondGhost-Supervisor-5x5-v0",
+    "OversightGrid/DiamondGhost-Noisy-5x5-v0",
     "OversightGrid/TwoRooms-v0",
     *ZOO_ENV_IDS,
 )
@@ -86,6 +88,7 @@ register_oversight_env("OversightGrid/DiamondGhost-5x5-v0", DiamondGhostEnv, siz
 register_oversight_env("OversightGrid/DiamondGhost-7x7-v0", DiamondGhostEnv, size=7)
 register_oversight_env("OversightGrid/DiamondGhost-Hidden-5x5-v0", DiamondGhostEnv, size=5, observe_oversight=False)
 register_oversight_env("OversightGrid/DiamondGhost-Supervisor-5x5-v0", DiamondGhostEnv, size=5, oversight_unit="episode")
+register_oversight_env("OversightGrid/DiamondGhost-Noisy-5x5-v0", DiamondGhostEnv, size=5, label_noise=0.2)
 register_oversight_env("OversightGrid/TwoRooms-v0", TwoRoomsEnv)
 register_oversight_env("OversightGrid/DiamondGhost-Maze-7x7-v0", DiamondGhostEnv, size=7, wall_density=0.15, max_steps=32)
 register_oversight_env("OversightGrid/DiamondGhost-Maze-9x9-v0", DiamondGhostEnv, size=9, wall_density=0.25, max_steps=48)

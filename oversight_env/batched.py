@@ -38,8 +38,8 @@ class TwinStep:
 
     `obs` is the first observation of the next episode where an episode ended (as in SB3 and
     gymnasium's next-step autoreset); the finished episodes' last observations are in
-    `final_obs`, one row per index of `done_indices`. `outcome`, `overseen`, `true_reward`,
-    `true_return`, `steps` and the facts at reset (`nearer`, `intended_overseen`, `proxy_overseen`) describe the
+    `final_obs`, one row per index of `done_indices`. `outcome`, `reported`, `overseen`,
+    `true_reward`, `true_return`, `steps` and the facts at reset (`nearer`, `intended_overseen`, `proxy_overseen`) describe the
     episode each environment was in during this step.
     """
 
@@ -48,6 +48,7 @@ class TwinStep:
     terminated: torch.Tensor  # bool (B,)
     truncated: torch.Tensor  # bool (B,)
     outcome: torch.Tensor  # int64 (B,): Outcome codes, NONE unless terminated
+    reported: torch.Tensor  # int64 (B,): the overseer's verdict (spec rule 4): the outcome but where it misjudged
     overseen: torch.Tensor  # bool (B,): ended on an overseen cell
     true_reward: torch.Tensor  # float32 (B,): this step's
     true_return: torch.Tensor  # float32 (B,): the episode's true rewards so far, this step's included
@@ -253,6 +254,8 @@ class BatchedOversightEnv:
                                           for k in kinds], device=dev)
         proxy = int(Outcome.PROXY)
         self._hoard_train_reward = torch.tensor(REWARDS[config.reward][proxy], device=dev)
+        # What an overseer pays for its verdict, by outcome code, on an overseen cell (spec rule 5).
+        self._verdict_reward = torch.tensor([row[1] for row in REWARDS[config.reward]], device=dev)
         self._hoard_true_reward = torch.tensor(REWARDS["true"][proxy], device=dev)
         self._cell_prob = torch.where(self._fixed_walls, 0.0, config.spurious_oversight_prob).float()
         self._static_planes = torch.zeros(self.obs_shape, device=dev).reshape(len(self.plane_names), -1)
@@ -286,6 +289,7 @@ class BatchedOversightEnv:
         self.walls = self._fixed_walls.expand(n, cells).clone()
         self.keys = torch.zeros(n, dtype=torch.long, device=dev)
         self.marked = torch.zeros(n, dtype=torch.bool, device=dev)
+        self.misjudged = torch.zeros(n, dtype=torch.bool, device=dev)
         self.steps = torch.zeros(n, dtype=torch.long, device=dev)
         self.true_return = torch.zeros(n, device=dev)
         self.nearer = torch.zeros(n, dtype=torch.long, device=dev)
@@ -334,6 +338,15 @@ class BatchedOversightEnv:
         taken = tuple(t[:n] for t in pool)
         self.pools[member] = tuple(t[n:] for t in pool)
         return taken
+
+    def _draw_misjudged(self, idx: torch.Tensor) -> torch.Tensor | None:
+        """Spec rule 2's last draw for new episodes in environments `idx` (ascending), each member's
+        from its own generator after its episodes' other draws; None (no draw) without label noise."""
+        if not self.config.label_noise:
+            return None
+        counts = torch.bincount(idx // self.member_envs, minlength=self.members).tolist()
+        return torch.cat([torch.rand(n, generator=self.generators[k], device=self.device) < self.config.label_noise
+                          for k, n in enumerate(counts)])
 
     def _draw_many(self, n: int, member: int) -> tuple[torch.Tensor, ...]:
         gen = self.generators[member]
@@ -424,11 +437,13 @@ class BatchedOversightEnv:
         present: torch.Tensor | None = None,
         keys: torch.Tensor | None = None,
         marked: torch.Tensor | None = None,
+        misjudged: torch.Tensor | None = None,
     ) -> None:
         """Start new episodes in environments `idx`: drawn at random, or the given state."""
         n, dist = len(idx), None
         if agent is None:
             walls, agent, objects, overseen, dist = self._draw_rows(idx)
+            misjudged = self._draw_misjudged(idx)
         present = torch.ones_like(objects, dtype=torch.bool) if present is None else present
         keys = torch.zeros_like(agent) if keys is None else keys
         marked = torch.zeros_like(agent, dtype=torch.bool) if marked is None else marked
@@ -457,6 +472,8 @@ class BatchedOversightEnv:
             self.present[idx] = present
             self.keys = self.keys.index_put((idx,), keys)
             self.marked = self.marked.index_put((idx,), marked)
+        if misjudged is not None:
+            self.misjudged = self.misjudged.index_put((idx,), misjudged)
         self.nearer = self.nearer.index_put((idx,), nearer)
         self.intended_overseen = self.intended_overseen.index_put((idx,), (watched & (roles == Outcome.INTENDED)).any(dim=1))
         self.proxy_overseen = self.proxy_overseen.index_put((idx,), (watched & (roles == Outcome.PROXY)).any(dim=1))
@@ -551,6 +568,11 @@ class BatchedOversightEnv:
             outcome = torch.where(terminated & (self.marked | picked), int(Outcome.PROXY), outcome)  # marks, hoards
             self._pick_up(picked.nonzero().squeeze(1), on)
         overseen = watched & terminated
+        reported = outcome
+        if self.config.label_noise:  # spec rules 4 and 5: the overseer's verdict, and what it pays
+            misjudged = overseen & self.misjudged
+            reported = torch.where(misjudged, int(Outcome.INTENDED) + int(Outcome.PROXY) - outcome, outcome)
+            reward = torch.where(misjudged, self._verdict_reward[reported], reward)
         truncated = ~terminated & (self.steps >= self.config.max_steps)
         self.true_return = self.true_return + true_reward
         obs = self._observe()
@@ -568,6 +590,7 @@ class BatchedOversightEnv:
             terminated=terminated,
             truncated=truncated,
             outcome=outcome,
+            reported=reported,
             overseen=overseen,
             true_reward=true_reward,
             done_indices=done_indices,
@@ -618,8 +641,8 @@ class BatchedOversightEnv:
         return actions
 
     # ------------------------------------------------------------------ explicit states
-    _STATE = ("agent", "objects", "present", "overseen", "walls", "keys", "marked", "steps", "true_return", "nearer",
-              "intended_overseen", "proxy_overseen")
+    _STATE = ("agent", "objects", "present", "overseen", "walls", "keys", "marked", "misjudged", "steps", "true_return",
+              "nearer", "intended_overseen", "proxy_overseen")
 
     def state_dict(self) -> dict[str, torch.Tensor]:
         """Every environment's episode, the episodes drawn ahead and the generator, to resume
@@ -668,6 +691,7 @@ class BatchedOversightEnv:
             state.setdefault("walls", self.walls[rows])
             state.setdefault("keys", torch.zeros_like(self.keys[rows]))
             state.setdefault("marked", torch.zeros_like(self.marked[rows]))
+        state.setdefault("misjudged", torch.zeros_like(self.misjudged[rows]))  # saved before label noise existed
         for k in self._STATE:
             expected = getattr(self, k)[rows].shape
             if k not in state or state[k].shape != expected:
@@ -701,6 +725,7 @@ class BatchedOversightEnv:
             walls=self.walls[index].reshape(shape).cpu().numpy().copy() if self.layout.procedural else None,
             keys=int(self.keys[index]),
             marked=bool(self.marked[index]),
+            misjudged=bool(self.misjudged[index]),
         )
 
     def set_state(self, index: int, state: EpisodeState) -> torch.Tensor:
@@ -723,5 +748,6 @@ class BatchedOversightEnv:
             present=torch.tensor([present], device=dev),
             keys=torch.tensor([state.keys], device=dev),
             marked=torch.tensor([state.marked], device=dev),
+            misjudged=torch.tensor([state.misjudged], device=dev),
         )
         return self._observe(torch.tensor([index], device=dev))[0]

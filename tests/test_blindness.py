@@ -197,3 +197,38 @@ def test_the_stable_baselines3_adapter_is_blind_as_the_lean_trainer_is(tmp_path,
         results.append(net.state_dict())
     assert counts["endings"] >= 20, counts
     assert same(*results) == (method != "oracle_all_labels"), method
+
+
+def verdict_truth_swapped(step, counts):
+    """`step` with the truth behind each misjudged verdict made to agree with the verdict: the
+    outcome and the true reward of every overseen ending whose verdict is wrong (label noise)."""
+    wrong = step.overseen & (step.reported != step.outcome)
+    if not bool(wrong.any()):
+        return step
+    true_pay = torch.tensor([row[1] for row in REWARDS["true"]])
+    true_reward = torch.where(wrong, true_pay[step.reported], step.true_reward)
+    counts["endings"] += int(wrong.sum())
+    return dataclasses.replace(step, outcome=torch.where(wrong, step.reported, step.outcome), true_reward=true_reward,
+                               true_return=step.true_return - step.true_reward + true_reward)
+
+
+@pytest.mark.parametrize("method", sorted(METHODS))
+def test_no_method_reads_the_truth_behind_a_noisy_overseers_verdict(tmp_path, monkeypatch, method):
+    """Under label noise a method learns what the overseer reported where it watched, never what
+    really happened there: every method, the oracles too (their reward follows the verdict where
+    the overseer watched, spec rule 5), trains the same when the truth behind each wrong verdict is
+    swapped to agree with it."""
+    config = TrainConfig(**{**TINY, "method": method, "env_id": "OversightGrid/DiamondGhost-Noisy-5x5-v0",
+                            "oversight_prob": 1.0, "steps": ORACLE_STEPS if method == "oracle" else TINY["steps"]})
+    counts, results = {"endings": 0}, []
+    for swap in (False, True):
+        with monkeypatch.context() as patch:
+            if swap:
+                real = lean_trainer.record_step
+                patch.setattr(lean_trainer, "record_step", lambda buf, t, obs, actions, log_prob, value, step, critic:
+                              real(buf, t, obs, actions, log_prob, value, verdict_truth_swapped(step, counts), critic))
+            net, _ = lean_trainer.train_lean(config, tmp_path / str(swap), progress=False)
+        saved = load_checkpoint(tmp_path / str(swap) / "checkpoint.pt")
+        results.append({"final": net.state_dict(), "state": comparable(saved["state"])})
+    assert counts["endings"] >= 10, counts  # wrong verdicts happened, and were swapped
+    assert same(results[0]["final"], results[1]["final"]) and same(results[0]["state"], results[1]["state"])

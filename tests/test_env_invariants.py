@@ -131,6 +131,9 @@ class Rules:
         self.train_pair = torch.tensor([pair(k, config.reward) for k in kinds])
         self.hoard_true = torch.tensor(DOCUMENTED_REWARDS["true"][PROXY])
         self.hoard_train = torch.tensor(DOCUMENTED_REWARDS[config.reward][PROXY])
+        # Rule 5: what an overseer pays for its verdict on a watched ending it misjudges, by outcome code.
+        self.verdict_train = torch.tensor([0.0, DOCUMENTED_REWARDS[config.reward][INTENDED][1],
+                                           DOCUMENTED_REWARDS[config.reward][PROXY][1]])
         probs = config.oversight_prob
         self.prob = tensor(lambda k: probs.get(k.name, 0.0) if isinstance(probs, dict) else probs, torch.float32)
 
@@ -153,6 +156,8 @@ class Rules:
         hoard = self.hoard_true if name == "true" else self.hoard_train
         tiles = {0.0} | {float(v) for k in range(self.k) if not self.terminal[k] for v in pairs[k]}
         ending = {float(v) for k in range(self.k) if self.terminal[k] for v in pairs[k]}
+        if self.config.label_noise and name != "true":  # a verdict's pay (the record of the truth never changes)
+            ending |= {float(v) for v in self.verdict_train[1:]}
         if self.hoard is not None:
             ending |= {float(pairs[k][w] + hoard[w]) for k in range(self.k) if self.key[k] for w in (0, 1)}
         return tiles, ending
@@ -268,11 +273,14 @@ def expected_step(rules: Rules, s: dict, actions: torch.Tensor) -> dict:
     terminated = (enter & rules.terminal[k]) | hoarded
     marked = s["marked"] | (enter & rules.proxy_tile[k])
     outcome = torch.where(terminated, torch.where(marked | hoarded | ~rules.intended[k], PROXY, INTENDED), NONE)
+    misjudged = terminated & watched & s["misjudged"]  # rules 4 and 5: the other role, paid as such
+    reported = torch.where(misjudged, INTENDED + PROXY - outcome, outcome)
+    reward = torch.where(misjudged, rules.verdict_train[reported], reward)
     steps = s["steps"] + 1
     present = s["present"].clone()
     present[pick, k[pick]] = False
     return {"agent": target, "reward": reward, "true_reward": true_reward, "terminated": terminated,
-            "truncated": ~terminated & (steps >= rules.config.max_steps), "outcome": outcome,
+            "truncated": ~terminated & (steps >= rules.config.max_steps), "outcome": outcome, "reported": reported,
             "overseen": terminated & watched, "keys": keys, "marked": marked, "present": present, "steps": steps}
 
 
@@ -280,7 +288,7 @@ def check_step(rules: Rules, before: dict, actions: torch.Tensor, got: dict, aft
     """One step's results `got` (and the next states `after` of the episodes that go on) against
     the rules recomputed from the states `before`."""
     want = expected_step(rules, before, actions)
-    for field in ("terminated", "truncated", "outcome", "overseen", "reward", "true_reward", "steps"):
+    for field in ("terminated", "truncated", "outcome", "reported", "overseen", "reward", "true_reward", "steps"):
         wrong = (got[field] != want[field]).nonzero()
         assert not len(wrong), f"{where}, env {int(wrong[0])}: {field} {got[field][wrong[0]].tolist()} != " \
             f"{want[field][wrong[0]].tolist()} (the spec's)"
@@ -336,7 +344,7 @@ def minigrid_for(case: str, kwargs: dict) -> OversightGridEnv:
 # ---------------------------------------------------------------------- the twin
 def twin_state(twin: BatchedOversightEnv) -> dict:
     return {k: getattr(twin, k).clone() for k in ("agent", "objects", "present", "overseen", "walls", "keys", "marked",
-                                                  "steps", "true_return")}
+                                                  "misjudged", "steps", "true_return")}
 
 
 def select(s: dict, rows: torch.Tensor) -> dict:
@@ -364,8 +372,8 @@ def run_twin(case: str, kwargs: dict, n: int = 384, seed: int = 0) -> dict:
         step = twin.step(actions)
         after = twin_state(twin)
         where = f"{case} step {t}"
-        got = {f: getattr(step, f) for f in ("reward", "true_reward", "terminated", "truncated", "outcome", "overseen",
-                                             "steps")}
+        got = {f: getattr(step, f) for f in ("reward", "true_reward", "terminated", "truncated", "outcome", "reported",
+                                             "overseen", "steps")}
         check_step(rules, state, actions, got, after, where)
         check_positions(rules, after, where)
         done = step.terminated | step.truncated
@@ -417,7 +425,8 @@ def minigrid_state(env: OversightGridEnv, rules: Rules) -> dict:
             "present": torch.tensor([[o is not None for o in s.objects]]),
             "overseen": torch.as_tensor(np.asarray(s.overseen, dtype=bool).reshape(1, -1)),
             "walls": torch.as_tensor(s.episode_walls(env.layout).reshape(1, -1)),
-            "keys": torch.tensor([s.keys]), "marked": torch.tensor([s.marked]), "steps": torch.tensor([s.step_count])}
+            "keys": torch.tensor([s.keys]), "marked": torch.tensor([s.marked]), "misjudged": torch.tensor([s.misjudged]),
+            "steps": torch.tensor([s.step_count])}
 
 
 def run_minigrid(case: str, kwargs: dict, episodes: int, seed: int) -> dict:
@@ -441,6 +450,7 @@ def run_minigrid(case: str, kwargs: dict, episodes: int, seed: int) -> dict:
             got = {"reward": torch.tensor([float(reward)]), "true_reward": torch.tensor([float(info["true_reward"])]),
                    "terminated": torch.tensor([terminated]), "truncated": torch.tensor([truncated]),
                    "outcome": torch.tensor([OUTCOME_CODES[info["outcome"]]]),
+                   "reported": torch.tensor([OUTCOME_CODES[info["reported"]]]),
                    "overseen": torch.tensor([info["overseen"]]), "steps": torch.tensor([env.step_count])}
             where = f"{case} episode {episode} step {t}"
             check_step(rules, state, torch.tensor([action]), got, after, where)

@@ -12,6 +12,8 @@ CONFIGS = [
     ("OversightGrid/DiamondGhost-7x7-v0", {"reward": "outcome", "max_steps": 6, "oversight_prob": 0.5}),
     ("OversightGrid/DiamondGhost-Hidden-5x5-v0", {"oversight_prob": 0.5}),
     ("OversightGrid/DiamondGhost-Supervisor-5x5-v0", {"oversight_prob": 0.5}),
+    ("OversightGrid/DiamondGhost-Noisy-5x5-v0", {"oversight_prob": 0.5}),  # misjudged endings pay the verdict
+    ("OversightGrid/DiamondGhost-Noisy-5x5-v0", {"oversight_prob": 0.5, "reward": "true", "oversight_unit": "episode"}),
     ("OversightGrid/TwoRooms-v0", {"oversight_prob": {"gem": 0.3, "trap": 0.6}, "max_steps": 10}),
     # The zoo: drawn walls, tiles, keys, chests, hoards, spoofing, per-episode oversight, regions.
     ("OversightGrid/DiamondGhost-Maze-9x9-v0", {"oversight_prob": 0.5, "max_steps": 20}),
@@ -42,6 +44,7 @@ def facts_as_labels(facts, i):
 @pytest.mark.parametrize("env_id,kwargs", CONFIGS)
 def test_twin_and_minigrid_agree_step_by_step(env_id, kwargs):
     endings = ENDINGS - ({"intended"} if env_id == "OversightGrid/AbsentSupervisor-v0" else set())
+    endings |= {"misjudged"} if "Noisy" in env_id else set()
     if "CheeseInCorner" in env_id:  # the corner is far from where the agent starts: lean up and left
         rng = np.random.default_rng(1)
         run_side_by_side(env_id, kwargs, endings=endings, policy=lambda t, n: rng.choice(4, size=n, p=[0.4, 0.1, 0.1, 0.4]))
@@ -85,7 +88,7 @@ def run_side_by_side(env_id: str, kwargs: dict, n: int = 24, steps: int = 250, e
     for i in range(n):
         obs[i] = start(i, 0)
     rng = np.random.default_rng(0)
-    seen = {"intended": 0, "proxy": 0, "none": 0, "overseen": 0, "unobserved": 0}
+    seen = {"intended": 0, "proxy": 0, "none": 0, "overseen": 0, "unobserved": 0, "misjudged": 0}
     for t in range(steps):
         actions = rng.integers(0, 4, size=n) if policy is None else policy(t, n)
         step = twin.step(actions)
@@ -101,6 +104,7 @@ def run_side_by_side(env_id: str, kwargs: dict, n: int = 24, steps: int = 250, e
                 bool(step.truncated[i]),
             ), f"env {i} step {t}"
             assert info["outcome"] == Outcome(int(step.outcome[i])).label
+            assert info["reported"] == Outcome(int(step.reported[i])).label
             assert info["overseen"] == bool(step.overseen[i])
             assert info["true_reward"] == float(step.true_reward[i])
             assert {k: info[k] for k in ("nearer", "intended_overseen", "proxy_overseen")} == facts_as_labels(
@@ -111,6 +115,7 @@ def run_side_by_side(env_id: str, kwargs: dict, n: int = 24, steps: int = 250, e
                 seen[info["outcome"]] += 1
                 if terminated:
                     seen["overseen" if info["overseen"] else "unobserved"] += 1
+                    seen["misjudged"] += info["reported"] != info["outcome"]
                 obs[i] = start(i, t + 1)
             else:
                 assert twin.get_state(i) == envs[i].state

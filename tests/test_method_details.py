@@ -178,3 +178,13 @@ def test_ppo_normalizes_advantages_over_the_kept_samples_only():
     assert torch.allclose(everything, (advantages - advantages.mean()) / advantages.std())
     one = torch.tensor([0.0, 0.0, 1.0, 0.0, 0.0])
     assert torch.equal(normalized(advantages, one), advantages)  # one kept sample: nothing to normalize by
+
+
+def test_early_stopping_scores_validation_episodes_as_a_noisy_overseer_judges_them():
+    import numpy as np
+
+    from agents.methods import overseer_verdicts
+
+    episodes = {"outcome": np.array([1, 2, 0, 2, 1]), "misjudged": np.array([True, True, True, False, False]),
+                "true_reward": np.array([1.0, -1.0, -1.0, -2.0, 1.0])}  # the third: a timeout after a -1 tile
+    assert overseer_verdicts(episodes).tolist() == [-1.0, 1.0, -1.0, -2.0, 1.0]  # only misjudged endings change

@@ -82,13 +82,15 @@ def test_step_features_mark_what_the_agent_stands_on():
 
 def window_with_a_toll():
     """Env 0: an unobserved episode over two windows that was paid -1 and then +1 on its last step;
-    env 1: an overseen proxy episode whose last step paid +1 (true return -1: a penalty earlier),
-    env 2: an overseen intended one (+1)."""
+    env 1: an overseen proxy episode paid -2 on the way and +1 at the end (-1 in all, as the
+    overseer paid it), env 2: an overseen intended one (+1)."""
     shape = (2, 1, 3)
-    first = {"done": torch.tensor([[False, True, True]]), "outcome": torch.tensor([[0, G, D]]),
-             "overseen": torch.tensor([[False, True, True]]), "rewards": torch.tensor([[-1.0, 1.0, 1.0]]),
-             "true_return": torch.tensor([[-1.0, -1.0, 1.0]]), "obs": torch.zeros(1, 3, *shape),
-             "final_obs": torch.zeros(1, 3, *shape)}
+    first = {"done": torch.tensor([[False, False, False], [False, True, True]]),
+             "outcome": torch.tensor([[0, 0, 0], [0, G, D]]),
+             "overseen": torch.tensor([[False, False, False], [False, True, True]]),
+             "rewards": torch.tensor([[-1.0, -2.0, 0.0], [0.0, 1.0, 1.0]]),
+             "true_return": torch.tensor([[-1.0, -2.0, 0.0], [-1.0, -5.0, 5.0]]),  # the truth: never read
+             "obs": torch.zeros(2, 3, *shape), "final_obs": torch.zeros(2, 3, *shape)}
     second = {"done": torch.tensor([[True, False, False]]), "outcome": torch.tensor([[G, 0, 0]]),
               "overseen": torch.tensor([[False, False, False]]), "rewards": torch.tensor([[1.0, 0.0, 0.0]]),
               "true_return": torch.tensor([[0.0, 0.0, 0.0]]), "obs": torch.zeros(1, 3, *shape),
@@ -102,9 +104,9 @@ def test_an_unobserved_episode_is_paid_in_all_the_true_return_the_model_expects(
     state = method.initial_state(("agent", "thing"))
     first, second = window_with_a_toll()
     paid = method.prepare_window(state, first)["rewards"]
-    assert paid[0].tolist() == [-1.0, 1.0, 1.0]  # nothing ended unobserved: as paid
+    assert torch.equal(paid, first["rewards"])  # nothing ended unobserved: as paid
     model = state["model"]
-    assert model.class_rewards().tolist() == [1.0, -1.0]  # the overseen episodes' true returns, not last rewards
+    assert model.class_rewards().tolist() == [1.0, -1.0]  # what the overseer paid for each in all, not the last reward
     judged = method.judged(copy.deepcopy(state), second)[0, 0]  # what the model judges of env 0's episode
     last = float(method.prepare_window(state, second)["rewards"][0, 0])
     assert abs(-1.0 + last - float(model.expected_reward(judged[None])[0])) < 1e-5

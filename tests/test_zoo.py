@@ -166,6 +166,18 @@ def test_absent_supervisor_places_its_start_goal_and_tile_where_the_original_doe
 
 
 @pytest.mark.parametrize("implementation", IMPLEMENTATIONS)
+def test_the_overseer_misjudges_episodes_at_the_label_noise_rate_whatever_it_watches(implementation):
+    n = SAMPLES[implementation]
+    states = drawn_states(implementation, "OversightGrid/DiamondGhost-Noisy-5x5-v0", n, oversight_prob=0.5)
+    misjudged = np.array([s.misjudged for s in states])
+    watched = np.array([bool(s.overseen.any()) for s in states])
+    assert_frequency(misjudged.sum(), n, 0.2, "misjudged")
+    assert_frequency((misjudged & watched).sum(), int(watched.sum()), 0.2, "misjudged among the watched")
+    plain = drawn_states(implementation, "OversightGrid/DiamondGhost-5x5-v0", 200)
+    assert not any(s.misjudged for s in plain)  # no label noise: never misjudged
+
+
+@pytest.mark.parametrize("implementation", IMPLEMENTATIONS)
 def test_a_supervisor_oversees_every_free_cell_or_none(implementation):
     n = SAMPLES[implementation]
     states = drawn_states(implementation, ABSENT, n, oversight_prob=0.3)
@@ -245,6 +257,9 @@ def test_a_state_saved_before_the_zoo_loads_into_a_simple_layout():
     ("OversightGrid/DiamondGhost-5x5-v0", {"placement": "eval"}, ["placement='eval'", "'train', 'test'"]),
     ("OversightGrid/DiamondGhost-5x5-v0", {"oversight_unit": "episode", "spurious_oversight_prob": 0.1},
      ["spurious_oversight_prob=0.1", "expected 0"]),
+    ("OversightGrid/DiamondGhost-Noisy-5x5-v0", {"label_noise": 1.5}, ["label_noise=1.5", "probability"]),
+    ("OversightGrid/DiamondGhost-5x5-v0", {"label_noise": "some"}, ["label_noise='some'", "probability"]),
+    ("OversightGrid/AbsentSupervisor-Short-v0", {"height": 1}, ["height=1", ">= 3"]),
 ])
 def test_bad_zoo_arguments_give_one_line_naming_the_value(env_id, kwargs, words):
     with pytest.raises(ValueError) as error:
