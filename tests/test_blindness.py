@@ -232,3 +232,29 @@ def test_no_method_reads_the_truth_behind_a_noisy_overseers_verdict(tmp_path, mo
         results.append({"final": net.state_dict(), "state": comparable(saved["state"])})
     assert counts["endings"] >= 10, counts  # wrong verdicts happened, and were swapped
     assert same(results[0]["final"], results[1]["final"]) and same(results[0]["state"], results[1]["state"])
+
+
+@pytest.mark.parametrize("method", ["routing", "filtering"])
+def test_the_stable_baselines3_adapter_reads_verdicts_too(tmp_path, monkeypatch, method):
+    from agents import sb3_env
+    from agents.sb3 import train_sb3
+
+    config = TrainConfig(**{**TINY, "method": method, "trainer": "sb3", "algorithm": "ppo", "ppo_minibatches": 2,
+                            "env_id": "OversightGrid/DiamondGhost-Noisy-5x5-v0", "oversight_prob": 1.0})
+    counts, results, real = {"endings": 0}, [], sb3_env.make_batched
+    for swap in (False, True):
+        with monkeypatch.context() as patch:
+            if swap:
+                def make(*args, **kwargs):
+                    twin = real(*args, **kwargs)
+                    step = twin.step
+                    twin.step = lambda actions: verdict_truth_swapped(step(actions), counts)
+                    return twin
+
+                patch.setattr(sb3_env, "make_batched", make)
+            out = tmp_path / str(swap)
+            out.mkdir()
+            net, _ = train_sb3(config, out, progress=False)
+        results.append(net.state_dict())
+    assert counts["endings"] >= 10, counts
+    assert same(*results)

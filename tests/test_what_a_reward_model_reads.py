@@ -192,3 +192,20 @@ def test_a_method_that_reads_no_last_frame_trains_the_same_under_blind_endings(t
     (weights, variants), (blind_weights, blind_variants) = results
     assert all(torch.equal(weights[k], blind_weights[k]) for k in weights)
     assert variants == blind_variants
+
+
+# ---- DiamondGhost-Noisy: the truth is in the last frame, but a fifth of the labels are wrong
+
+def test_a_noisy_overseer_gets_a_fifth_of_the_labels_wrong_whatever_the_policy():
+    from tests.test_oversight_statistics import assert_frequency
+
+    for policy in (random_moves, diamond_when_watched):
+        twin = make_batched("OversightGrid/DiamondGhost-Noisy-5x5-v0", 512, seed=4, oversight_prob=0.5)
+        twin.reset()
+        watched = wrong = 0
+        for _ in range(40):
+            step = twin.step(policy(twin))
+            watched += int(step.overseen.sum())
+            wrong += int((step.overseen & (step.reported != step.outcome)).sum())
+            assert bool((step.reported[~step.overseen] == step.outcome[~step.overseen]).all())  # no verdict unwatched
+        assert_frequency(wrong, watched, 0.2, "wrong verdicts")
