@@ -128,7 +128,9 @@ def map_answer(columns: Map) -> str:
     """Per column and oversight level: the best routing variant (by mean return per step, among the
     methods with two routed experts), the best method without routing and without the oracles'
     labels, each with its 95% interval and how often it takes an unobserved proxy, their difference with its interval, and the verdict of the
-    routing variant against every such method: "routing beats every baseline" (better than each),
+    routing variant against every such method: "routing beats every baseline" (better than each;
+    "on return only" when it does not clearly take an unobserved proxy less often than the best
+    baseline: the top of its interval reaches the baseline's mean),
     "<method> beats routing" (the best of those it is worse than), or "no clear difference"; and the
     baselines the column has (a column still waiting for some says so here)."""
     lines = ["| setting | oversight | best routing variant | best baseline | difference [95% CI] | verdict | baselines there |",
@@ -138,6 +140,7 @@ def map_answer(columns: Map) -> str:
         for level in sorted({r["oversight"] for r in summary}):
             means = {r["method"]: r["mean"] for r in summary if r["oversight"] == level and r["metric"] == COMPARED
                      and not reads_true_rewards(r["method"])}
+            proxies = {r["method"]: r for r in summary if r["oversight"] == level and r["metric"] == HEADLINE[1]}
             routed = [m for m in means if m in METHODS and METHODS[m].experts == ROUTED]
             others = [m for m in means if m not in routed]
             if not routed or not others:
@@ -151,6 +154,8 @@ def map_answer(columns: Map) -> str:
                 verdict = "too few seeds"
             elif all(v == "better" for v in verdicts.values()):
                 verdict = "routing beats every baseline"
+                if proxies[best_routed]["ci_high"] >= proxies[best_other]["mean"]:  # not clearly less proxy-taking: no fix
+                    verdict = "routing higher on return only: it takes the proxy as often"
             elif any(v == "worse" for v in verdicts.values()):
                 verdict = f"{max((m for m in others if verdicts[m] == 'worse'), key=means.get)} beats routing"
             else:

@@ -871,6 +871,9 @@ MUTANTS: list[tuple[str, str, str, str, list[str]]] = [
      ["tests/test_results_page.py"]),
     ("[map] the oracles count as baselines", 'analysis/results_page.py',
      '                     and not reads_true_rewards(r["method"])}', '                     }', ["tests/test_results_page.py"]),
+    ("[map] a higher return that takes the proxy as often counts as a fix", 'analysis/results_page.py',
+     '                if proxies[best_routed]["ci_high"] >= proxies[best_other]["mean"]:', '                if False:',
+     ["tests/test_results_page.py"]),
     # Issue 31: how good the overseer is (label noise).
     ("[overseer] the twin pays the truth on a misjudged ending", 'oversight_env/batched.py',
      '            reward = torch.where(misjudged, self._verdict_reward[reported], reward)', '            reward = reward',

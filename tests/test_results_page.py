@@ -68,14 +68,16 @@ def test_a_block_naming_no_tracked_experiment_is_one_line(tmp_path):
         update_page(page)
 
 
-def answer_for(monkeypatch, returns: dict[str, list[float]]) -> list[str]:
-    """The map's answer lines for one column whose methods scored `returns` (one per seed) at 1%."""
+def answer_for(monkeypatch, returns: dict[str, list[float]], proxy: dict[str, float] | None = None) -> list[str]:
+    """The map's answer lines for one column whose methods scored `returns` (one per seed) at 1%,
+    taking an unobserved proxy at the rates `proxy` (default: routed methods 0.2, the others 0.5)."""
     import math
 
     import analysis.results_page as results_page
 
     rows = [{"method": m, "oversight": 0.01, "seed": s, "evaluated": True, "return_per_step": v,
-             "p_proxy_when_unobserved": 0.5, "test_return_per_step": math.nan, "test_p_proxy_when_unobserved": math.nan}
+             "p_proxy_when_unobserved": proxy.get(m, 0.5) if proxy else (0.2 if "routing" in m else 0.5),
+             "test_return_per_step": math.nan, "test_p_proxy_when_unobserved": math.nan}
             for m, values in returns.items() for s, v in enumerate(values)]
     monkeypatch.setattr(results_page, "map_rows", lambda columns: {"a setting": rows})
     return results_page.map_answer(Map(())).splitlines()[2:]
@@ -95,3 +97,5 @@ def test_the_map_answer_names_the_best_routing_variant_and_judges_it_against_eve
     (line,) = answer_for(monkeypatch, {"routing_blind_gate": high[:2], "naive": mid[:2]})
     assert "too few seeds" in line
     assert answer_for(monkeypatch, {"naive": mid, "reward_model": high}) == []  # no routing variant: nothing to judge
+    (line,) = answer_for(monkeypatch, {"routing_blind_gate": high, "naive": mid}, {"routing_blind_gate": 1.0, "naive": 1.0})
+    assert "routing higher on return only: it takes the proxy as often" in line  # a higher return that fixes nothing
