@@ -172,29 +172,37 @@ def test_members_are_blind_as_lone_runs_are(tmp_path, monkeypatch, method):
         assert blind == (method != "oracle"), method
 
 
+def sb3_twice(tmp_path, monkeypatch, config, change):
+    """`RoutedPPO`'s final weights trained on `config` as it is, then with every step of the twin it
+    steps passed through `change` (at the seam where SB3 reads episodes: `agents.sb3_env`)."""
+    from agents import sb3_env
+    from agents.sb3 import train_sb3
+
+    results, real = [], sb3_env.make_batched
+    for changed in (False, True):
+        with monkeypatch.context() as patch:
+            if changed:
+                def make(*args, **kwargs):
+                    twin = real(*args, **kwargs)
+                    step = twin.step
+                    twin.step = lambda actions: change(step(actions))
+                    return twin
+
+                patch.setattr(sb3_env, "make_batched", make)
+            out = tmp_path / str(changed)
+            out.mkdir()
+            net, _ = train_sb3(config, out, progress=False)
+        results.append(net.state_dict())
+    return results
+
+
 @pytest.mark.parametrize("method", ["filtering", "routing", "naive_early_stopping", "oracle_all_labels"])
 def test_the_stable_baselines3_adapter_is_blind_as_the_lean_trainer_is(tmp_path, monkeypatch, method):
     """`RoutedPPO` reads episodes through SB3's info dicts (`agents.sb3_env`): scrambled at the
     twin it steps, its training is the same for every method but the oracle."""
-    from agents import sb3_env
-    from agents.sb3 import train_sb3
-
     config = TrainConfig(**{**TINY, "method": method, "trainer": "sb3", "algorithm": "ppo", "ppo_minibatches": 2})
-    counts, results, real = {"endings": 0, "rewards": 0}, [], sb3_env.make_batched
-    for scramble in (False, True):
-        with monkeypatch.context() as patch:
-            if scramble:
-                def make(*args, **kwargs):
-                    twin = real(*args, **kwargs)
-                    step = twin.step
-                    twin.step = lambda actions: scrambled(step(actions), get_method(method).reward, counts)
-                    return twin
-
-                patch.setattr(sb3_env, "make_batched", make)
-            out = tmp_path / str(scramble)
-            out.mkdir()
-            net, _ = train_sb3(config, out, progress=False)
-        results.append(net.state_dict())
+    counts = {"endings": 0, "rewards": 0}
+    results = sb3_twice(tmp_path, monkeypatch, config, lambda step: scrambled(step, get_method(method).reward, counts))
     assert counts["endings"] >= 20, counts
     assert same(*results) == (method != "oracle_all_labels"), method
 
@@ -236,25 +244,9 @@ def test_no_method_reads_the_truth_behind_a_noisy_overseers_verdict(tmp_path, mo
 
 @pytest.mark.parametrize("method", ["routing", "filtering"])
 def test_the_stable_baselines3_adapter_reads_verdicts_too(tmp_path, monkeypatch, method):
-    from agents import sb3_env
-    from agents.sb3 import train_sb3
-
     config = TrainConfig(**{**TINY, "method": method, "trainer": "sb3", "algorithm": "ppo", "ppo_minibatches": 2,
                             "env_id": "OversightGrid/DiamondGhost-Noisy-5x5-v0", "oversight_prob": 1.0})
-    counts, results, real = {"endings": 0}, [], sb3_env.make_batched
-    for swap in (False, True):
-        with monkeypatch.context() as patch:
-            if swap:
-                def make(*args, **kwargs):
-                    twin = real(*args, **kwargs)
-                    step = twin.step
-                    twin.step = lambda actions: verdict_truth_swapped(step(actions), counts)
-                    return twin
-
-                patch.setattr(sb3_env, "make_batched", make)
-            out = tmp_path / str(swap)
-            out.mkdir()
-            net, _ = train_sb3(config, out, progress=False)
-        results.append(net.state_dict())
+    counts = {"endings": 0}
+    results = sb3_twice(tmp_path, monkeypatch, config, lambda step: verdict_truth_swapped(step, counts))
     assert counts["endings"] >= 10, counts
     assert same(*results)
