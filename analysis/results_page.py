@@ -61,7 +61,6 @@ PAGE = ROOT / "docs" / "results.md"
 TRACKED: dict[str, Path | tuple[Path, ...] | Map] = {
     "zoo": ROOT / "runs" / "zoo",
     "ladder-3m": (ROOT / "runs" / "ladder_3m", ROOT / "runs" / "ladder_slow_3m"),
-    "map-diamondghost": ROOT / "runs" / "map_diamondghost",
     "map": Map((
         MapColumn("last frame: DiamondGhost-5x5 (10M)", ROOT / "runs" / "map_diamondghost"),
         MapColumn("last frame, visible supervisor: DiamondGhost-Supervisor-5x5 (3M)",
