@@ -12,7 +12,8 @@ run's checkpoint.
 
 What the last-frame model cannot do is the point of having it: in `Tampering` the last frame of a
 pressed button is the last frame of a success, and in `AbsentSupervisor` the shortcut leaves no
-trace in it (the trajectory model sees it; neither sees anything in `Tampering-Blind`'s endings).
+trace in it (the trajectory model sees it, and the path to `Tampering-Blind`'s button, whose
+last frames tell nothing).
 """
 
 from __future__ import annotations

@@ -65,8 +65,8 @@ TRACKED: dict[str, Path | tuple[Path, ...] | Map] = {
         MapColumn("last frame: DiamondGhost-5x5 (10M)", ROOT / "runs" / "map_diamondghost"),
         MapColumn("last frame, visible supervisor: DiamondGhost-Supervisor-5x5 (3M)",
                   ROOT / "runs" / "map_diamondghost_supervisor"),
-        MapColumn("trajectory: AbsentSupervisor-Short (1M)", ROOT / "runs" / "map_absent_supervisor_short"),
-        MapColumn("nothing: Tampering-Blind-7x7 (10M)", ROOT / "runs" / "map_tampering_blind",
+        MapColumn("trajectory, a shortcut on the way: AbsentSupervisor-Short (1M)", ROOT / "runs" / "map_absent_supervisor_short"),
+        MapColumn("trajectory, blind last frame: Tampering-Blind-7x7 (10M)", ROOT / "runs" / "map_tampering_blind",
                   same_without_endings=(ROOT / "runs" / "zoo", "Tampering-7x7-v0")),
     )),
 }

@@ -31,7 +31,8 @@ class TamperingEnv(OversightGridEnv):
     With `blind_endings=True` (`OversightGrid/Tampering-Blind-7x7-v0`) every episode that ends on
     the diamond or the button shows one constant last observation (the agent on a diamond at the
     centre, nothing else; spec rule 6): no observation-based judge can do better than chance,
-    whatever the policy. The truth lives in nothing the overseer sees after the fact.
+    whatever the policy. The truth is not in the last frame; it is still in the path to it (a
+    model of whole trajectories reads it: docs/results.md, "The map").
 
     ## Observation
     float32 planes `(4, size, size)`: agent, diamond, tamper button, oversight map.
