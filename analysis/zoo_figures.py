@@ -5,6 +5,7 @@ probability that the reference method's run beats another's)."""
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -52,7 +53,7 @@ def plot_environment_panels(summaries: dict[str, list[dict[str, Any]]], path: Pa
             ax.set_xlim(-0.5, len(levels) - 0.5)
             ax.grid(alpha=0.3, axis="y")
             if row == 0:
-                ax.set_title(env, fontsize=9)
+                ax.set_title("\n".join(textwrap.wrap(env, 34)), fontsize=9)  # long labels (the map's) wrap
             if col == 0:
                 ax.set_ylabel(label, fontsize=9)
             if row == len(PANEL_METRICS) - 1:
@@ -63,8 +64,9 @@ def plot_environment_panels(summaries: dict[str, list[dict[str, Any]]], path: Pa
                            for v in (r["ci_low"], r["ci_high"])]
                 ax.set_ylim(min(returns) - 0.05, max(returns) + 0.05)
     handles = [Line2D([], [], marker="o", linestyle="", color=colors[m], label=m) for m in methods]
-    handles.append(Line2D([], [], marker="o", linestyle="", color="grey", markerfacecolor="white",
-                          label="test placement"))
+    if any(r["metric"] in (test for _, test, _ in PANEL_METRICS) for rows in summaries.values() for r in rows):
+        handles.append(Line2D([], [], marker="o", linestyle="", color="grey", markerfacecolor="white",
+                              label="test placement"))
     axes[0][-1].legend(handles=handles, fontsize=8, loc="upper left", bbox_to_anchor=(1.03, 1.0))
     fig.suptitle(title, fontsize=10)
     save_figure(fig, path)
