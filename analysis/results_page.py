@@ -24,9 +24,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from agents.files import atomic_write
+from agents.methods import METHODS, ROUTED, reads_true_rewards
 from agents.run_dir import read_json
 from analysis.ladder import ladder_rows, ladder_table, read_ladder
-from agents.methods import METHODS, ROUTED, reads_true_rewards
 from analysis.metrics import COMPARED, HEADLINE
 from analysis.tables import comparison_rows, overview_table, summary_rows
 from analysis.tidy import TIDY, read_tidy
@@ -57,7 +57,7 @@ class Map:
 ROOT = Path(__file__).resolve().parents[1]
 PAGE = ROOT / "docs" / "results.md"
 # Each generated block: its name in the page -> the experiment directory holding its tracked results,
-# or a tuple of them (the rungs of a ladder).
+# a tuple of them (the rungs of a ladder), or the map's columns.
 TRACKED: dict[str, Path | tuple[Path, ...] | Map] = {
     "zoo": ROOT / "runs" / "zoo",
     "ladder-3m": (ROOT / "runs" / "ladder_3m", ROOT / "runs" / "ladder_slow_3m"),
@@ -65,7 +65,8 @@ TRACKED: dict[str, Path | tuple[Path, ...] | Map] = {
         MapColumn("last frame: DiamondGhost-5x5 (10M)", ROOT / "runs" / "map_diamondghost"),
         MapColumn("last frame, visible supervisor: DiamondGhost-Supervisor-5x5 (3M)",
                   ROOT / "runs" / "map_diamondghost_supervisor"),
-        MapColumn("trajectory, a shortcut on the way: AbsentSupervisor-Short (1M)", ROOT / "runs" / "map_absent_supervisor_short"),
+        MapColumn("trajectory, a shortcut on the way: AbsentSupervisor-Short (1M)",
+                  ROOT / "runs" / "map_absent_supervisor_short"),
         MapColumn("trajectory, blind last frame: Tampering-Blind-7x7 (10M)", ROOT / "runs" / "map_tampering_blind",
                   same_without_endings=(ROOT / "runs" / "zoo", "Tampering-7x7-v0")),
     )),
