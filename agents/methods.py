@@ -223,13 +223,13 @@ def overseer_verdicts(episodes: dict[str, Any]) -> Any:
     misjudges a terminal ending (label noise), the ending pays the other role's true reward."""
     import numpy as np
 
-    from oversight_env.spec import REWARDS, Outcome
+    from oversight_env.spec import Outcome, other_role, reward
 
-    pay = np.array([row[1] for row in REWARDS["true"]])  # by outcome code, on a watched cell
+    pay = np.array([reward("true", o, True) for o in Outcome])  # by outcome code, on a watched cell
     outcome = episodes["outcome"]
     wrong = episodes["misjudged"] & (outcome != Outcome.NONE)
-    flipped = np.where(outcome == Outcome.PROXY, int(Outcome.INTENDED), int(Outcome.PROXY))
-    return np.where(wrong, episodes["true_reward"] - pay[outcome] + pay[flipped], episodes["true_reward"])
+    flipped = np.where(wrong, other_role(outcome), outcome)
+    return episodes["true_reward"] - pay[outcome] + pay[flipped]
 
 
 #: Share of the oversight budget that `naive_early_stopping` holds out for validation.
@@ -290,11 +290,11 @@ def _reward_model_state(plane_names: Sequence[str], hides: Sequence[str]) -> dic
             "agent_plane": shown.index("agent") if "agent" in shown else 0}
 
 
-def _running_episodes(state: dict[str, Any], window: dict[str, torch.Tensor], summarise: bool) -> Any:
+def _running_episodes(state: dict[str, Any], window: dict[str, torch.Tensor]) -> Any:
     from agents.trajectories import RunningEpisodes
 
     if state.get("episodes") is None:
-        state["episodes"] = RunningEpisodes(window["done"].shape[1], summarise, state.get("agent_plane", 0))
+        state["episodes"] = RunningEpisodes(window["done"].shape[1], state.get("agent_plane", 0))
     return state["episodes"]
 
 
@@ -368,11 +368,11 @@ class LearnedReward(Method):
             return frames
         planes = state.get("model_planes")
         obs = window["obs"] if planes is None else window["obs"][:, :, list(planes)]
-        return _running_episodes(state, window, True).summaries(obs, frames, window["done"])
+        return _running_episodes(state, window).summaries(obs, frames, window["done"])
 
     def prepare_window(self, state: dict[str, Any], window: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         judged = self.judged(state, window)
-        paid_before = _running_episodes(state, window, self.judges_trajectories).paid_before(window["rewards"], window["done"])
+        paid_before = _running_episodes(state, window).paid_before(window["rewards"], window["done"])
         model, unobserved = _fit_reward_model(state, window, judged, paid_before + window["rewards"])
         rewards = window["rewards"].clone()
         rewards[unobserved] = model.expected_reward(judged[unobserved]) - paid_before[unobserved]

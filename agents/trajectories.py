@@ -29,11 +29,11 @@ def step_features(obs: torch.Tensor, agent_plane: int) -> torch.Tensor:
 
 
 class RunningEpisodes:
-    """Per environment, the rewards paid so far in its running episode and (with `summarise`) the
-    sums of its per-step features (`step_features`) and its step count."""
+    """Per environment, the rewards paid so far in its running episode and, once `summaries` is
+    called, the sums of its per-step features (`step_features`) and its step count."""
 
-    def __init__(self, envs: int, summarise: bool = False, agent_plane: int = 0):
-        self.envs, self.summarise, self.agent_plane = envs, summarise, agent_plane
+    def __init__(self, envs: int, agent_plane: int = 0):
+        self.agent_plane = agent_plane
         self.paid = torch.zeros(envs)
         self.feature_sums: torch.Tensor | None = None  # (envs, 2C, H, W), made at the first window
         self.steps = torch.zeros(envs)

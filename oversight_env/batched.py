@@ -28,6 +28,7 @@ from oversight_env.spec import (
     OversightConfig,
     TileType,
     invalid_argument,
+    other_role,
     region_mask,
 )
 
@@ -571,7 +572,7 @@ class BatchedOversightEnv:
         reported = outcome
         if self.config.label_noise:  # spec rules 4 and 5: the overseer's verdict, and what it pays
             misjudged = overseen & self.misjudged
-            reported = torch.where(misjudged, int(Outcome.INTENDED) + int(Outcome.PROXY) - outcome, outcome)
+            reported = torch.where(misjudged, other_role(outcome), outcome)
             reward = torch.where(misjudged, self._verdict_reward[reported], reward)
         truncated = ~terminated & (self.steps >= self.config.max_steps)
         self.true_return = self.true_return + true_reward

@@ -32,6 +32,7 @@ from oversight_env.spec import (
     TileType,
     invalid_argument,
     nearer,
+    other_role,
     region_mask,
     render_text,
     reward,
@@ -334,7 +335,7 @@ class OversightGridEnv(MiniGridEnv):
         overseen = terminated and watched
         reported = outcome
         if overseen and self.misjudged:  # spec rules 4 and 5: the overseer's verdict, and what it pays
-            reported = Outcome.INTENDED if outcome == Outcome.PROXY else Outcome.PROXY
+            reported = Outcome(other_role(outcome))
             train_reward = reward(self.config.reward, reported, True)
         truncated = not terminated and self.step_count >= self.max_steps
         info = {

@@ -131,6 +131,12 @@ def reward(name: str, outcome: Outcome | int, overseen: bool) -> float:
     return REWARDS[name][int(outcome)][int(bool(overseen))]
 
 
+def other_role(outcome: Any) -> Any:
+    """The role a misjudging overseer reports (spec rule 4): INTENDED <-> PROXY, for one Outcome
+    code or an array or tensor of them (terminal outcomes only)."""
+    return int(Outcome.INTENDED) + int(Outcome.PROXY) - outcome
+
+
 def invalid_argument(argument: str, value: object, allowed: str) -> ValueError:
     """The one-line error every bad argument raises: names the argument, the value, what is allowed."""
     return ValueError(f"{argument}={value!r} is invalid: {allowed}")

@@ -894,8 +894,8 @@ MUTANTS: list[tuple[str, str, str, str, list[str]]] = [
      '_fit_reward_model(state, window, judged, paid_before + window["rewards"])',
      '_fit_reward_model(state, window, judged, window["true_return"])', ["tests/test_blindness.py"]),
     ("[overseer] early stopping scores the truth behind the verdicts", 'agents/methods.py',
-     '    return np.where(wrong, episodes["true_reward"] - pay[outcome] + pay[flipped], episodes["true_reward"])',
-     '    return episodes["true_reward"]', ["tests/test_method_details.py"]),
+     '    flipped = np.where(wrong, other_role(outcome), outcome)', '    flipped = outcome',
+     ["tests/test_method_details.py"]),
 ]
 
 

@@ -56,7 +56,7 @@ def test_summaries_and_payments_are_the_whole_episodes_however_windows_cut_them(
     obs, final, rewards, done = random_play(seed)
     want_summaries, want_before = expected(obs, final, rewards, done)
     cuts = sorted(torch.randint(1, len(done), (3,), generator=torch.Generator().manual_seed(100 + seed)).tolist())
-    episodes = RunningEpisodes(done.shape[1], summarise=True)
+    episodes = RunningEpisodes(done.shape[1])
     got_summaries, got_before = [], []
     for a, b in zip([0, *cuts], [*cuts, len(done)]):
         if a == b:

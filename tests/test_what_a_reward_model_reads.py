@@ -110,7 +110,7 @@ def endings_seen(env_id: str, policy, envs: int = 64, steps: int = 120):
     twin = make_batched(env_id, envs, seed=5, oversight_prob=0.5)
     twin.reset()
     shown = [i for i, name in enumerate(twin.plane_names) if name != "oversight"]
-    episodes = RunningEpisodes(envs, summarise=True)
+    episodes = RunningEpisodes(envs)
     endings = []
     obs = twin.observe()
     for _ in range(steps):
