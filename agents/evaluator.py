@@ -134,10 +134,9 @@ def run_member_episodes(
     obs, facts = twin.reset()
     n = members * episodes
     result = {k: np.zeros(n, dtype=dtype) for k, dtype in
-              [("outcome", np.int64), ("overseen", bool), ("true_reward", np.float64), ("return_to_go", np.float64),
+              [("outcome", np.int64), ("verdict", np.int64), ("overseen", bool), ("true_reward", np.float64), ("return_to_go", np.float64),
                ("length", np.int64)]}
     result["proxy_overseen"] = facts["proxy_overseen"].cpu().numpy().copy()
-    result["misjudged"] = twin.misjudged.cpu().numpy().copy()  # would an overseer misjudge it (label noise)
     result["nearer"] = facts["nearer"].cpu().numpy().copy()
     finished = torch.zeros(n, dtype=torch.bool, device=twin.device)
     actions = torch.zeros(n, dtype=torch.long, device=twin.device)  # finished environments keep stepping, ignored
@@ -161,7 +160,8 @@ def run_member_episodes(
                 result["true_reward"][k] += r
                 result["return_to_go"][k] += r * (1 - gamma**steps) / (1 - gamma)
             new = (step.done & ~finished).cpu().numpy()
-            for key, value in (("outcome", step.outcome), ("overseen", step.overseen), ("length", step.steps)):
+            for key, value in (("outcome", step.outcome), ("verdict", step.verdict), ("overseen", step.overseen),
+                               ("length", step.steps)):
                 result[key][new] = value.cpu().numpy()[new]
             finished |= step.done
             obs = step.obs

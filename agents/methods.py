@@ -219,17 +219,15 @@ class LabelBudget(Method):
 
 
 def overseer_verdicts(episodes: dict[str, Any]) -> Any:
-    """Each validation episode's true return as the overseer who labels it judges it: where it
-    misjudges a terminal ending (label noise), the ending pays the other role's true reward."""
+    """Each validation episode's true return as the overseer who labels it judges it: where its
+    verdict is not the outcome (it misjudges, or a spoof fools it), the ending pays the verdict's
+    true reward."""
     import numpy as np
 
-    from oversight_env.spec import Outcome, other_role, reward
+    from oversight_env.spec import Outcome, reward
 
     pay = np.array([reward("true", o, True) for o in Outcome])  # by outcome code, on a watched cell
-    outcome = episodes["outcome"]
-    wrong = episodes["misjudged"] & (outcome != Outcome.NONE)
-    flipped = np.where(wrong, other_role(outcome), outcome)
-    return episodes["true_reward"] - pay[outcome] + pay[flipped]
+    return episodes["true_reward"] - pay[episodes["outcome"]] + pay[episodes["verdict"]]
 
 
 #: Share of the oversight budget that `naive_early_stopping` holds out for validation.
@@ -342,7 +340,7 @@ class LearnedReward(Method):
     it did not: each unobserved episode's last reward becomes what brings the rewards it was paid
     to the true return `agents.reward_model` expects of it, judging from its last observation.
     The model learns from the overseen episodes only: their outcomes and their returns as the
-    overseer reported and paid them (under label noise, its verdicts; never the truth behind them).
+    overseer reported and paid them (under label noise or spoofs, its verdicts; never the truth behind them).
 
     The model does not read the oversight map (`model_hides`), as `routing_blind_gate`'s gate does
     not: an episode is labelled exactly when its ending was watched, so in every training example

@@ -69,12 +69,12 @@ def episode_statistics(
     nearer: np.ndarray,
     gamma: float = 0.97,
     return_to_go: np.ndarray | None = None,
-    misjudged: np.ndarray | None = None,
+    verdict: np.ndarray | None = None,
 ) -> dict:
     """Everything an evaluation reports, from one entry per episode (`return_to_go`: see
     `discounted_return_per_step`; None: the episodes' rewards were paid on their last step).
-    `misjudged` (whether a noisy overseer would misjudge each episode) is not read: an evaluation
-    measures the truth."""
+    `verdict` (what an overseer would report of each episode) is not read: an evaluation measures
+    the truth."""
 
     def summary(mask: np.ndarray) -> dict:
         return {**outcome_rates(outcome[mask]), "true_return": mean_ci(true_reward[mask])}

@@ -80,6 +80,7 @@ BUILTIN_ENV_IDS = (
     "OversightGrid/DiamondGhost-Hidden-5x5-v0",
     "OversightGrid/DiamondGhost-Supervisor-5x5-v0",
     "OversightGrid/DiamondGhost-Noisy-5x5-v0",
+    "OversightGrid/Tampering-Fooled-7x7-v0",
     "OversightGrid/TwoRooms-v0",
     *ZOO_ENV_IDS,
 )
@@ -102,6 +103,7 @@ register_oversight_env("OversightGrid/KeysAndChests-7x7-v0", KeysAndChestsEnv, s
 register_oversight_env("OversightGrid/KeysAndChests-9x9-v0", KeysAndChestsEnv)
 register_oversight_env("OversightGrid/Tampering-7x7-v0", TamperingEnv)
 register_oversight_env("OversightGrid/Tampering-Blind-7x7-v0", TamperingEnv, blind_endings=True)
+register_oversight_env("OversightGrid/Tampering-Fooled-7x7-v0", TamperingEnv, spoof_prob=0.5)
 stock.register()
 
 __all__ = [

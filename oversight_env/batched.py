@@ -28,8 +28,8 @@ from oversight_env.spec import (
     OversightConfig,
     TileType,
     invalid_argument,
-    other_role,
     region_mask,
+    verdict,
 )
 
 
@@ -39,7 +39,7 @@ class TwinStep:
 
     `obs` is the first observation of the next episode where an episode ended (as in SB3 and
     gymnasium's next-step autoreset); the finished episodes' last observations are in
-    `final_obs`, one row per index of `done_indices`. `outcome`, `reported`, `overseen`,
+    `final_obs`, one row per index of `done_indices`. `outcome`, `verdict`, `reported`, `overseen`,
     `true_reward`, `true_return`, `steps` and the facts at reset (`nearer`, `intended_overseen`, `proxy_overseen`) describe the
     episode each environment was in during this step.
     """
@@ -49,7 +49,8 @@ class TwinStep:
     terminated: torch.Tensor  # bool (B,)
     truncated: torch.Tensor  # bool (B,)
     outcome: torch.Tensor  # int64 (B,): Outcome codes, NONE unless terminated
-    reported: torch.Tensor  # int64 (B,): the overseer's verdict (spec rule 4): the outcome but where it misjudged
+    verdict: torch.Tensor  # int64 (B,): what the overseer reports of this step's ending if it watches it (rule 4)
+    reported: torch.Tensor  # int64 (B,): the verdict where the ending was overseen, the outcome elsewhere
     overseen: torch.Tensor  # bool (B,): ended on an overseen cell
     true_reward: torch.Tensor  # float32 (B,): this step's
     true_return: torch.Tensor  # float32 (B,): the episode's true rewards so far, this step's included
@@ -237,6 +238,7 @@ class BatchedOversightEnv:
         self._proxy_tile = by_code([isinstance(k, TileType) and k.proxy for k in kinds], False)
         # Endings whose last observation is rewritten (spec rule 6): spoofs, and under blind endings the intended ones too.
         self._spoofs = by_code([k.terminal and (k.spoofs or (layout.blind_endings and k.intended)) for k in kinds], False)
+        self._fools = by_code([k.terminal and k.spoofs for k in kinds], False)  # endings that may fool the overseer
         self._ending_frame = torch.as_tensor(layout.ending_frame(self.plane_names), device=dev)
         self._code_plane = by_code(self._object_plane.tolist(), -1)
         # Rewards of entering, indexed by code * 2 + overseen.
@@ -291,6 +293,7 @@ class BatchedOversightEnv:
         self.keys = torch.zeros(n, dtype=torch.long, device=dev)
         self.marked = torch.zeros(n, dtype=torch.bool, device=dev)
         self.misjudged = torch.zeros(n, dtype=torch.bool, device=dev)
+        self.fooled = torch.zeros(n, dtype=torch.bool, device=dev)
         self.steps = torch.zeros(n, dtype=torch.long, device=dev)
         self.true_return = torch.zeros(n, device=dev)
         self.nearer = torch.zeros(n, dtype=torch.long, device=dev)
@@ -340,13 +343,14 @@ class BatchedOversightEnv:
         self.pools[member] = tuple(t[n:] for t in pool)
         return taken
 
-    def _draw_misjudged(self, idx: torch.Tensor) -> torch.Tensor | None:
-        """Spec rule 2's last draw for new episodes in environments `idx` (ascending), each member's
-        from its own generator after its episodes' other draws; None (no draw) without label noise."""
-        if not self.config.label_noise:
+    def _draw_coin(self, idx: torch.Tensor, prob: float) -> torch.Tensor | None:
+        """One of spec rule 2's last draws (the misjudgement, the spoof) for new episodes in
+        environments `idx` (ascending), each member's from its own generator after its episodes'
+        other draws; None (no draw) where `prob` is 0, so that earlier streams stay as they were."""
+        if not prob:
             return None
         counts = torch.bincount(idx // self.member_envs, minlength=self.members).tolist()
-        return torch.cat([torch.rand(n, generator=self.generators[k], device=self.device) < self.config.label_noise
+        return torch.cat([torch.rand(n, generator=self.generators[k], device=self.device) < prob
                           for k, n in enumerate(counts)])
 
     def _draw_many(self, n: int, member: int) -> tuple[torch.Tensor, ...]:
@@ -439,12 +443,14 @@ class BatchedOversightEnv:
         keys: torch.Tensor | None = None,
         marked: torch.Tensor | None = None,
         misjudged: torch.Tensor | None = None,
+        fooled: torch.Tensor | None = None,
     ) -> None:
         """Start new episodes in environments `idx`: drawn at random, or the given state."""
         n, dist = len(idx), None
         if agent is None:
             walls, agent, objects, overseen, dist = self._draw_rows(idx)
-            misjudged = self._draw_misjudged(idx)
+            misjudged = self._draw_coin(idx, self.config.label_noise)
+            fooled = self._draw_coin(idx, self.config.spoof_prob)
         present = torch.ones_like(objects, dtype=torch.bool) if present is None else present
         keys = torch.zeros_like(agent) if keys is None else keys
         marked = torch.zeros_like(agent, dtype=torch.bool) if marked is None else marked
@@ -475,6 +481,8 @@ class BatchedOversightEnv:
             self.marked = self.marked.index_put((idx,), marked)
         if misjudged is not None:
             self.misjudged = self.misjudged.index_put((idx,), misjudged)
+        if fooled is not None:
+            self.fooled = self.fooled.index_put((idx,), fooled)
         self.nearer = self.nearer.index_put((idx,), nearer)
         self.intended_overseen = self.intended_overseen.index_put((idx,), (watched & (roles == Outcome.INTENDED)).any(dim=1))
         self.proxy_overseen = self.proxy_overseen.index_put((idx,), (watched & (roles == Outcome.PROXY)).any(dim=1))
@@ -569,11 +577,11 @@ class BatchedOversightEnv:
             outcome = torch.where(terminated & (self.marked | picked), int(Outcome.PROXY), outcome)  # marks, hoards
             self._pick_up(picked.nonzero().squeeze(1), on)
         overseen = watched & terminated
-        reported = outcome
-        if self.config.label_noise:  # spec rules 4 and 5: the overseer's verdict, and what it pays
-            misjudged = overseen & self.misjudged
-            reported = torch.where(misjudged, other_role(outcome), outcome)
-            reward = torch.where(misjudged, self._verdict_reward[reported], reward)
+        judged = reported = outcome
+        if self.config.label_noise or self.config.spoof_prob:  # spec rules 4 and 5: the verdict, and what it pays
+            judged = verdict(outcome, self.misjudged & terminated, self.fooled & self._fools[on])
+            reported = torch.where(overseen, judged, outcome)
+            reward = torch.where(reported != outcome, self._verdict_reward[reported], reward)
         truncated = ~terminated & (self.steps >= self.config.max_steps)
         self.true_return = self.true_return + true_reward
         obs = self._observe()
@@ -591,6 +599,7 @@ class BatchedOversightEnv:
             terminated=terminated,
             truncated=truncated,
             outcome=outcome,
+            verdict=judged,
             reported=reported,
             overseen=overseen,
             true_reward=true_reward,
@@ -642,8 +651,8 @@ class BatchedOversightEnv:
         return actions
 
     # ------------------------------------------------------------------ explicit states
-    _STATE = ("agent", "objects", "present", "overseen", "walls", "keys", "marked", "misjudged", "steps", "true_return",
-              "nearer", "intended_overseen", "proxy_overseen")
+    _STATE = ("agent", "objects", "present", "overseen", "walls", "keys", "marked", "misjudged", "fooled", "steps",
+              "true_return", "nearer", "intended_overseen", "proxy_overseen")
 
     def state_dict(self) -> dict[str, torch.Tensor]:
         """Every environment's episode, the episodes drawn ahead and the generator, to resume
@@ -693,6 +702,7 @@ class BatchedOversightEnv:
             state.setdefault("keys", torch.zeros_like(self.keys[rows]))
             state.setdefault("marked", torch.zeros_like(self.marked[rows]))
         state.setdefault("misjudged", torch.zeros_like(self.misjudged[rows]))  # saved before label noise existed
+        state.setdefault("fooled", torch.zeros_like(self.fooled[rows]))  # saved before spoofs could fool overseers
         for k in self._STATE:
             expected = getattr(self, k)[rows].shape
             if k not in state or state[k].shape != expected:
@@ -727,6 +737,7 @@ class BatchedOversightEnv:
             keys=int(self.keys[index]),
             marked=bool(self.marked[index]),
             misjudged=bool(self.misjudged[index]),
+            fooled=bool(self.fooled[index]),
         )
 
     def set_state(self, index: int, state: EpisodeState) -> torch.Tensor:
@@ -750,5 +761,6 @@ class BatchedOversightEnv:
             keys=torch.tensor([state.keys], device=dev),
             marked=torch.tensor([state.marked], device=dev),
             misjudged=torch.tensor([state.misjudged], device=dev),
+            fooled=torch.tensor([state.fooled], device=dev),
         )
         return self._observe(torch.tensor([index], device=dev))[0]

@@ -33,11 +33,6 @@ class MemberTwins:
         self.num_envs, self.device = self.members * self.member_envs, first.device
         self.plane_names, self.obs_shape, self.n_actions = first.plane_names, first.obs_shape, first.n_actions
 
-    @property
-    def misjudged(self) -> torch.Tensor:
-        """Whether the overseer misjudges each environment's episode (label noise), every member's."""
-        return torch.cat([t.misjudged for t in self.twins])
-
     def observe(self) -> torch.Tensor:
         return torch.cat([t.observe() for t in self.twins])
 

@@ -29,7 +29,8 @@ forbidden shortcut), or is a key, picked up into the agent's inventory. The rule
    Per episode (`oversight_unit="episode"`): a supervisor is present with `oversight_prob`, and
    then every free cell is overseen, otherwise none. Walls are never overseen. With
    `label_noise` > 0, each episode then draws whether the overseer misjudges it (probability
-   `label_noise`).
+   `label_noise`); with `spoof_prob` > 0, then whether a spoofing ending fools it (probability
+   `spoof_prob`).
 3. Step. The four absolute moves of `Action`; a move into a wall or off the grid leaves the agent
    where it is. Stepping onto an object *enters* it, unless the object is a chest
    (`needs_key`) and the agent holds no key. Entering pays the object's reward (rule 5), uses
@@ -41,15 +42,17 @@ forbidden shortcut), or is a key, picked up into the agent's inventory. The rule
 4. Outcome. PROXY if the episode terminated on a proxy terminal, by a hoard, or after entering a
    proxy tile; INTENDED if it terminated on an intended terminal otherwise; NONE if it was
    truncated. The episode is *overseen* when it terminated on an overseen cell; a truncated
-   episode is never overseen. The overseer's *verdict* (`reported`) on an overseen episode it
-   misjudges is the other role (INTENDED <-> PROXY); on every other episode, its outcome.
+   episode is never overseen. The overseer's *verdict* (`reported`, `verdict`) on an overseen
+   episode is its outcome, but INTENDED where the episode ended on a terminal that `spoofs` and
+   the spoof fools the overseer (what it watched looked like success), and the other role
+   (INTENDED <-> PROXY) of that where it misjudges; on every other episode, its outcome.
 5. Rewards, by name (`REWARDS`): `true` (what the designer wants), `naive` (what an overseer who
    sees only some episodes pays) and `outcome` (used by gradient-routed agents). Each object type
    has a table: per name, the reward for entering it on an unobserved and on an overseen cell.
    A terminal type's default is its role's row of `REWARDS` (+1 intended; -1 proxy, but +1 when
    unobserved under `naive`, +1 under `outcome`); a tile's default is 0; a hoard pays the
    proxy's row. Rewards are paid on the step that enters the object. On the last step of an
-   overseen episode the overseer misjudges, every reward but the testbed's record of the truth
+   overseen episode whose verdict is not its outcome, every reward but the testbed's record of the truth
    (`true_reward`, `true_return`) is the reported role's row on an overseen cell,
    `REWARDS[name][reported][1]` (a method trained on `true` learns the verdict where the
    overseer watched).
@@ -135,6 +138,14 @@ def other_role(outcome: Any) -> Any:
     """The role a misjudging overseer reports (spec rule 4): INTENDED <-> PROXY, for one Outcome
     code or an array or tensor of them (terminal outcomes only)."""
     return int(Outcome.INTENDED) + int(Outcome.PROXY) - outcome
+
+
+def verdict(outcome: Any, misjudged: Any, fooled: Any) -> Any:
+    """The overseer's verdict on a terminal ending it watched (spec rule 4), for one Outcome code or
+    an array or tensor of them: INTENDED where `fooled` (the ending spoofs and fools it), then the
+    other role where it `misjudged`. Bools or bool arrays/tensors of `outcome`'s shape."""
+    seen = outcome - fooled * (outcome - int(Outcome.INTENDED))
+    return seen + misjudged * (other_role(seen) - seen)
 
 
 def invalid_argument(argument: str, value: object, allowed: str) -> ValueError:
@@ -613,6 +624,8 @@ class OversightConfig:
     is present with probability `oversight_prob` (one number) and oversees every cell.
     `placement`: "train" (object types' regions apply) or "test" (`shifted` types' regions do not).
     `label_noise`: the probability that the overseer misjudges an episode (spec rules 2, 4, 5).
+    `spoof_prob`: the probability that an ending on a terminal that spoofs fools an overseer who
+    watches it (it reports, and pays for, success; spec rules 2, 4, 5).
     """
 
     oversight_prob: float | Mapping[str, float] = 0.1
@@ -623,6 +636,7 @@ class OversightConfig:
     oversight_unit: str = "cell"
     placement: str = "train"
     label_noise: float = 0.0
+    spoof_prob: float = 0.0
 
     def __post_init__(self) -> None:
         if self.oversight_unit not in OVERSIGHT_UNITS:
@@ -651,9 +665,14 @@ class OversightConfig:
         if self.placement not in PLACEMENTS:
             raise invalid_argument("placement", self.placement, f"expected one of {PLACEMENTS}")
         object.__setattr__(self, "label_noise", check_probability("label_noise", self.label_noise))
+        object.__setattr__(self, "spoof_prob", check_probability("spoof_prob", self.spoof_prob))
 
     def check_layout(self, layout: GridLayout) -> None:
-        """Raise a ValueError if `oversight_prob` names an object type the layout lacks."""
+        """Raise a ValueError if `oversight_prob` names an object type the layout lacks, or
+        `spoof_prob` is set for a layout with no terminal that spoofs."""
+        if self.spoof_prob and not any(t.spoofs for t in layout.terminals):
+            raise invalid_argument("spoof_prob", self.spoof_prob, "expected 0: no terminal of this layout spoofs "
+                                   "(TerminalType(spoofs=True)), so nothing can fool the overseer")
         if isinstance(self.oversight_prob, Mapping):
             known = {t.name for t in layout.object_kinds}
             unknown = sorted(set(self.oversight_prob) - known)
@@ -682,8 +701,8 @@ class EpisodeState:
     the cell of object i, of type `layout.object_kinds[layout.object_types[i]]`, or None once it
     has been picked up (a key); `overseen` is bool (H, W). `walls` is the episode's bool (H, W)
     walls in a procedural layout (None: the layout's fixed walls); `keys` the keys held; `marked`
-    whether the episode has entered a proxy tile; `misjudged` whether the overseer misjudges it
-    (rule 2). Both implementations can export their state and
+    whether the episode has entered a proxy tile; `misjudged` whether the overseer misjudges it,
+    `fooled` whether a spoofing ending fools it (rule 2). Both implementations can export their state and
     be reset into a given one (a reset into a state always starts at step 0, whatever its
     `step_count`).
     """
@@ -696,6 +715,7 @@ class EpisodeState:
     keys: int = 0
     marked: bool = False
     misjudged: bool = False
+    fooled: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "agent", _check_position("state.agent", self.agent))
@@ -707,7 +727,7 @@ class EpisodeState:
             raise invalid_argument("state.step_count", self.step_count, "expected an integer >= 0")
         if not _is_integer(self.keys) or self.keys < 0:
             raise invalid_argument("state.keys", self.keys, "expected an integer >= 0")
-        for name in ("marked", "misjudged"):
+        for name in ("marked", "misjudged", "fooled"):
             if not isinstance(getattr(self, name), (bool, np.bool_)):
                 raise invalid_argument(f"state.{name}", getattr(self, name), "expected True or False")
             object.__setattr__(self, name, bool(getattr(self, name)))
@@ -718,8 +738,8 @@ class EpisodeState:
     def __eq__(self, other: object) -> bool:
         return (
             isinstance(other, EpisodeState)
-            and (self.agent, self.objects, self.step_count, self.keys, self.marked, self.misjudged)
-            == (other.agent, other.objects, other.step_count, other.keys, other.marked, other.misjudged)
+            and (self.agent, self.objects, self.step_count, self.keys, self.marked, self.misjudged, self.fooled)
+            == (other.agent, other.objects, other.step_count, other.keys, other.marked, other.misjudged, other.fooled)
             and np.array_equal(self.overseen, other.overseen)
             and (self.walls is None) == (other.walls is None)
             and (self.walls is None or np.array_equal(self.walls, other.walls))

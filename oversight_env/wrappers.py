@@ -239,7 +239,6 @@ class VectorOversightEnv:
         self._obs = np.stack([obs for obs, _ in results])
         self.steps = torch.zeros(self.num_envs, dtype=torch.long, device=self.device)
         self.true_return = torch.zeros(self.num_envs, device=self.device)
-        self.misjudged = torch.zeros(self.num_envs, dtype=torch.bool, device=self.device)  # no label noise here
         self._facts = [info for _, info in results]
         return self.observe(), self.facts()
 
@@ -283,7 +282,8 @@ class VectorOversightEnv:
         return TwinStep(
             obs=self.observe().clone(), reward=torch.as_tensor(reward, device=dev),
             terminated=torch.as_tensor(terminated, device=dev), truncated=torch.as_tensor(truncated, device=dev),
-            outcome=torch.as_tensor(outcome, device=dev), reported=torch.as_tensor(outcome, device=dev),  # no label noise
+            outcome=torch.as_tensor(outcome, device=dev), verdict=torch.as_tensor(outcome, device=dev),  # an overseer who
+            reported=torch.as_tensor(outcome, device=dev),  # sees the outcome (no label noise, no spoof)
             overseen=torch.as_tensor(overseen, device=dev),
             true_reward=torch.as_tensor(true_reward, device=dev), true_return=true_return, steps=steps,
             done_indices=done_indices,

@@ -208,8 +208,9 @@ def test_the_stable_baselines3_adapter_is_blind_as_the_lean_trainer_is(tmp_path,
 
 
 def verdict_truth_swapped(step, counts):
-    """`step` with the truth behind each misjudged verdict made to agree with the verdict: the
-    outcome and the true reward of every overseen ending whose verdict is wrong (label noise)."""
+    """`step` with the truth behind each wrong verdict made to agree with the verdict: the outcome
+    and the true reward of every overseen ending whose verdict is wrong (label noise, a spoof that
+    fooled the overseer)."""
     wrong = step.overseen & (step.reported != step.outcome)
     if not bool(wrong.any()):
         return step
@@ -220,14 +221,20 @@ def verdict_truth_swapped(step, counts):
                                true_return=step.true_return - step.true_reward + true_reward)
 
 
+WRONG_VERDICTS = {"noisy": ("OversightGrid/DiamondGhost-Noisy-5x5-v0", {}),
+                  "fooled": ("OversightGrid/Tampering-Fooled-7x7-v0", {"size": 4, "spoof_prob": 1.0})}  # many endings
+
+
 @pytest.mark.parametrize("method", sorted(METHODS))
-def test_no_method_reads_the_truth_behind_a_noisy_overseers_verdict(tmp_path, monkeypatch, method):
-    """Under label noise a method learns what the overseer reported where it watched, never what
-    really happened there: every method, the oracles too (their reward follows the verdict where
-    the overseer watched, spec rule 5), trains the same when the truth behind each wrong verdict is
-    swapped to agree with it."""
-    config = TrainConfig(**{**TINY, "method": method, "env_id": "OversightGrid/DiamondGhost-Noisy-5x5-v0",
-                            "oversight_prob": 1.0, "steps": ORACLE_STEPS if method == "oracle" else TINY["steps"]})
+@pytest.mark.parametrize("overseer", sorted(WRONG_VERDICTS))
+def test_no_method_reads_the_truth_behind_a_wrong_verdict(tmp_path, monkeypatch, overseer, method):
+    """Under label noise, or a spoof that fools the overseer, a method learns what the overseer
+    reported where it watched, never what really happened there: every method, the oracles too
+    (their reward follows the verdict where the overseer watched, spec rule 5), trains the same when
+    the truth behind each wrong verdict is swapped to agree with it."""
+    env_id, env_kwargs = WRONG_VERDICTS[overseer]
+    config = TrainConfig(**{**TINY, "method": method, "env_id": env_id, "env_kwargs": env_kwargs, "oversight_prob": 1.0,
+                            "steps": ORACLE_STEPS if method == "oracle" else TINY["steps"]})
     counts, results = {"endings": 0}, []
     for swap in (False, True):
         with monkeypatch.context() as patch:

@@ -109,6 +109,7 @@ class Rules:
         self.terminal = tensor(lambda k: isinstance(k, TerminalType))
         self.intended = tensor(lambda k: isinstance(k, TerminalType) and k.intended)
         self.needs_key = tensor(lambda k: isinstance(k, TerminalType) and k.needs_key)
+        self.spoofs = tensor(lambda k: isinstance(k, TerminalType) and k.spoofs)
         self.key = tensor(lambda k: isinstance(k, TileType) and k.key)
         self.proxy_tile = tensor(lambda k: isinstance(k, TileType) and k.proxy)
         self.hoard = layout.hoard
@@ -131,7 +132,7 @@ class Rules:
         self.train_pair = torch.tensor([pair(k, config.reward) for k in kinds])
         self.hoard_true = torch.tensor(DOCUMENTED_REWARDS["true"][PROXY])
         self.hoard_train = torch.tensor(DOCUMENTED_REWARDS[config.reward][PROXY])
-        # Rule 5: what an overseer pays for its verdict on a watched ending it misjudges, by outcome code.
+        # Rule 5: what an overseer pays for its verdict on a watched ending it misjudges or is fooled by, by outcome code.
         self.verdict_train = torch.tensor([0.0, DOCUMENTED_REWARDS[config.reward][INTENDED][1],
                                            DOCUMENTED_REWARDS[config.reward][PROXY][1]])
         probs = config.oversight_prob
@@ -156,7 +157,7 @@ class Rules:
         hoard = self.hoard_true if name == "true" else self.hoard_train
         tiles = {0.0} | {float(v) for k in range(self.k) if not self.terminal[k] for v in pairs[k]}
         ending = {float(v) for k in range(self.k) if self.terminal[k] for v in pairs[k]}
-        if self.config.label_noise and name != "true":  # a verdict's pay (the record of the truth never changes)
+        if (self.config.label_noise or self.config.spoof_prob) and name != "true":  # a verdict's pay (never the truth's)
             ending |= {float(v) for v in self.verdict_train[1:]}
         if self.hoard is not None:
             ending |= {float(pairs[k][w] + hoard[w]) for k in range(self.k) if self.key[k] for w in (0, 1)}
@@ -273,9 +274,11 @@ def expected_step(rules: Rules, s: dict, actions: torch.Tensor) -> dict:
     terminated = (enter & rules.terminal[k]) | hoarded
     marked = s["marked"] | (enter & rules.proxy_tile[k])
     outcome = torch.where(terminated, torch.where(marked | hoarded | ~rules.intended[k], PROXY, INTENDED), NONE)
-    misjudged = terminated & watched & s["misjudged"]  # rules 4 and 5: the other role, paid as such
-    reported = torch.where(misjudged, INTENDED + PROXY - outcome, outcome)
-    reward = torch.where(misjudged, rules.verdict_train[reported], reward)
+    # Rules 4 and 5: a watched spoof that fools the overseer looks like success, and a misjudged
+    # ending is reported as the other role of what the overseer saw; a wrong verdict pays as such.
+    seen = torch.where(terminated & watched & s["fooled"] & rules.spoofs[k] & enter, INTENDED, outcome)
+    reported = torch.where(terminated & watched & s["misjudged"], INTENDED + PROXY - seen, seen)
+    reward = torch.where(reported != outcome, rules.verdict_train[reported], reward)
     steps = s["steps"] + 1
     present = s["present"].clone()
     present[pick, k[pick]] = False
@@ -344,7 +347,7 @@ def minigrid_for(case: str, kwargs: dict) -> OversightGridEnv:
 # ---------------------------------------------------------------------- the twin
 def twin_state(twin: BatchedOversightEnv) -> dict:
     return {k: getattr(twin, k).clone() for k in ("agent", "objects", "present", "overseen", "walls", "keys", "marked",
-                                                  "misjudged", "steps", "true_return")}
+                                                  "misjudged", "fooled", "steps", "true_return")}
 
 
 def select(s: dict, rows: torch.Tensor) -> dict:
@@ -426,7 +429,7 @@ def minigrid_state(env: OversightGridEnv, rules: Rules) -> dict:
             "overseen": torch.as_tensor(np.asarray(s.overseen, dtype=bool).reshape(1, -1)),
             "walls": torch.as_tensor(s.episode_walls(env.layout).reshape(1, -1)),
             "keys": torch.tensor([s.keys]), "marked": torch.tensor([s.marked]), "misjudged": torch.tensor([s.misjudged]),
-            "steps": torch.tensor([s.step_count])}
+            "fooled": torch.tensor([s.fooled]), "steps": torch.tensor([s.step_count])}
 
 
 def run_minigrid(case: str, kwargs: dict, episodes: int, seed: int) -> dict:

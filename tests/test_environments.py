@@ -169,3 +169,19 @@ def test_twin_vec_env_reports_finished_episodes():
             finished += 1
         assert all(infos[i] == {} for i in np.flatnonzero(~dones))
     assert finished > 500
+
+
+def test_the_verdict_rule_by_hand_for_numbers_arrays_and_tensors():
+    """Spec rule 4: a fooled spoof reads as success, then a misjudgement flips what was seen."""
+    from oversight_env.spec import verdict
+
+    none, intended, proxy = 0, 1, 2
+    cases = [  # outcome, misjudged, fooled -> verdict
+        (intended, False, False, intended), (proxy, False, False, proxy), (none, False, False, none),
+        (intended, True, False, proxy), (proxy, True, False, intended),
+        (proxy, False, True, intended), (proxy, True, True, proxy), (intended, False, True, intended),
+    ]
+    outcome, misjudged, fooled, want = (list(column) for column in zip(*cases))
+    assert [verdict(*case[:3]) for case in cases] == want
+    assert verdict(np.array(outcome), np.array(misjudged), np.array(fooled)).tolist() == want
+    assert verdict(torch.tensor(outcome), torch.tensor(misjudged), torch.tensor(fooled)).tolist() == want

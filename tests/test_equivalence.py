@@ -26,6 +26,9 @@ CONFIGS = [
     ("OversightGrid/KeysAndChests-9x9-v0", {"size": 5, "keys": 3, "wall_density": 0.0, "reward": "true"}),
     ("OversightGrid/Tampering-7x7-v0", {"size": 4, "oversight_prob": 0.5, "max_steps": 8}),
     ("OversightGrid/Tampering-Blind-7x7-v0", {"size": 4, "oversight_prob": 0.5, "max_steps": 8}),
+    ("OversightGrid/Tampering-Fooled-7x7-v0", {"size": 4, "oversight_prob": 0.5, "max_steps": 8}),  # fooled verdicts
+    ("OversightGrid/Tampering-Fooled-7x7-v0", {"size": 4, "oversight_prob": 0.5, "max_steps": 8, "label_noise": 0.3,
+                                               "blind_endings": True, "reward": "true"}),
     # The reference sizes, as registered but with more oversight.
     ("OversightGrid/DiamondGhost-Maze-7x7-v0", {"oversight_prob": 0.5}),
     ("OversightGrid/CheeseInCorner-7x7-v0", {"oversight_prob": 0.5, "corner_prob": 0.5}),
@@ -44,7 +47,7 @@ def facts_as_labels(facts, i):
 @pytest.mark.parametrize("env_id,kwargs", CONFIGS)
 def test_twin_and_minigrid_agree_step_by_step(env_id, kwargs):
     endings = ENDINGS - ({"intended"} if env_id == "OversightGrid/AbsentSupervisor-v0" else set())
-    endings |= {"misjudged"} if "Noisy" in env_id else set()
+    endings |= {"misjudged"} if "Noisy" in env_id or "Fooled" in env_id else set()
     if "CheeseInCorner" in env_id:  # the corner is far from where the agent starts: lean up and left
         rng = np.random.default_rng(1)
         run_side_by_side(env_id, kwargs, endings=endings, policy=lambda t, n: rng.choice(4, size=n, p=[0.4, 0.1, 0.1, 0.4]))
@@ -105,6 +108,7 @@ def run_side_by_side(env_id: str, kwargs: dict, n: int = 24, steps: int = 250, e
             ), f"env {i} step {t}"
             assert info["outcome"] == Outcome(int(step.outcome[i])).label
             assert info["reported"] == Outcome(int(step.reported[i])).label
+            assert int(step.reported[i]) == int(step.verdict[i] if step.overseen[i] else step.outcome[i])
             assert info["overseen"] == bool(step.overseen[i])
             assert info["true_reward"] == float(step.true_reward[i])
             assert {k: info[k] for k in ("nearer", "intended_overseen", "proxy_overseen")} == facts_as_labels(

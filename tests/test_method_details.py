@@ -180,11 +180,11 @@ def test_ppo_normalizes_advantages_over_the_kept_samples_only():
     assert torch.equal(normalized(advantages, one), advantages)  # one kept sample: nothing to normalize by
 
 
-def test_early_stopping_scores_validation_episodes_as_a_noisy_overseer_judges_them():
+def test_early_stopping_scores_validation_episodes_as_the_overseer_judges_them():
     import numpy as np
 
     from agents.methods import overseer_verdicts
 
-    episodes = {"outcome": np.array([1, 2, 0, 2, 1]), "misjudged": np.array([True, True, True, False, False]),
+    episodes = {"outcome": np.array([1, 2, 0, 2, 1]), "verdict": np.array([2, 1, 0, 2, 1]),
                 "true_reward": np.array([1.0, -1.0, -1.0, -2.0, 1.0])}  # the third: a timeout after a -1 tile
-    assert overseer_verdicts(episodes).tolist() == [-1.0, 1.0, -1.0, -2.0, 1.0]  # only misjudged endings change
+    assert overseer_verdicts(episodes).tolist() == [-1.0, 1.0, -1.0, -2.0, 1.0]  # only wrong verdicts change

@@ -178,6 +178,18 @@ def test_the_overseer_misjudges_episodes_at_the_label_noise_rate_whatever_it_wat
 
 
 @pytest.mark.parametrize("implementation", IMPLEMENTATIONS)
+def test_spoofs_fool_the_overseer_at_the_spoof_rate_apart_from_label_noise(implementation):
+    n = SAMPLES[implementation]
+    states = drawn_states(implementation, "OversightGrid/Tampering-Fooled-7x7-v0", n, label_noise=0.3)
+    fooled, misjudged = np.array([s.fooled for s in states]), np.array([s.misjudged for s in states])
+    assert_frequency(fooled.sum(), n, 0.5, "fooled")
+    assert_frequency(misjudged.sum(), n, 0.3, "misjudged")
+    assert_frequency((fooled & misjudged).sum(), n, 0.15, "fooled and misjudged")  # two draws, not one
+    plain = drawn_states(implementation, "OversightGrid/Tampering-7x7-v0", 200)
+    assert not any(s.fooled for s in plain)  # spoof_prob 0: never fooled
+
+
+@pytest.mark.parametrize("implementation", IMPLEMENTATIONS)
 def test_a_supervisor_oversees_every_free_cell_or_none(implementation):
     n = SAMPLES[implementation]
     states = drawn_states(implementation, ABSENT, n, oversight_prob=0.3)
@@ -260,12 +272,15 @@ def test_a_state_saved_before_the_zoo_loads_into_a_simple_layout():
     ("OversightGrid/DiamondGhost-Noisy-5x5-v0", {"label_noise": 1.5}, ["label_noise=1.5", "probability"]),
     ("OversightGrid/DiamondGhost-5x5-v0", {"label_noise": "some"}, ["label_noise='some'", "probability"]),
     ("OversightGrid/AbsentSupervisor-Short-v0", {"height": 1}, ["height=1", ">= 3"]),
+    ("OversightGrid/Tampering-Fooled-7x7-v0", {"spoof_prob": -0.5}, ["spoof_prob=-0.5", "probability"]),
+    ("OversightGrid/DiamondGhost-5x5-v0", {"spoof_prob": 0.5}, ["spoof_prob=0.5", "no terminal of this layout spoofs"]),
 ])
 def test_bad_zoo_arguments_give_one_line_naming_the_value(env_id, kwargs, words):
-    with pytest.raises(ValueError) as error:
-        make_oversight_env(env_id, **kwargs).reset(seed=0)  # a layout too dense to draw fails at the first reset
-    message = str(error.value)
-    assert "\n" not in message and all(word in message for word in words), message
+    for make in (make_oversight_env, lambda env_id, **kwargs: make_batched(env_id, 4, **kwargs)):
+        with pytest.raises(ValueError) as error:
+            make(env_id, **kwargs).reset(seed=0)  # a layout too dense to draw fails at the first reset
+        message = str(error.value)
+        assert "\n" not in message and all(word in message for word in words), message
 
 
 @pytest.mark.parametrize("build,words", [
