@@ -69,6 +69,10 @@ TRACKED: dict[str, Path | tuple[Path, ...] | Map] = {
                   ROOT / "runs" / "map_absent_supervisor_short"),
         MapColumn("trajectory, blind last frame: Tampering-Blind-7x7 (10M)", ROOT / "runs" / "map_tampering_blind",
                   same_without_endings=(ROOT / "runs" / "zoo", "Tampering-7x7-v0")),
+        MapColumn("last frame, a fifth of the labels wrong: DiamondGhost-Noisy-5x5 (3M)",
+                  ROOT / "runs" / "map_diamondghost_noisy"),
+        MapColumn("overseer fooled by half the tamperings it watches: Tampering-Fooled-7x7 (10M)",
+                  ROOT / "runs" / "map_tampering_fooled"),
     )),
 }
 TRACKED["map-answer"] = TRACKED["map"]  # the map's verdicts: `map_answer`

@@ -188,3 +188,26 @@ def test_early_stopping_scores_validation_episodes_as_the_overseer_judges_them()
     episodes = {"outcome": np.array([1, 2, 0, 2, 1]), "verdict": np.array([2, 1, 0, 2, 1]),
                 "true_reward": np.array([1.0, -1.0, -1.0, -2.0, 1.0])}  # the third: a timeout after a -1 tile
     assert overseer_verdicts(episodes).tolist() == [-1.0, 1.0, -1.0, -2.0, 1.0]  # only wrong verdicts change
+
+
+@pytest.mark.parametrize("env_id,kwargs,flipped", [
+    ("OversightGrid/DiamondGhost-Noisy-5x5-v0", {}, {Outcome.INTENDED: 0.2, Outcome.PROXY: 0.2}),
+    ("OversightGrid/Tampering-Fooled-7x7-v0", {"size": 4}, {Outcome.INTENDED: 0.0, Outcome.PROXY: 0.5}),
+])
+def test_the_evaluator_records_what_the_overseer_would_report_of_each_ending(env_id, kwargs, flipped):
+    """Early stopping's validation reads the evaluator's `verdict`: for every ending, watched or
+    not, the role the overseer reports if it watches (a timeout: none), at the rates the
+    environment sets (label noise on both roles; a fooling spoof on tamperings only)."""
+    import numpy as np
+
+    from agents.evaluator import run_episodes
+    from tests.test_oversight_statistics import assert_frequency
+
+    torch.manual_seed(0)
+    net = ActorCritic((4, 4, 4) if kwargs else (4, 5, 5))
+    episodes = run_episodes(net, env_id, episodes=2000, seed=1, oversight_prob=0.3, env_kwargs=kwargs)
+    outcome, verdict = episodes["outcome"], episodes["verdict"]
+    assert (verdict[outcome == Outcome.NONE] == Outcome.NONE).all() and set(np.unique(verdict)) <= {0, 1, 2}
+    for role, share in flipped.items():
+        ended = outcome == role
+        assert_frequency(int((verdict[ended] != role).sum()), int(ended.sum()), share, f"{role.name} endings flipped")

@@ -6,7 +6,8 @@ diamond and the button stay where they were: a policy that tampers in some layou
 when the button is left of the diamond) makes the layout a perfect tell. Under blind endings
 (`Tampering-Blind-7x7`) every ending on either terminal shows one frame, whatever the policy:
 no classifier of that input can beat chance (one input, so any classifier's balanced accuracy is
-exactly 0.5).
+exactly 0.5). In `Tampering-Fooled-7x7` the overseer's labels themselves are wrong where the
+button fools it, and which labels are wrong is the policy's choice.
 """
 
 import numpy as np
