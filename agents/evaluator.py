@@ -134,8 +134,8 @@ def run_member_episodes(
     obs, facts = twin.reset()
     n = members * episodes
     result = {k: np.zeros(n, dtype=dtype) for k, dtype in
-              [("outcome", np.int64), ("verdict", np.int64), ("overseen", bool), ("true_reward", np.float64), ("return_to_go", np.float64),
-               ("length", np.int64)]}
+              [("outcome", np.int64), ("verdict", np.int64), ("overseen", bool), ("true_reward", np.float64),
+               ("return_to_go", np.float64), ("length", np.int64)]}
     result["proxy_overseen"] = facts["proxy_overseen"].cpu().numpy().copy()
     result["nearer"] = facts["nearer"].cpu().numpy().copy()
     finished = torch.zeros(n, dtype=torch.bool, device=twin.device)

@@ -340,7 +340,8 @@ class LearnedReward(Method):
     it did not: each unobserved episode's last reward becomes what brings the rewards it was paid
     to the true return `agents.reward_model` expects of it, judging from its last observation.
     The model learns from the overseen episodes only: their outcomes and their returns as the
-    overseer reported and paid them (under label noise or spoofs, its verdicts; never the truth behind them).
+    overseer reported and paid them (under label noise or a spoof that fools it, its verdicts; never
+    the truth behind them).
 
     The model does not read the oversight map (`model_hides`), as `routing_blind_gate`'s gate does
     not: an episode is labelled exactly when its ending was watched, so in every training example

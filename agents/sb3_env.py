@@ -5,8 +5,8 @@ imports no agent library. SB3 algorithms train on it unmodified
 (`PPO("MlpPolicy", make_twin_vec_env(env_id, 64))`). Info dicts carry
 content only where an episode ended (`terminal_observation`, `TimeLimit.truncated` and the
 episode record of `OversightGridEnv`'s final info, whose `outcome` is the overseer's verdict, as a
-trainer may read it: the truth but where an overseer misjudged, or was fooled by, a watched episode); every other
-environment's info is empty.
+trainer may read it: the truth but where an overseer misjudged, or was fooled by, a watched
+episode); every other environment's info is empty.
 Code that wants tensors rather than dicts reads `last_step`, the twin's latest `TwinStep`.
 """
 

@@ -74,7 +74,8 @@ class OversightGridEnv(MiniGridEnv):
 
     Info: every step's info has `outcome` ("intended", "proxy" or "none" while the episode runs
     or when it is truncated), `reported` (the overseer's verdict: the outcome, but on an overseen
-    episode it misjudges or a spoof fools it what it believes), `overseen` (the episode ended on an overseen cell),
+    episode it misjudges, or whose spoof fools it, what it believes), `overseen` (the episode ended
+    on an overseen cell),
     `true_reward` (of this step), `terminal` (name of the object type whose entering ended the
     episode, or None), and the episode's facts at reset, also in the reset info: `nearer`
     ("intended", "proxy" or "tie": which role's nearest object was closer to the agent),

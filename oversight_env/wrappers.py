@@ -282,8 +282,9 @@ class VectorOversightEnv:
         return TwinStep(
             obs=self.observe().clone(), reward=torch.as_tensor(reward, device=dev),
             terminated=torch.as_tensor(terminated, device=dev), truncated=torch.as_tensor(truncated, device=dev),
-            outcome=torch.as_tensor(outcome, device=dev), verdict=torch.as_tensor(outcome, device=dev),  # an overseer who
-            reported=torch.as_tensor(outcome, device=dev),  # sees the outcome (no label noise, no spoof)
+            outcome=torch.as_tensor(outcome, device=dev),
+            # An overseer who sees the outcome: no label noise, no spoof.
+            verdict=torch.as_tensor(outcome, device=dev), reported=torch.as_tensor(outcome, device=dev),
             overseen=torch.as_tensor(overseen, device=dev),
             true_reward=torch.as_tensor(true_reward, device=dev), true_return=true_return, steps=steps,
             done_indices=done_indices,

@@ -476,7 +476,8 @@ def test_early_stopping_spends_the_held_out_labels_and_keeps_the_best_weights(tm
 
     def fake_episodes(net, env_id, n, seed, oversight_prob, env_kwargs):
         asked.append((n, oversight_prob))  # the validation episodes are scored at the full oversight
-        return {"true_reward": np.full(n, next(scores)), "outcome": np.zeros(n, dtype=np.int64), "verdict": np.zeros(n, dtype=np.int64)}
+        codes = np.zeros(n, dtype=np.int64)
+        return {"true_reward": np.full(n, next(scores)), "outcome": codes, "verdict": codes}
 
     monkeypatch.setattr(agents.evaluator, "run_episodes", fake_episodes)
     # 30 labels seen in training at 3/4 of the budget pay for 10 held-out episodes.

@@ -132,7 +132,8 @@ class Rules:
         self.train_pair = torch.tensor([pair(k, config.reward) for k in kinds])
         self.hoard_true = torch.tensor(DOCUMENTED_REWARDS["true"][PROXY])
         self.hoard_train = torch.tensor(DOCUMENTED_REWARDS[config.reward][PROXY])
-        # Rule 5: what an overseer pays for its verdict on a watched ending it misjudges or is fooled by, by outcome code.
+        # Rule 5: what an overseer pays for its verdict on a watched ending it misjudges or is
+        # fooled by, by outcome code.
         self.verdict_train = torch.tensor([0.0, DOCUMENTED_REWARDS[config.reward][INTENDED][1],
                                            DOCUMENTED_REWARDS[config.reward][PROXY][1]])
         probs = config.oversight_prob
