@@ -40,7 +40,8 @@ class TamperingEnv(OversightGridEnv):
     diamond (spec rules 2, 4, 5). Its labels are then wrong in a way the agent's behaviour decides,
     unlike label noise: a watched tampering is labelled success with probability p, a watched
     diamond never. At p = 1 the truth is in nothing the overseer sees, and no method that learns
-    from its verdicts can tell tampering from success (only the oracles, which read the truth).
+    from its verdicts can tell tampering from success (only the oracles, which read the truth of
+    the episodes nobody watched).
 
     ## Observation
     float32 planes `(4, size, size)`: agent, diamond, tamper button, oversight map.
